@@ -1,0 +1,287 @@
+//! The command line: `sensor scan` and friends.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use netsensor::output::{self, Format, ScanMeta};
+use netsensor::portscan::{self, PortscanConfig, Progress};
+use netsensor::scan::{self, ScanOptions};
+use netsensor::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sensor",
+    version,
+    about = "Network discovery scanner and TLS sensor appliance"
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan targets once: find TLS endpoints and unsecured open ports.
+    Scan(ScanArgs),
+    /// Start demo servers on 127.0.2.1-3 and scan them (no configuration needed).
+    Demo(crate::demo::DemoArgs),
+}
+
+/// The invalid-input error class: exit code 2, nothing was scanned.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(e.to_string()).into()
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScanArgs {
+    /// Addresses, CIDRs (127.0.0.0/24, ::1), ranges (127.0.2.1-127.0.2.9 or 127.0.2.1-9) and host names.
+    pub targets: Vec<String>,
+    /// Read more targets from FILE, one or more per line, `#` comments (also `-iL FILE`).
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub input_list: Vec<PathBuf>,
+    /// Ports: 443, 1-1024, `default` (25,110,143,389,443,465,587,636,993,995,3389,8443), `all`, or a comma list.
+    #[arg(short, long, default_value = "default")]
+    pub ports: String,
+    /// Addresses, CIDRs or ranges never to probe (repeatable, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Read exclusions from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Connect probes per second across the scan; 0 removes the limit.
+    #[arg(long, default_value_t = PortscanConfig::default().rate)]
+    pub rate: u32,
+    /// Connections in flight at once (capped by the open-file limit).
+    #[arg(long, default_value_t = PortscanConfig::default().max_in_flight)]
+    pub max_in_flight: usize,
+    /// Deadline for one TCP connect, in milliseconds.
+    #[arg(long, default_value_t = 1500, value_name = "MS")]
+    pub connect_timeout: u64,
+    /// Deadline for one TLS handshake, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub timeout: u64,
+    /// Extra connect attempts for ports that do not answer.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u8,
+    /// Seed of the pseudo-random scan order (same seed, same order).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Scan only shard I of N (1-based), e.g. 2/4; shards are disjoint and together cover the scan.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Also list closed and filtered ports.
+    #[arg(long)]
+    pub show_closed: bool,
+    /// Output format: table, json, ndjson, csv.
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub format: String,
+    /// Write results to FILE instead of standard output.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// clap has no single-dash long options; accept nmap's `-iL FILE` anyway.
+pub fn normalise_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    args.map(|a| {
+        if a == "-iL" {
+            OsString::from("--input-list")
+        } else {
+            a
+        }
+    })
+    .collect()
+}
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SENSOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Everything a scan needs, validated before any packet is sent.
+pub struct Prepared {
+    pub plan: Arc<ScanPlan>,
+    pub options: ScanOptions,
+    pub format: Format,
+    pub meta: ScanMeta,
+}
+
+pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
+    let format: Format = args.format.parse().map_err(usage)?;
+    let mut specs: Vec<TargetSpec> = Vec::new();
+    for t in &args.targets {
+        for token in t.split(',').filter(|s| !s.is_empty()) {
+            specs.push(token.parse().map_err(usage)?);
+        }
+    }
+    for file in &args.input_list {
+        specs.extend(targets::read_target_file(file).map_err(usage)?);
+    }
+    let mut exclude: Vec<TargetSpec> = Vec::new();
+    for t in args.exclude.iter().filter(|s| !s.is_empty()) {
+        exclude.push(t.parse().map_err(usage)?);
+    }
+    for file in &args.exclude_file {
+        exclude.extend(targets::read_target_file(file).map_err(usage)?);
+    }
+    let ports: PortSet = args.ports.parse().map_err(usage)?;
+    let shard: Option<Shard> = args
+        .shard
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(usage)?;
+    if args.max_in_flight == 0 {
+        return Err(usage("--max-in-flight must be at least 1"));
+    }
+    if args.connect_timeout == 0 || args.timeout == 0 {
+        return Err(usage("--connect-timeout and --timeout must be above 0 ms"));
+    }
+    let set = TargetSet::new(&specs, &exclude, scan::resolve).map_err(usage)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let meta = ScanMeta {
+        started_at: netsensor::record::rfc3339(time_now()),
+        targets: specs.iter().map(spec_text).collect(),
+        ports: ports.to_string(),
+        finished_at: None,
+    };
+    let plan = ScanPlan::new(set, ports, seed)
+        .map_err(usage)?
+        .with_shard(shard);
+    let options = ScanOptions {
+        portscan: PortscanConfig {
+            rate: args.rate,
+            max_in_flight: args.max_in_flight,
+            connect_timeout: Duration::from_millis(args.connect_timeout),
+            retries: args.retries,
+        },
+        handshake_timeout: Duration::from_millis(args.timeout),
+        show_closed: args.show_closed,
+        ..ScanOptions::default()
+    };
+    Ok(Prepared {
+        plan: Arc::new(plan),
+        options,
+        format,
+        meta,
+    })
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn spec_text(s: &TargetSpec) -> String {
+    match s {
+        TargetSpec::Net(n) if n.prefix() == if n.is_ipv4() { 32 } else { 128 } => {
+            n.ip().to_string()
+        }
+        TargetSpec::Net(n) => n.to_string(),
+        TargetSpec::Range { first, last } => format!("{first}-{last}"),
+        TargetSpec::Host(h) => h.clone(),
+    }
+}
+
+pub async fn scan(args: ScanArgs) -> anyhow::Result<()> {
+    let prepared = prepare(&args)?;
+    let out: Box<dyn Write + Send> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create output file {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout()),
+    };
+    run_scan(prepared, out, !args.no_progress).await
+}
+
+/// Run a prepared scan, printing records through the chosen sink.
+pub async fn run_scan(
+    p: Prepared,
+    out: Box<dyn Write + Send>,
+    progress_bar: bool,
+) -> anyhow::Result<()> {
+    portscan::raise_fd_limit();
+    let progress = Arc::new(Progress::default());
+    let total = p.plan.len();
+    let bar = if progress_bar && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total.min(u64::MAX as u128) as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes ({per_sec}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let scan_task = tokio::spawn(scan::run(
+        p.plan.clone(),
+        0,
+        p.options.clone(),
+        progress.clone(),
+        tx,
+    ));
+    let mut sink = output::sink(p.format, out, p.meta);
+    let mut found = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            rec = rx.recv() => match rec {
+                Some(r) => {
+                    found += 1;
+                    sink.record(&r).context("cannot write results")?;
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                if let Some(bar) = &bar {
+                    bar.set_position(progress.walked.load(Ordering::Relaxed));
+                    bar.set_message(format!("{} open, {found} endpoints", progress.open.load(Ordering::Relaxed)));
+                }
+            }
+        }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    scan_task.await.context("scan task failed")??;
+    sink.finish().context("cannot write results")?;
+    tracing::info!(
+        probed = progress.probed.load(Ordering::Relaxed),
+        open = progress.open.load(Ordering::Relaxed),
+        "scan finished"
+    );
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `sensor demo`: something real to scan on a machine with nothing running.
+//!
+//! Starts three servers on loopback addresses of their own (127.0.2.1–3) —
+//! TLS 1.3 with an ECDSA chain, TLS 1.2 only with an RSA chain, and plain
+//! HTTP — and scans 127.0.2.0/29 on ports 8080 and 8443, the targets of
+//! `scan-profiles/loopback-demo.toml`. With `--serve` the servers stay up so
+//! other tools can be pointed at them.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use netsensor::testbed::{self, KeyKind};
+
+use crate::cli::{self, ScanArgs};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Output format: table, json, ndjson, csv.
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub format: String,
+    /// Keep the demo servers running after the scan, until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+}
+
+pub const TLS13: &str = "127.0.2.1:8443";
+pub const TLS12: &str = "127.0.2.2:8443";
+pub const HTTP: &str = "127.0.2.3:8080";
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let bind = |a: &'static str| async move {
+        let addr: SocketAddr = a.parse().context("demo address")?;
+        testbed::bind_loopback(addr).await.with_context(|| {
+            format!("cannot listen on {a} for the demo (is another demo running?)")
+        })
+    };
+    let modern = testbed::issue_chain("demo modern", &["demo-modern.test"], KeyKind::EcdsaP256)
+        .map_err(|e| anyhow::anyhow!("cannot generate demo certificates: {e}"))?;
+    let legacy = testbed::issue_chain("demo tls12", &["demo-tls12.test"], KeyKind::Rsa2048)
+        .map_err(|e| anyhow::anyhow!("cannot generate demo certificates: {e}"))?;
+    let (cfg13, _) = testbed::rustls_config(
+        modern.presented(),
+        &modern.leaf_key,
+        &[&rustls::version::TLS13],
+    )
+    .map_err(|e| anyhow::anyhow!("demo TLS config: {e}"))?;
+    let (cfg12, _) = testbed::rustls_config(
+        legacy.presented(),
+        &legacy.leaf_key,
+        &[&rustls::version::TLS12],
+    )
+    .map_err(|e| anyhow::anyhow!("demo TLS config: {e}"))?;
+    let servers = [
+        testbed::serve_tls(bind(TLS13).await?, cfg13),
+        testbed::serve_tls(bind(TLS12).await?, cfg12),
+        testbed::serve_http(bind(HTTP).await?),
+    ];
+    eprintln!("demo servers: {TLS13} (TLS 1.3), {TLS12} (TLS 1.2, RSA), {HTTP} (plain HTTP)");
+    eprintln!("scanning 127.0.2.0/29 ports 8080,8443 …");
+    let scan_args = ScanArgs {
+        targets: vec!["127.0.2.0/29".into()],
+        ports: "8080,8443".into(),
+        format: args.format.clone(),
+        seed: Some(1),
+        ..default_scan_args()
+    };
+    let prepared = cli::prepare(&scan_args)?;
+    cli::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
+    if args.serve {
+        eprintln!("demo servers stay up; Ctrl-C to stop");
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+    }
+    for s in servers {
+        s.abort();
+    }
+    Ok(())
+}
+
+fn default_scan_args() -> ScanArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: ScanArgs,
+    }
+    Wrap::parse_from(["sensor"]).a
+}

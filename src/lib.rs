@@ -1,0 +1,21 @@
+//! netsensor: the engine behind the `sensor` appliance.
+//!
+//! The pipeline, one module per stage: [`targets`] (what to scan, in what
+//! order) → [`portscan`] (which ports are open) → [`probe`] (handshakes and
+//! banners, the only network I/O) → [`detect`] and [`cert`] (pure judgement
+//! of what came back) → [`record`] (the endpoint record every output reads)
+//! → [`output`]. [`scan`] wires the stages for one job. See ARCHITECTURE.md.
+
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod detect;
+pub mod output;
+pub mod permute;
+pub mod portscan;
+pub mod probe;
+pub mod record;
+pub mod scan;
+pub mod targets;
+pub mod testbed;
+pub mod wire;

@@ -1,0 +1,9 @@
+//! Talking to a server: the I/O edge of the engine.
+//!
+//! Probes turn a connected socket into observations. They own every deadline
+//! and every byte limit; what they learn is data (a failed handshake is a
+//! result), and nothing here decides what the data means.
+
+pub mod danger;
+pub mod plain;
+pub mod tls;

@@ -1,0 +1,180 @@
+//! The endpoint record: the one data shape every stage after the port scan
+//! fills in and every output (table, JSON, upstream report) reads.
+//!
+//! It is a contract: `docs/schema/endpoint.schema.json` describes it, tests
+//! validate real output against that schema, and `SCHEMA_VERSION` changes
+//! when a field changes meaning. Fields added by later stages are optional so
+//! that a record from a quick discovery scan is still a valid record.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cert::CertInfo;
+
+pub const SCHEMA_VERSION: &str = "1";
+
+/// What kind of endpoint this is, in the upstream inventory's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Speaks TLS (a handshake completed or the server answered in TLS).
+    Discovered,
+    /// Open, but no TLS: a plaintext service, or one whose TLS never completes.
+    Unsecured,
+    /// Reserved for hosts where a certificate agent was seen through the proxy.
+    Automatable,
+    /// The port refused the connection (only with `--show-closed`).
+    Closed,
+    /// No answer within the deadline (only with `--show-closed`).
+    Filtered,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Discovered => "discovered",
+            Category::Unsecured => "unsecured",
+            Category::Automatable => "automatable",
+            Category::Closed => "closed",
+            Category::Filtered => "filtered",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tls,
+    Plain,
+    /// The port is open but said nothing we could classify.
+    Unknown,
+    /// Nothing was reached (closed or filtered ports).
+    None,
+}
+
+/// A cipher suite by its IANA value and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteRef {
+    pub code: u16,
+    pub name: String,
+}
+
+impl From<crate::wire::CipherSuite> for SuiteRef {
+    fn from(s: crate::wire::CipherSuite) -> Self {
+        SuiteRef {
+            code: s.0,
+            name: s.name(),
+        }
+    }
+}
+
+/// What one real handshake negotiated, or why it failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// `SSLv2`, `SSLv3`, `TLSv1.0` … `TLSv1.3`.
+    pub protocol: Option<String>,
+    pub cipher_suite: Option<SuiteRef>,
+    /// Key-exchange group, e.g. `x25519`, `secp256r1`, `X25519MLKEM768`.
+    pub group: Option<String>,
+    pub alpn: Option<String>,
+    /// Set when the handshake did not complete: what went wrong, for a person.
+    pub error: Option<String>,
+    /// The same failure as a stable machine-readable kind.
+    pub error_kind: Option<FailureKind>,
+    /// Milliseconds from connect to handshake end (or failure).
+    pub duration_ms: u64,
+}
+
+/// Why a probe did not produce a handshake. Stable strings for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The server answered in TLS but refused us (an alert, usually a
+    /// protocol or cipher mismatch).
+    TlsAlert,
+    /// The server sent TLS we could not accept (malformed or unexpected).
+    TlsError,
+    /// The server answered in something that is not TLS.
+    NotTls,
+    /// The server closed the connection without answering.
+    Closed,
+    /// The connection was reset.
+    Reset,
+    /// No answer before the deadline.
+    Timeout,
+    /// Connecting again for the handshake failed.
+    Connect,
+}
+
+/// A plaintext service identified on an open port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// `http`, `ssh`, `smtp`, `ftp`, `pop3`, `imap`, … or `unknown`.
+    pub name: String,
+    /// The first line the service sent, printable characters only.
+    pub banner: Option<String>,
+    /// The HTTP `Server` header, when the service is HTTP.
+    pub server: Option<String>,
+}
+
+/// One endpoint: (address, port, SNI) and everything learnt about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub schema_version: String,
+    pub address: IpAddr,
+    pub port: u16,
+    /// The name sent as SNI, or null when the target was an address.
+    pub hostname: Option<String>,
+    pub category: Category,
+    pub transport: Transport,
+    /// Service name: `https`-like TLS services are `tls`; plaintext services
+    /// carry what was identified.
+    pub service: Option<String>,
+    /// RFC 3339 UTC time the endpoint was probed.
+    pub scanned_at: String,
+    /// How the port answered the connect: `syn-ack`, `conn-refused`, `no-response`, …
+    pub port_reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<Handshake>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertInfo>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub chain: Vec<CertInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain: Option<ServiceInfo>,
+}
+
+impl EndpointRecord {
+    pub fn new(
+        address: IpAddr,
+        port: u16,
+        hostname: Option<String>,
+        category: Category,
+        scanned_at: String,
+    ) -> Self {
+        EndpointRecord {
+            schema_version: SCHEMA_VERSION.to_string(),
+            address,
+            port,
+            hostname,
+            category,
+            transport: Transport::None,
+            service: None,
+            scanned_at,
+            port_reason: String::new(),
+            handshake: None,
+            certificate: None,
+            chain: Vec::new(),
+            plain: None,
+        }
+    }
+}
+
+/// RFC 3339 UTC with second precision, the one time format of the records.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&fmt)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

@@ -1,0 +1,185 @@
+//! The scan pipeline for one job: targets → connect → TLS or plaintext → records.
+//!
+//! Each (address, port) is one task holding one in-flight slot: connect, and
+//! on an open port, a rustls handshake on the same socket; if the answer was
+//! not TLS, identify the plaintext service. Every outcome is a record sent to
+//! the caller's channel as soon as it exists, so output streams and nothing
+//! accumulates here.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::cert;
+use crate::detect::{self, Answer};
+use crate::portscan::{self, Connect, PortscanConfig, Progress};
+use crate::probe::plain;
+use crate::probe::tls::{self, TlsProber};
+use crate::record::{Category, EndpointRecord, FailureKind, Handshake, Transport, rfc3339};
+use crate::targets::{ScanPlan, Target};
+
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub portscan: PortscanConfig,
+    /// Deadline for one TLS handshake, from ClientHello to Finished.
+    pub handshake_timeout: Duration,
+    /// How long to wait for a server-speaks-first banner on the plaintext probe.
+    pub banner_wait: Duration,
+    /// Emit records for closed and filtered ports too.
+    pub show_closed: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            portscan: PortscanConfig::default(),
+            handshake_timeout: Duration::from_secs(5),
+            banner_wait: Duration::from_millis(800),
+            show_closed: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot set up the TLS client: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Resolve a host name with the system resolver (`/etc/hosts`, then DNS).
+pub fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
+    (host, 0u16)
+        .to_socket_addrs()
+        .map(|it| it.map(|a| a.ip()).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// Run the whole plan from position `start`, sending each endpoint record to
+/// `out` as soon as it is known. Returns when every probe has finished.
+pub async fn run(
+    plan: Arc<ScanPlan>,
+    start: u128,
+    opts: ScanOptions,
+    progress: Arc<Progress>,
+    out: mpsc::Sender<EndpointRecord>,
+) -> Result<(), ScanError> {
+    let prober = TlsProber::new()?;
+    let opts = Arc::new(opts);
+    let portscan_cfg = opts.portscan.clone();
+    portscan::run(
+        plan,
+        start,
+        &portscan_cfg,
+        progress,
+        move |target, connect| {
+            let (prober, opts, out) = (prober.clone(), opts.clone(), out.clone());
+            async move {
+                if let Some(record) = examine(&prober, &opts, target, connect).await {
+                    // A closed receiver means the caller stopped listening; the
+                    // scan winds down as the remaining probes finish.
+                    let _ = out.send(record).await;
+                }
+            }
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Everything we do with one connect outcome.
+pub async fn examine(
+    prober: &TlsProber,
+    opts: &ScanOptions,
+    target: Target,
+    connect: Connect,
+) -> Option<EndpointRecord> {
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    let hostname = target.hostname.as_deref().map(str::to_string);
+    let reason = connect.reason();
+    let stream = match connect {
+        Connect::Open(s) => s,
+        Connect::Closed { .. } | Connect::Filtered { .. } => {
+            if !opts.show_closed {
+                return None;
+            }
+            let category = if matches!(connect, Connect::Closed { .. }) {
+                Category::Closed
+            } else {
+                Category::Filtered
+            };
+            let mut r = EndpointRecord::new(target.addr, target.port, hostname, category, now);
+            r.port_reason = reason.to_string();
+            return Some(r);
+        }
+    };
+    let mut record = EndpointRecord::new(
+        target.addr,
+        target.port,
+        hostname,
+        Category::Discovered,
+        now,
+    );
+    record.port_reason = reason.to_string();
+    let attempt = tls::handshake(
+        prober,
+        stream,
+        target.hostname.as_deref(),
+        opts.handshake_timeout,
+    )
+    .await;
+    if attempt.completed() {
+        record.transport = Transport::Tls;
+        record.service = Some("tls".into());
+        let chain: Vec<_> = attempt.chain.iter().map(|d| cert::parse_lossy(d)).collect();
+        record.certificate = chain.first().cloned();
+        record.chain = chain;
+        record.handshake = Some(attempt.handshake);
+        return Some(record);
+    }
+    let mut handshake: Handshake = attempt.handshake;
+    match detect::classify(&attempt.first_bytes) {
+        Answer::Tls | Answer::Sslv2 => {
+            // It speaks TLS, just not anything rustls accepts: still a TLS endpoint.
+            record.transport = Transport::Tls;
+            record.service = Some("tls".into());
+            if detect::classify(&attempt.first_bytes) == Answer::Sslv2 {
+                handshake.protocol = Some("SSLv2".into());
+            }
+        }
+        Answer::Plain => {
+            record.category = Category::Unsecured;
+            record.transport = Transport::Plain;
+            handshake.error_kind = Some(FailureKind::NotTls);
+            let info = detect::identify(&attempt.first_bytes);
+            record.service = Some(info.name.clone());
+            record.plain = Some(info);
+        }
+        Answer::Silent => {
+            record.category = Category::Unsecured;
+            record.transport = Transport::Unknown;
+            record.service = Some("unknown".into());
+            // A server that hung up on our hello may still talk plaintext;
+            // one that stalled has already cost its deadline.
+            if handshake.error_kind != Some(FailureKind::Timeout) {
+                let addr = SocketAddr::new(target.addr, target.port);
+                let bytes = plain::banner(
+                    addr,
+                    target.hostname.as_deref(),
+                    opts.banner_wait,
+                    opts.handshake_timeout,
+                )
+                .await;
+                if !bytes.is_empty() && detect::classify(&bytes) == Answer::Plain {
+                    let info = detect::identify(&bytes);
+                    record.transport = Transport::Plain;
+                    record.service = Some(info.name.clone());
+                    record.plain = Some(info);
+                }
+            }
+        }
+    }
+    record.handshake = Some(handshake);
+    Some(record)
+}

@@ -99,8 +99,7 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, CertError> {
     }
     let spki = cert.public_key();
     let alg_oid = spki.algorithm.algorithm.to_id_string();
-    let (mut key_algorithm, mut key_size, mut key_curve, mut rsa_exponent) =
-        (alg_oid.clone(), None, None, None);
+    let (mut key_algorithm, mut key_size, mut key_curve, mut rsa_exponent) = (alg_oid.clone(), None, None, None);
     match alg_oid.as_str() {
         "1.2.840.113549.1.1.1" => {
             key_algorithm = "RSA".into();
@@ -130,18 +129,12 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, CertError> {
         "1.3.101.113" => (key_algorithm, key_size) = ("Ed448".into(), Some(456)),
         "1.2.840.10040.4.1" => {
             key_algorithm = "DSA".into();
-            key_size = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| dsa_p_bits(p.data));
+            key_size = spki.algorithm.parameters.as_ref().and_then(|p| dsa_p_bits(p.data));
         }
         _ => {}
     }
     let sig_oid = cert.signature_algorithm.algorithm.to_id_string();
-    let signature_algorithm = signature_name(&sig_oid)
-        .map(str::to_string)
-        .unwrap_or(sig_oid);
+    let signature_algorithm = signature_name(&sig_oid).map(str::to_string).unwrap_or(sig_oid);
     let subject_dn = cert.subject().to_string();
     let issuer_dn = cert.issuer().to_string();
     Ok(CertInfo {
@@ -292,11 +285,9 @@ mod tests {
 
     #[test]
     fn reads_the_fields_upstream_needs() {
-        let mut p =
-            rcgen::CertificateParams::new(vec!["a.test".into(), "127.0.0.1".into()]).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["a.test".into(), "127.0.0.1".into()]).unwrap();
         p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "a.test");
+        p.distinguished_name.push(rcgen::DnType::CommonName, "a.test");
         p.distinguished_name
             .push(rcgen::DnType::OrganizationName, "Example Org");
         p.distinguished_name.push(rcgen::DnType::CountryName, "US");
@@ -345,10 +336,7 @@ mod tests {
     #[test]
     fn every_prefix_of_a_real_certificate_is_handled() {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let der = make(
-            rcgen::CertificateParams::new(vec!["p.test".into()]).unwrap(),
-            &key,
-        );
+        let der = make(rcgen::CertificateParams::new(vec!["p.test".into()]).unwrap(), &key);
         for n in 0..der.len() {
             assert!(parse(&der[..n]).is_err(), "prefix {n} parsed");
         }

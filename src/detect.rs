@@ -57,8 +57,6 @@ pub fn identify(bytes: &[u8]) -> ServiceInfo {
     } else if bytes.len() > 5 && bytes[4] == 0x0a && bytes.get(3) == Some(&0) {
         // MySQL initial handshake: 3-byte length, sequence 0, protocol 10.
         "mysql"
-    } else if bytes.is_empty() {
-        "unknown"
     } else {
         "unknown"
     };
@@ -105,8 +103,7 @@ mod tests {
 
     #[test]
     fn names_plain_services() {
-        let http =
-            identify(b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nDate: x\r\n\r\n<html>");
+        let http = identify(b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nDate: x\r\n\r\n<html>");
         assert_eq!(http.name, "http");
         assert_eq!(http.server.as_deref(), Some("nginx/1.22.1"));
         assert_eq!(http.banner.as_deref(), Some("HTTP/1.1 400 Bad Request"));
@@ -114,10 +111,7 @@ mod tests {
         assert_eq!(identify(b"220 mx.test ESMTP Postfix\r\n").name, "smtp");
         assert_eq!(identify(b"220 (vsFTPd 3.0.3)\r\n").name, "ftp");
         assert_eq!(identify(b"+OK Dovecot ready.\r\n").name, "pop3");
-        assert_eq!(
-            identify(b"* OK [CAPABILITY IMAP4rev1] ready\r\n").name,
-            "imap"
-        );
+        assert_eq!(identify(b"* OK [CAPABILITY IMAP4rev1] ready\r\n").name, "imap");
         let junk = identify(b"\x00\x01\x02zz\x1b[31m");
         assert_eq!(junk.name, "unknown");
         assert!(junk.banner.unwrap().chars().all(|c| !c.is_control()));

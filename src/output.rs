@@ -41,10 +41,7 @@ pub trait Sink {
 
 pub fn sink<'a, W: Write + 'a>(format: Format, w: W, meta: ScanMeta) -> Box<dyn Sink + 'a> {
     match format {
-        Format::Table => Box::new(Table {
-            w,
-            rows: Vec::new(),
-        }),
+        Format::Table => Box::new(Table { w, rows: Vec::new() }),
         Format::Json => Box::new(Json {
             w,
             meta,
@@ -123,11 +120,7 @@ fn columns(r: &EndpointRecord) -> [String; 12] {
     let h = r.handshake.as_ref();
     let c = r.certificate.as_ref();
     let detail = match (&r.plain, h.and_then(|h| h.error.clone())) {
-        (Some(p), _) => p
-            .server
-            .clone()
-            .or_else(|| p.banner.clone())
-            .unwrap_or_default(),
+        (Some(p), _) => p.server.clone().or_else(|| p.banner.clone()).unwrap_or_default(),
         (None, Some(e)) => e,
         _ => String::new(),
     };
@@ -230,13 +223,7 @@ impl<W: Write> Sink for Table<W> {
                     addr = format!("{addr} ({h})");
                 }
                 pick.iter()
-                    .map(|&i| {
-                        if i == 0 {
-                            addr.clone()
-                        } else {
-                            truncate(&cols[i], 60)
-                        }
-                    })
+                    .map(|&i| if i == 0 { addr.clone() } else { truncate(&cols[i], 60) })
                     .collect()
             })
             .collect();
@@ -261,12 +248,7 @@ impl<W: Write> Sink for Table<W> {
         for row in &cells {
             writeln!(self.w, "{}", line(row))?;
         }
-        let count = |cat: &str| {
-            self.rows
-                .iter()
-                .filter(|r| r.category.as_str() == cat)
-                .count()
-        };
+        let count = |cat: &str| self.rows.iter().filter(|r| r.category.as_str() == cat).count();
         writeln!(
             self.w,
             "\n{} endpoints: {} discovered (TLS), {} unsecured",

@@ -21,11 +21,7 @@ pub struct Permutation {
 
 impl Permutation {
     pub fn new(n: u128, seed: u64) -> Self {
-        let bits = if n <= 1 {
-            0
-        } else {
-            128 - (n - 1).leading_zeros()
-        };
+        let bits = if n <= 1 { 0 } else { 128 - (n - 1).leading_zeros() };
         let half_bits = bits.div_ceil(2);
         let mut state = seed;
         let keys = [(); 4].map(|_| splitmix64(&mut state));
@@ -118,15 +114,9 @@ mod tests {
 
     #[test]
     fn is_deterministic_per_seed_and_differs_across_seeds() {
-        let a: Vec<u128> = (0..1000)
-            .map(|i| Permutation::new(1000, 7).apply(i))
-            .collect();
-        let b: Vec<u128> = (0..1000)
-            .map(|i| Permutation::new(1000, 7).apply(i))
-            .collect();
-        let c: Vec<u128> = (0..1000)
-            .map(|i| Permutation::new(1000, 8).apply(i))
-            .collect();
+        let a: Vec<u128> = (0..1000).map(|i| Permutation::new(1000, 7).apply(i)).collect();
+        let b: Vec<u128> = (0..1000).map(|i| Permutation::new(1000, 7).apply(i)).collect();
+        let c: Vec<u128> = (0..1000).map(|i| Permutation::new(1000, 8).apply(i)).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -135,10 +125,7 @@ mod tests {
     fn scatters_order() {
         let p = Permutation::new(65_536, 1);
         let sequential = (0..1000u128).filter(|&i| p.apply(i) == i).count();
-        assert!(
-            sequential < 10,
-            "{sequential} fixed points in the first 1000"
-        );
+        assert!(sequential < 10, "{sequential} fixed points in the first 1000");
     }
 
     #[test]

@@ -113,17 +113,13 @@ pub async fn connect(addr: SocketAddr, timeout: Duration, retries: u8) -> Connec
                 // On loopback a connect to a port in the ephemeral range can
                 // pick that same port as its source and connect to itself.
                 if stream.local_addr().ok() == Some(addr) {
-                    return Connect::Closed {
-                        reason: "self-connect",
-                    };
+                    return Connect::Closed { reason: "self-connect" };
                 }
                 return Connect::Open(stream);
             }
             Ok(Err(e)) => match classify_error(&e) {
                 ErrorClass::Refused => {
-                    return Connect::Closed {
-                        reason: "conn-refused",
-                    };
+                    return Connect::Closed { reason: "conn-refused" };
                 }
                 ErrorClass::Unreachable(reason) => return Connect::Filtered { reason },
                 ErrorClass::LocalResource if local_errors < 8 => {
@@ -135,17 +131,13 @@ pub async fn connect(addr: SocketAddr, timeout: Duration, retries: u8) -> Connec
                     continue;
                 }
                 ErrorClass::LocalResource => {
-                    return Connect::Filtered {
-                        reason: "local-error",
-                    };
+                    return Connect::Filtered { reason: "local-error" };
                 }
             },
             Err(_elapsed) => {}
         }
         if attempt >= retries {
-            return Connect::Filtered {
-                reason: "no-response",
-            };
+            return Connect::Filtered { reason: "no-response" };
         }
         attempt += 1;
     }
@@ -233,13 +225,8 @@ pub struct Progress {
 /// Walk `plan` from `start`, connect to each target under the rate and
 /// concurrency limits, and hand every outcome to `handle` (in its own task,
 /// holding the in-flight slot until it returns).
-pub async fn run<H, F>(
-    plan: Arc<ScanPlan>,
-    start: u128,
-    cfg: &PortscanConfig,
-    progress: Arc<Progress>,
-    handle: H,
-) where
+pub async fn run<H, F>(plan: Arc<ScanPlan>, start: u128, cfg: &PortscanConfig, progress: Arc<Progress>, handle: H)
+where
     H: Fn(Target, Connect) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {

@@ -146,13 +146,7 @@ pub struct EndpointRecord {
 }
 
 impl EndpointRecord {
-    pub fn new(
-        address: IpAddr,
-        port: u16,
-        hostname: Option<String>,
-        category: Category,
-        scanned_at: String,
-    ) -> Self {
+    pub fn new(address: IpAddr, port: u16, hostname: Option<String>, category: Category, scanned_at: String) -> Self {
         EndpointRecord {
             schema_version: SCHEMA_VERSION.to_string(),
             address,
@@ -175,6 +169,5 @@ impl EndpointRecord {
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.format(&fmt)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&fmt).unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

@@ -68,22 +68,16 @@ pub async fn run(
     let prober = TlsProber::new()?;
     let opts = Arc::new(opts);
     let portscan_cfg = opts.portscan.clone();
-    portscan::run(
-        plan,
-        start,
-        &portscan_cfg,
-        progress,
-        move |target, connect| {
-            let (prober, opts, out) = (prober.clone(), opts.clone(), out.clone());
-            async move {
-                if let Some(record) = examine(&prober, &opts, target, connect).await {
-                    // A closed receiver means the caller stopped listening; the
-                    // scan winds down as the remaining probes finish.
-                    let _ = out.send(record).await;
-                }
+    portscan::run(plan, start, &portscan_cfg, progress, move |target, connect| {
+        let (prober, opts, out) = (prober.clone(), opts.clone(), out.clone());
+        async move {
+            if let Some(record) = examine(&prober, &opts, target, connect).await {
+                // A closed receiver means the caller stopped listening; the
+                // scan winds down as the remaining probes finish.
+                let _ = out.send(record).await;
             }
-        },
-    )
+        }
+    })
     .await;
     Ok(())
 }
@@ -114,21 +108,9 @@ pub async fn examine(
             return Some(r);
         }
     };
-    let mut record = EndpointRecord::new(
-        target.addr,
-        target.port,
-        hostname,
-        Category::Discovered,
-        now,
-    );
+    let mut record = EndpointRecord::new(target.addr, target.port, hostname, Category::Discovered, now);
     record.port_reason = reason.to_string();
-    let attempt = tls::handshake(
-        prober,
-        stream,
-        target.hostname.as_deref(),
-        opts.handshake_timeout,
-    )
-    .await;
+    let attempt = tls::handshake(prober, stream, target.hostname.as_deref(), opts.handshake_timeout).await;
     if attempt.completed() {
         record.transport = Transport::Tls;
         record.service = Some("tls".into());

@@ -96,15 +96,11 @@ impl FromStr for TargetSpec {
             {
                 return Err(bad_target(
                     t,
-                    format!(
-                        "IPv6 networks wider than /{} cannot be scanned",
-                        128 - MAX_V6_HOST_BITS
-                    ),
+                    format!("IPv6 networks wider than /{} cannot be scanned", 128 - MAX_V6_HOST_BITS),
                 ));
             }
             // Normalise to the network address so 10.0.0.5/24 means 10.0.0.0/24.
-            let net = IpNetwork::new(net.network(), net.prefix())
-                .map_err(|e| bad_target(t, e.to_string()))?;
+            let net = IpNetwork::new(net.network(), net.prefix()).map_err(|e| bad_target(t, e.to_string()))?;
             return Ok(TargetSpec::Net(net));
         }
         if let Some((a, b)) = t.split_once('-')
@@ -144,9 +140,7 @@ impl FromStr for TargetSpec {
             return Err(bad_target(t, "not a valid IPv4 address"));
         }
         validate_hostname(t)?;
-        Ok(TargetSpec::Host(
-            t.trim_end_matches('.').to_ascii_lowercase(),
-        ))
+        Ok(TargetSpec::Host(t.trim_end_matches('.').to_ascii_lowercase()))
     }
 }
 
@@ -166,10 +160,7 @@ fn validate_hostname(t: &str) -> Result<(), TargetError> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
         {
-            return Err(bad_target(
-                t,
-                format!("`{c}` is not allowed in a host name"),
-            ));
+            return Err(bad_target(t, format!("`{c}` is not allowed in a host name")));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(bad_target(t, "host name label starts or ends with `-`"));
@@ -369,11 +360,7 @@ pub struct TargetSet {
 impl TargetSet {
     /// Build the set. `resolve` turns a host name into its addresses (it is the
     /// only I/O, injected so this stays pure and testable).
-    pub fn new<R>(
-        specs: &[TargetSpec],
-        exclude: &[TargetSpec],
-        mut resolve: R,
-    ) -> Result<Self, TargetError>
+    pub fn new<R>(specs: &[TargetSpec], exclude: &[TargetSpec], mut resolve: R) -> Result<Self, TargetError>
     where
         R: FnMut(&str) -> Result<Vec<IpAddr>, String>,
     {
@@ -437,21 +424,16 @@ impl TargetSet {
         }
         let mut blocks: Vec<Block> = merged
             .into_iter()
-            .map(|range| Block {
-                range,
-                hostname: None,
-            })
+            .map(|range| Block { range, hostname: None })
             .collect();
         blocks.extend(named);
         let mut ends = Vec::with_capacity(blocks.len());
         let mut total: u128 = 0;
         for b in &blocks {
-            total = total
-                .checked_add(b.range.len())
-                .ok_or(TargetError::TooLarge {
-                    addresses: u128::MAX,
-                    ports: 0,
-                })?;
+            total = total.checked_add(b.range.len()).ok_or(TargetError::TooLarge {
+                addresses: u128::MAX,
+                ports: 0,
+            })?;
             ends.push(total);
         }
         Ok(TargetSet {
@@ -511,10 +493,7 @@ impl FromStr for Shard {
         if i == 0 || n == 0 || i > n {
             return Err(bad());
         }
-        Ok(Shard {
-            index: i - 1,
-            count: n,
-        })
+        Ok(Shard { index: i - 1, count: n })
     }
 }
 
@@ -533,14 +512,13 @@ impl ScanPlan {
         if ports.is_empty() {
             return Err(TargetError::NoPorts);
         }
-        let total =
-            targets
-                .len()
-                .checked_mul(ports.len() as u128)
-                .ok_or(TargetError::TooLarge {
-                    addresses: targets.len(),
-                    ports: ports.len(),
-                })?;
+        let total = targets
+            .len()
+            .checked_mul(ports.len() as u128)
+            .ok_or(TargetError::TooLarge {
+                addresses: targets.len(),
+                ports: ports.len(),
+            })?;
         Ok(ScanPlan {
             perm: Permutation::new(total, seed),
             targets,
@@ -586,11 +564,7 @@ impl ScanPlan {
             return None;
         }
         let port = self.ports.as_slice()[(n % nports) as usize];
-        Some(Target {
-            addr,
-            port,
-            hostname,
-        })
+        Some(Target { addr, port, hostname })
     }
 
     /// Walk the plan from position `start` (a checkpoint) to the end, yielding
@@ -684,22 +658,13 @@ mod tests {
     #[test]
     fn parses_ports() {
         assert_eq!("443".parse::<PortSet>().unwrap().as_slice(), &[443]);
-        assert_eq!(
-            "8443,443,443".parse::<PortSet>().unwrap().as_slice(),
-            &[443, 8443]
-        );
+        assert_eq!("8443,443,443".parse::<PortSet>().unwrap().as_slice(), &[443, 8443]);
         assert_eq!("1-5".parse::<PortSet>().unwrap().len(), 5);
-        assert_eq!(
-            "default".parse::<PortSet>().unwrap().as_slice(),
-            &DEFAULT_PORTS
-        );
+        assert_eq!("default".parse::<PortSet>().unwrap().as_slice(), &DEFAULT_PORTS);
         assert_eq!("-".parse::<PortSet>().unwrap().len(), 65535);
         assert_eq!("60000-".parse::<PortSet>().unwrap().len(), 5536);
         assert_eq!("default,8080".parse::<PortSet>().unwrap().len(), 13);
-        assert_eq!(
-            "1-3,5,7-8".parse::<PortSet>().unwrap().to_string(),
-            "1-3,5,7-8"
-        );
+        assert_eq!("1-3,5,7-8".parse::<PortSet>().unwrap().to_string(), "1-3,5,7-8");
     }
 
     #[test]
@@ -719,11 +684,7 @@ mod tests {
 
     #[test]
     fn target_files_allow_comments_and_name_the_line() {
-        let specs = parse_target_lines(
-            "# lab\n127.0.0.1  # loopback\n\n::1, 127.0.2.0/30\n",
-            "t.txt",
-        )
-        .unwrap();
+        let specs = parse_target_lines("# lab\n127.0.0.1  # loopback\n\n::1, 127.0.2.0/30\n", "t.txt").unwrap();
         assert_eq!(specs.len(), 3);
         let err = parse_target_lines("127.0.0.1\n127.0.0.300\n", "t.txt")
             .unwrap_err()
@@ -733,10 +694,7 @@ mod tests {
 
     #[test]
     fn overlapping_ranges_are_merged() {
-        let s = set(
-            &["127.0.0.0/24", "127.0.0.10", "127.0.0.250-127.0.1.5"],
-            &[],
-        );
+        let s = set(&["127.0.0.0/24", "127.0.0.10", "127.0.0.250-127.0.1.5"], &[]);
         assert_eq!(s.len(), 256 + 6);
     }
 
@@ -764,10 +722,7 @@ mod tests {
 
     #[test]
     fn names_become_sni_and_are_not_merged_away() {
-        let specs: Vec<TargetSpec> = ["127.0.0.1", "localhost"]
-            .iter()
-            .map(|t| t.parse().unwrap())
-            .collect();
+        let specs: Vec<TargetSpec> = ["127.0.0.1", "localhost"].iter().map(|t| t.parse().unwrap()).collect();
         let s = TargetSet::new(&specs, &[], |h| {
             assert_eq!(h, "localhost");
             Ok(vec![
@@ -790,23 +745,17 @@ mod tests {
         let ok = vec![TargetSpec::Net("127.0.0.1/32".parse().unwrap())];
         let err = TargetSet::new(&ok, &specs, no_dns).unwrap_err().to_string();
         assert!(err.contains("exclusions take addresses"), "{err}");
-        assert_eq!(
-            TargetSet::new(&[], &[], no_dns).unwrap_err(),
-            TargetError::Empty
-        );
+        assert_eq!(TargetSet::new(&[], &[], no_dns).unwrap_err(), TargetError::Empty);
     }
 
     #[test]
     fn shards_are_disjoint_and_cover_the_plan() {
         let s = set(&["127.0.0.0/26"], &[]);
         let plan = ScanPlan::new(s, "1-4".parse().unwrap(), 9).unwrap();
-        let all: HashSet<(IpAddr, u16)> =
-            plan.iter_from(0).map(|(_, t)| (t.addr, t.port)).collect();
+        let all: HashSet<(IpAddr, u16)> = plan.iter_from(0).map(|(_, t)| (t.addr, t.port)).collect();
         let mut union = HashSet::new();
         for i in 1..=3 {
-            let sharded = plan
-                .clone()
-                .with_shard(Some(format!("{i}/3").parse().unwrap()));
+            let sharded = plan.clone().with_shard(Some(format!("{i}/3").parse().unwrap()));
             for (_, t) in sharded.iter_from(0) {
                 assert!(union.insert((t.addr, t.port)), "shards overlap");
             }

@@ -57,17 +57,14 @@ fn key_for(kind: KeyKind) -> Result<KeyPair, rcgen::Error> {
     match kind {
         KeyKind::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyKind::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
-        KeyKind::Rsa2048 => {
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-        }
+        KeyKind::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
     }
 }
 
 fn ca_params(cn: &str) -> Result<CertificateParams, rcgen::Error> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.distinguished_name
-        .push(DnType::OrganizationName, "netsensor testbed");
+    p.distinguished_name.push(DnType::OrganizationName, "netsensor testbed");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -92,15 +89,11 @@ pub fn issue_chain(tag: &str, names: &[&str], leaf_kind: KeyKind) -> Result<Chai
     let inter_issuer = Issuer::new(inter_params, inter_key);
 
     let leaf_key = key_for(leaf_kind)?;
-    let mut leaf_params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-    leaf_params.distinguished_name.push(
-        DnType::CommonName,
-        names.first().copied().unwrap_or("localhost"),
-    );
+    let mut leaf_params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
     leaf_params
         .distinguished_name
-        .push(DnType::OrganizationName, tag);
+        .push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+    leaf_params.distinguished_name.push(DnType::OrganizationName, tag);
     let now = time::OffsetDateTime::now_utc();
     leaf_params.not_before = now - time::Duration::days(1);
     leaf_params.not_after = now + time::Duration::days(90);
@@ -174,8 +167,7 @@ pub fn serve_tls(listener: TcpListener, config: Arc<ServerConfig>) -> JoinHandle
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let accept =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                let accept = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
                 if let Ok(Ok(mut tls)) = accept {
                     let _ = answer_http(&mut tls, "200 OK").await;
                 }
@@ -209,9 +201,7 @@ async fn answer_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             Ok(Ok(n)) if n > 0 => got += n,
             _ => break,
         }
-        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n")
-            || !buf[..got].iter().all(|b| b.is_ascii())
-        {
+        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") || !buf[..got].iter().all(|b| b.is_ascii()) {
             break;
         }
     }

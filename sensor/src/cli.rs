@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Scan targets once: find TLS endpoints and unsecured open ports.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Start demo servers on 127.0.2.1-3 and scan them (no configuration needed).
     Demo(crate::demo::DemoArgs),
 }
@@ -99,14 +99,8 @@ pub struct ScanArgs {
 
 /// clap has no single-dash long options; accept nmap's `-iL FILE` anyway.
 pub fn normalise_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    args.map(|a| {
-        if a == "-iL" {
-            OsString::from("--input-list")
-        } else {
-            a
-        }
-    })
-    .collect()
+    args.map(|a| if a == "-iL" { OsString::from("--input-list") } else { a })
+        .collect()
 }
 
 pub fn init_logging(verbose: u8) {
@@ -150,12 +144,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         exclude.extend(targets::read_target_file(file).map_err(usage)?);
     }
     let ports: PortSet = args.ports.parse().map_err(usage)?;
-    let shard: Option<Shard> = args
-        .shard
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(usage)?;
+    let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose().map_err(usage)?;
     if args.max_in_flight == 0 {
         return Err(usage("--max-in-flight must be at least 1"));
     }
@@ -175,9 +164,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         ports: ports.to_string(),
         finished_at: None,
     };
-    let plan = ScanPlan::new(set, ports, seed)
-        .map_err(usage)?
-        .with_shard(shard);
+    let plan = ScanPlan::new(set, ports, seed).map_err(usage)?.with_shard(shard);
     let options = ScanOptions {
         portscan: PortscanConfig {
             rate: args.rate,
@@ -203,9 +190,7 @@ fn time_now() -> time::OffsetDateTime {
 
 fn spec_text(s: &TargetSpec) -> String {
     match s {
-        TargetSpec::Net(n) if n.prefix() == if n.is_ipv4() { 32 } else { 128 } => {
-            n.ip().to_string()
-        }
+        TargetSpec::Net(n) if n.prefix() == if n.is_ipv4() { 32 } else { 128 } => n.ip().to_string(),
         TargetSpec::Net(n) => n.to_string(),
         TargetSpec::Range { first, last } => format!("{first}-{last}"),
         TargetSpec::Host(h) => h.clone(),
@@ -216,8 +201,7 @@ pub async fn scan(args: ScanArgs) -> anyhow::Result<()> {
     let prepared = prepare(&args)?;
     let out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create output file {}", path.display()))?,
+            std::fs::File::create(path).with_context(|| format!("cannot create output file {}", path.display()))?,
         )),
         None => Box::new(std::io::stdout()),
     };
@@ -225,11 +209,7 @@ pub async fn scan(args: ScanArgs) -> anyhow::Result<()> {
 }
 
 /// Run a prepared scan, printing records through the chosen sink.
-pub async fn run_scan(
-    p: Prepared,
-    out: Box<dyn Write + Send>,
-    progress_bar: bool,
-) -> anyhow::Result<()> {
+pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: bool) -> anyhow::Result<()> {
     portscan::raise_fd_limit();
     let progress = Arc::new(Progress::default());
     let total = p.plan.len();
@@ -246,13 +226,7 @@ pub async fn run_scan(
         None
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let scan_task = tokio::spawn(scan::run(
-        p.plan.clone(),
-        0,
-        p.options.clone(),
-        progress.clone(),
-        tx,
-    ));
+    let scan_task = tokio::spawn(scan::run(p.plan.clone(), 0, p.options.clone(), progress.clone(), tx));
     let mut sink = output::sink(p.format, out, p.meta);
     let mut found = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -31,26 +31,18 @@ pub const HTTP: &str = "127.0.2.3:8080";
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let bind = |a: &'static str| async move {
         let addr: SocketAddr = a.parse().context("demo address")?;
-        testbed::bind_loopback(addr).await.with_context(|| {
-            format!("cannot listen on {a} for the demo (is another demo running?)")
-        })
+        testbed::bind_loopback(addr)
+            .await
+            .with_context(|| format!("cannot listen on {a} for the demo (is another demo running?)"))
     };
     let modern = testbed::issue_chain("demo modern", &["demo-modern.test"], KeyKind::EcdsaP256)
         .map_err(|e| anyhow::anyhow!("cannot generate demo certificates: {e}"))?;
     let legacy = testbed::issue_chain("demo tls12", &["demo-tls12.test"], KeyKind::Rsa2048)
         .map_err(|e| anyhow::anyhow!("cannot generate demo certificates: {e}"))?;
-    let (cfg13, _) = testbed::rustls_config(
-        modern.presented(),
-        &modern.leaf_key,
-        &[&rustls::version::TLS13],
-    )
-    .map_err(|e| anyhow::anyhow!("demo TLS config: {e}"))?;
-    let (cfg12, _) = testbed::rustls_config(
-        legacy.presented(),
-        &legacy.leaf_key,
-        &[&rustls::version::TLS12],
-    )
-    .map_err(|e| anyhow::anyhow!("demo TLS config: {e}"))?;
+    let (cfg13, _) = testbed::rustls_config(modern.presented(), &modern.leaf_key, &[&rustls::version::TLS13])
+        .map_err(|e| anyhow::anyhow!("demo TLS config: {e}"))?;
+    let (cfg12, _) = testbed::rustls_config(legacy.presented(), &legacy.leaf_key, &[&rustls::version::TLS12])
+        .map_err(|e| anyhow::anyhow!("demo TLS config: {e}"))?;
     let servers = [
         testbed::serve_tls(bind(TLS13).await?, cfg13),
         testbed::serve_tls(bind(TLS12).await?, cfg12),
@@ -69,9 +61,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     cli::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
     if args.serve {
         eprintln!("demo servers stay up; Ctrl-C to stop");
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     }
     for s in servers {
         s.abort();

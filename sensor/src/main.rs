@@ -21,10 +21,7 @@ pub mod exit {
 fn main() -> ExitCode {
     let args = cli::Cli::parse_from(cli::normalise_args(std::env::args_os()));
     cli::init_logging(args.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sensor: cannot start the async runtime: {e}");
@@ -33,7 +30,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
-            cli::Command::Scan(scan) => cli::scan(scan).await,
+            cli::Command::Scan(scan) => cli::scan(*scan).await,
             cli::Command::Demo(demo) => demo::run(demo).await,
         }
     });

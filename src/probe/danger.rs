@@ -20,9 +20,7 @@ pub struct AcceptAnyChain {
 impl AcceptAnyChain {
     pub fn new(provider: &rustls::crypto::CryptoProvider) -> Self {
         AcceptAnyChain {
-            schemes: provider
-                .signature_verification_algorithms
-                .supported_schemes(),
+            schemes: provider.signature_verification_algorithms.supported_schemes(),
         }
     }
 }

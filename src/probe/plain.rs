@@ -16,12 +16,7 @@ const BANNER_CAP: usize = 4096;
 
 /// Connect, wait up to `banner_wait` for the server to speak, else send an
 /// HTTP request; return whatever arrived (possibly nothing) before `deadline`.
-pub async fn banner(
-    addr: SocketAddr,
-    host: Option<&str>,
-    banner_wait: Duration,
-    deadline: Duration,
-) -> Vec<u8> {
+pub async fn banner(addr: SocketAddr, host: Option<&str>, banner_wait: Duration, deadline: Duration) -> Vec<u8> {
     let end = Instant::now() + deadline;
     let Ok(Ok(mut stream)) = tokio::time::timeout(deadline, TcpStream::connect(addr)).await else {
         return Vec::new();
@@ -35,8 +30,7 @@ pub async fn banner(
         SocketAddr::V4(a) => a.ip().to_string(),
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
     });
-    let request =
-        format!("GET / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: netsensor\r\nAccept: */*\r\n\r\n");
+    let request = format!("GET / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: netsensor\r\nAccept: */*\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return Vec::new();
     }

@@ -67,12 +67,7 @@ impl TlsAttempt {
 
 /// Run a handshake on a connected socket. `sni` is sent when given; for an
 /// address target no SNI is sent (an IP literal in SNI is forbidden by RFC 6066).
-pub async fn handshake(
-    prober: &TlsProber,
-    stream: TcpStream,
-    sni: Option<&str>,
-    deadline: Duration,
-) -> TlsAttempt {
+pub async fn handshake(prober: &TlsProber, stream: TcpStream, sni: Option<&str>, deadline: Duration) -> TlsAttempt {
     let started = Instant::now();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let peer = stream.peer_addr().ok();
@@ -87,28 +82,18 @@ pub async fn handshake(
         inner: stream,
         seen: seen.clone(),
     };
-    let result = tokio::time::timeout(
-        deadline,
-        prober.connector.connect(name, tap).into_fallible(),
-    )
-    .await;
+    let result = tokio::time::timeout(deadline, prober.connector.connect(name, tap).into_fallible()).await;
     let mut attempt = TlsAttempt::default();
     match result {
         Ok(Ok(tls)) => {
             let (_, conn) = tls.get_ref();
             let h = &mut attempt.handshake;
-            h.protocol = conn
-                .protocol_version()
-                .map(|v| protocol_name(v).to_string());
+            h.protocol = conn.protocol_version().map(|v| protocol_name(v).to_string());
             h.cipher_suite = conn
                 .negotiated_cipher_suite()
                 .map(|s| SuiteRef::from(CipherSuite(u16::from(s.suite()))));
-            h.group = conn
-                .negotiated_key_exchange_group()
-                .map(|g| group_name(g.name()));
-            h.alpn = conn
-                .alpn_protocol()
-                .map(|a| String::from_utf8_lossy(a).into_owned());
+            h.group = conn.negotiated_key_exchange_group().map(|g| group_name(g.name()));
+            h.alpn = conn.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned());
             attempt.chain = conn
                 .peer_certificates()
                 .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
@@ -120,8 +105,7 @@ pub async fn handshake(
             attempt.handshake.error_kind = Some(kind);
         }
         Err(_) => {
-            attempt.handshake.error =
-                Some(format!("no TLS answer within {} ms", deadline.as_millis()));
+            attempt.handshake.error = Some(format!("no TLS answer within {} ms", deadline.as_millis()));
             attempt.handshake.error_kind = Some(FailureKind::Timeout);
         }
     }
@@ -132,15 +116,9 @@ pub async fn handshake(
 
 fn describe_error(e: &std::io::Error) -> (FailureKind, String) {
     use std::io::ErrorKind;
-    if let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
         return match tls {
-            rustls::Error::AlertReceived(alert) => (
-                FailureKind::TlsAlert,
-                format!("server sent alert {alert:?}"),
-            ),
+            rustls::Error::AlertReceived(alert) => (FailureKind::TlsAlert, format!("server sent alert {alert:?}")),
             other => (FailureKind::TlsError, other.to_string()),
         };
     }
@@ -149,10 +127,7 @@ fn describe_error(e: &std::io::Error) -> (FailureKind, String) {
             FailureKind::Closed,
             "server closed the connection during the handshake".into(),
         ),
-        ErrorKind::ConnectionReset => (
-            FailureKind::Reset,
-            "connection reset during the handshake".into(),
-        ),
+        ErrorKind::ConnectionReset => (FailureKind::Reset, "connection reset during the handshake".into()),
         _ => (FailureKind::TlsError, e.to_string()),
     }
 }
@@ -194,11 +169,7 @@ struct Tap {
 }
 
 impl AsyncRead for Tap {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
@@ -213,11 +184,7 @@ impl AsyncRead for Tap {
 }
 
 impl AsyncWrite for Tap {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -1,0 +1,225 @@
+//! The real `sensor` binary end to end: outputs, the schema contract, input
+//! files, exit codes and messages for bad input, and the demo.
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+
+use netsensor::testbed::{self, KeyKind};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+fn sensor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(args)
+        .output()
+        .expect("run the sensor binary")
+}
+
+async fn sensor_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sensor(&args)
+    })
+    .await
+    .expect("join")
+}
+
+fn schema() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schema/endpoint.schema.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON");
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+fn assert_valid(v: &jsonschema::Validator, record: &Value) {
+    let errors: Vec<String> = v
+        .iter_errors(record)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "record does not match the schema: {errors:#?}\n{record:#}"
+    );
+}
+
+struct Lab {
+    tls: SocketAddr,
+    http: SocketAddr,
+    closed: SocketAddr,
+    _servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn lab() -> Lab {
+    let chain = testbed::issue_chain("cli", &["cli.test"], KeyKind::EcdsaP256).unwrap();
+    let (cfg, _) = testbed::rustls_config(chain.presented(), &chain.leaf_key, &[&rustls::version::TLS13]).unwrap();
+    let lt = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lh = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    Lab {
+        tls: lt.local_addr().unwrap(),
+        http: lh.local_addr().unwrap(),
+        closed,
+        _servers: vec![testbed::serve_tls(lt, cfg), testbed::serve_http(lh)],
+    }
+}
+
+fn ports(lab: &Lab) -> String {
+    format!("{},{},{}", lab.tls.port(), lab.http.port(), lab.closed.port())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ndjson_records_match_the_published_schema() {
+    let lab = lab().await;
+    let out = sensor_async(
+        [
+            "scan",
+            "127.0.0.1",
+            "-p",
+            &ports(&lab),
+            "-o",
+            "ndjson",
+            "--show-closed",
+            "--rate",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = schema();
+    let records: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for r in &records {
+        assert_valid(&v, r);
+    }
+    // The schema has teeth: a broken record is rejected.
+    let mut broken = records[0].clone();
+    broken["port"] = Value::from(0);
+    broken["category"] = Value::from("maybe");
+    assert_eq!(v.iter_errors(&broken).count(), 2);
+    let by_port = |p: u16| records.iter().find(|r| r["port"] == p).expect("record for port");
+    assert_eq!(by_port(lab.tls.port())["category"], "discovered");
+    assert_eq!(by_port(lab.tls.port())["handshake"]["protocol"], "TLSv1.3");
+    assert_eq!(by_port(lab.tls.port())["chain"].as_array().unwrap().len(), 2);
+    assert_eq!(by_port(lab.http.port())["category"], "unsecured");
+    assert_eq!(by_port(lab.closed.port())["category"], "closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_document_goes_to_the_out_file() {
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results.json");
+    let out = sensor_async(vec![
+        "scan".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        ports(&lab),
+        "-o".into(),
+        "json".into(),
+        "--out".into(),
+        file.display().to_string(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "results go to the file, not stdout");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], "1");
+    assert_eq!(doc["scan"]["targets"][0], "127.0.0.1");
+    let endpoints = doc["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "closed ports are hidden by default: {endpoints:#?}");
+    let v = schema();
+    for e in endpoints {
+        assert_valid(&v, e);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_and_table_outputs_and_target_files() {
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("targets.txt");
+    std::fs::write(&list, "# lab targets\n127.0.0.1   # the lab\n").unwrap();
+    let out = sensor_async(vec![
+        "scan".into(),
+        "-iL".into(),
+        list.display().to_string(),
+        "-p".into(),
+        ports(&lab),
+        "-o".into(),
+        "csv".into(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("address,port,hostname,category,service,protocol,cipher_suite,group,subject_cn,not_after,key,detail")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows.iter().any(|r| r.contains(",discovered,tls,TLSv1.3,TLS_AES_")),
+        "{text}"
+    );
+    assert!(rows.iter().any(|r| r.contains(",unsecured,http,")), "{text}");
+
+    let out = sensor_async(vec!["scan".into(), "127.0.0.1".into(), "-p".into(), ports(&lab)]).await;
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("ADDRESS"), "{table}");
+    assert!(table.contains("cli.test"), "{table}");
+    assert!(
+        table.contains("2 endpoints: 1 discovered (TLS), 1 unsecured"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_and_names_what_is_wrong() {
+    for (args, needle) in [
+        (vec!["scan", "127.0.0.300"], "`127.0.0.300`"),
+        (vec!["scan", "127.0.0.1", "-p", "70000"], "`70000`"),
+        (vec!["scan", "127.0.0.1", "-p", "443,https"], "`https`"),
+        (vec!["scan", "127.0.0.1", "-o", "xml"], "`xml`"),
+        (vec!["scan", "127.0.0.1", "--shard", "5/3"], "`5/3`"),
+        (
+            vec!["scan", "127.0.0.1", "--exclude", "localhost"],
+            "exclusions take addresses",
+        ),
+        (
+            vec!["scan", "-iL", "/nonexistent/targets.txt"],
+            "/nonexistent/targets.txt",
+        ),
+        (vec!["scan"], "no targets given"),
+    ] {
+        let out = sensor(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed results");
+    }
+}
+
+#[test]
+fn demo_scans_its_own_loopback_servers() {
+    let out = sensor(&["demo", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let endpoints = doc["endpoints"].as_array().unwrap();
+    let count = |c: &str| endpoints.iter().filter(|e| e["category"] == c).count();
+    assert_eq!(count("discovered"), 2, "{doc:#}");
+    assert_eq!(count("unsecured"), 1, "{doc:#}");
+    let v = schema();
+    for e in endpoints {
+        assert_valid(&v, e);
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the engine against real servers on loopback.
+//!
+//! One test binary, one module per area (ripgrep's layout). Servers are
+//! started by the tests on port 0 or on free ports of 127.0.0.1/::1 with
+//! certificates generated on the spot; nothing leaves loopback.
+
+mod support;
+
+mod scan;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh Debian machine: installs the real
+# servers the integration tests start (nginx, openssl) if they are missing,
+# then runs every test of the workspace. Targets only loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
+dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/netsensor-target}"
+cargo test --workspace --all-targets "$@"

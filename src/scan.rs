@@ -8,13 +8,15 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 
 use crate::cert;
 use crate::detect::{self, Answer};
-use crate::portscan::{self, Connect, PortscanConfig, Progress};
+use crate::portscan::{self, Connect, PortState, PortscanConfig, Progress};
 use crate::probe::plain;
 use crate::probe::tls::{self, TlsProber};
 use crate::record::{Category, EndpointRecord, FailureKind, Handshake, Transport, rfc3339};
@@ -29,6 +31,8 @@ pub struct ScanOptions {
     pub banner_wait: Duration,
     /// Emit records for closed and filtered ports too.
     pub show_closed: bool,
+    /// Open ports examined (TLS handshake, banner) at once.
+    pub max_examine: usize,
 }
 
 impl Default for ScanOptions {
@@ -38,6 +42,7 @@ impl Default for ScanOptions {
             handshake_timeout: Duration::from_secs(5),
             banner_wait: Duration::from_millis(800),
             show_closed: false,
+            max_examine: 256,
         }
     }
 }
@@ -46,6 +51,8 @@ impl Default for ScanOptions {
 pub enum ScanError {
     #[error("cannot set up the TLS client: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("the connect engine failed: {0}")]
+    Engine(String),
 }
 
 /// Resolve a host name with the system resolver (`/etc/hosts`, then DNS).
@@ -57,7 +64,8 @@ pub fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
 }
 
 /// Run the whole plan from position `start`, sending each endpoint record to
-/// `out` as soon as it is known. Returns when every probe has finished.
+/// `out` as soon as it is known. Returns when every probe has finished, or,
+/// once `stop` is set, when the probes in flight have.
 pub async fn run(
     plan: Arc<ScanPlan>,
     start: u128,
@@ -65,20 +73,55 @@ pub async fn run(
     progress: Arc<Progress>,
     out: mpsc::Sender<EndpointRecord>,
 ) -> Result<(), ScanError> {
+    run_until(plan, start, opts, progress, Arc::new(AtomicBool::new(false)), out).await
+}
+
+/// [`run`] with a stop flag the caller can set (Ctrl-C, shutdown).
+pub async fn run_until(
+    plan: Arc<ScanPlan>,
+    start: u128,
+    opts: ScanOptions,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    out: mpsc::Sender<EndpointRecord>,
+) -> Result<(), ScanError> {
     let prober = TlsProber::new()?;
     let opts = Arc::new(opts);
-    let portscan_cfg = opts.portscan.clone();
-    portscan::run(plan, start, &portscan_cfg, progress, move |target, connect| {
+    // The connect engine runs on its own threads and hands over outcomes
+    // worth examining; a full channel slows it down rather than buffering.
+    let (tx, mut rx) = mpsc::channel::<(Target, Connect)>(1024);
+    let engine = {
+        let (plan, opts, progress, stop) = (plan.clone(), opts.clone(), progress.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let show_closed = opts.show_closed;
+            portscan::run_blocking(&plan, start, &opts.portscan, &progress, &stop, |target, connect| {
+                if show_closed || connect.state() == PortState::Open {
+                    let _ = tx.blocking_send((target, connect));
+                }
+            })
+        })
+    };
+    let slots = Arc::new(Semaphore::new(opts.max_examine.max(1)));
+    let mut tasks = JoinSet::new();
+    while let Some((target, connect)) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
         let (prober, opts, out) = (prober.clone(), opts.clone(), out.clone());
-        async move {
+        tasks.spawn(async move {
             if let Some(record) = examine(&prober, &opts, target, connect).await {
-                // A closed receiver means the caller stopped listening; the
-                // scan winds down as the remaining probes finish.
+                // A closed receiver means the caller stopped listening.
                 let _ = out.send(record).await;
             }
-        }
-    })
-    .await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    engine
+        .await
+        .map_err(|e| ScanError::Engine(e.to_string()))?
+        .map_err(|e| ScanError::Engine(e.to_string()))?;
     Ok(())
 }
 
@@ -93,7 +136,19 @@ pub async fn examine(
     let hostname = target.hostname.as_deref().map(str::to_string);
     let reason = connect.reason();
     let stream = match connect {
-        Connect::Open(s) => s,
+        Connect::Open(s) => match tokio::net::TcpStream::from_std(s) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut r = EndpointRecord::new(target.addr, target.port, hostname, Category::Unsecured, now);
+                r.port_reason = reason.to_string();
+                r.handshake = Some(Handshake {
+                    error: Some(format!("cannot use the connected socket: {e}")),
+                    error_kind: Some(FailureKind::Connect),
+                    ..Handshake::default()
+                });
+                return Some(r);
+            }
+        },
         Connect::Closed { .. } | Connect::Filtered { .. } => {
             if !opts.show_closed {
                 return None;

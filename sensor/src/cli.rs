@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -77,6 +77,9 @@ pub struct ScanArgs {
     /// Extra connect attempts for ports that do not answer.
     #[arg(long, default_value_t = 0)]
     pub retries: u8,
+    /// Connect-engine threads (event loops); 0 means one per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Seed of the pseudo-random scan order (same seed, same order).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -171,6 +174,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
             max_in_flight: args.max_in_flight,
             connect_timeout: Duration::from_millis(args.connect_timeout),
             retries: args.retries,
+            threads: args.threads,
         },
         handshake_timeout: Duration::from_millis(args.timeout),
         show_closed: args.show_closed,
@@ -226,7 +230,28 @@ pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: boo
         None
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let scan_task = tokio::spawn(scan::run(p.plan.clone(), 0, p.options.clone(), progress.clone(), tx));
+    // Ctrl-C stops launching probes; what is in flight finishes and is printed.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("sensor: interrupted, finishing probes in flight (Ctrl-C again to quit now)");
+                stop.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+    let scan_task = tokio::spawn(scan::run_until(
+        p.plan.clone(),
+        0,
+        p.options.clone(),
+        progress.clone(),
+        stop,
+        tx,
+    ));
     let mut sink = output::sink(p.format, out, p.meta);
     let mut found = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));

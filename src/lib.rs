@@ -10,6 +10,7 @@
 
 pub mod cert;
 pub mod detect;
+pub mod enumerate;
 pub mod output;
 pub mod permute;
 pub mod portscan;

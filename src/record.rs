@@ -6,6 +6,7 @@
 //! when a field changes meaning. Fields added by later stages are optional so
 //! that a record from a quick discovery scan is still a valid record.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,86 @@ pub struct EndpointRecord {
     pub chain: Vec<CertInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plain: Option<ServiceInfo>,
+    /// Which protocol versions the server accepts (`SSLv2` … `TLSv1.3`);
+    /// present once the enumeration has run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<BTreeMap<String, bool>>,
+    /// Every accepted suite per protocol, from the enumeration.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub protocol_ciphers: Vec<ProtocolCiphers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_exchange: Option<KeyExchange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+    /// Problems met while enumerating (a server that lied, stalled, reset).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub enumeration_errors: Vec<String>,
+}
+
+/// The record's protocol names, oldest first.
+pub const PROTOCOL_NAMES: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+
+/// The suites one protocol version accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolCiphers {
+    pub protocol: String,
+    /// `server` when the server imposes its order (then `ciphers` is in that
+    /// order), `client` when it follows ours, null when it cannot be told
+    /// (fewer than two suites).
+    pub cipher_pref_order: Option<String>,
+    /// Compression methods accepted: `NULL`, `DEFLATE`.
+    pub compressors: String,
+    pub ciphers: Vec<CipherEntry>,
+}
+
+/// One accepted cipher suite with what it needs for grading.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CipherEntry {
+    pub code: u16,
+    pub name: String,
+    /// Key exchange as observed: `ECDH x25519`, `DH 2048`, `RSA`, `ECDH secp256r1`, …
+    pub kex_info: String,
+    pub forward_secrecy: bool,
+    /// Symmetric key strength in bits.
+    pub bits: u16,
+    pub export: bool,
+    pub anonymous: bool,
+    pub aead: bool,
+    /// Bulk cipher and mode, e.g. `AES-GCM`, `3DES-CBC`, `RC4`, `NULL`.
+    pub encryption: String,
+}
+
+/// Key-exchange groups and parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyExchange {
+    /// Every group the server accepted, each tried alone.
+    pub groups: Vec<String>,
+    /// The group the server picks from our full list (its preference).
+    pub default_group: Option<String>,
+    /// Smallest and largest DH prime seen in DHE ServerKeyExchange, in bits.
+    pub dh_min_bits: Option<u32>,
+    pub dh_max_bits: Option<u32>,
+    /// Signature algorithms the server accepted (TLS 1.2, each tried alone).
+    pub signature_algorithms: Vec<String>,
+}
+
+/// Handshake features; `None` where the probe could not tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// RFC 5746 renegotiation_info answered.
+    pub secure_renegotiation: Option<bool>,
+    /// A downgraded hello with TLS_FALLBACK_SCSV was refused (RFC 7507).
+    pub fallback_scsv: Option<bool>,
+    pub extended_master_secret: Option<bool>,
+    pub encrypt_then_mac: Option<bool>,
+    pub heartbeat: Option<bool>,
+    pub ocsp_stapling: Option<bool>,
+    pub alpn: Vec<String>,
+    pub session_id: Option<bool>,
+    pub session_ticket: Option<bool>,
+    pub hello_retry_request: Option<bool>,
+    /// Compression methods accepted across versions.
+    pub compression: Vec<String>,
 }
 
 impl EndpointRecord {
@@ -161,6 +242,11 @@ impl EndpointRecord {
             certificate: None,
             chain: Vec::new(),
             plain: None,
+            protocols: None,
+            protocol_ciphers: Vec::new(),
+            key_exchange: None,
+            features: None,
+            enumeration_errors: Vec::new(),
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct ScanOptions {
     pub show_closed: bool,
     /// Open ports examined (TLS handshake, banner) at once.
     pub max_examine: usize,
+    /// Enumerate every protocol, suite, group and feature of TLS endpoints.
+    pub enumerate: bool,
+    /// Connections to one endpoint at once during enumeration.
+    pub per_host: usize,
 }
 
 impl Default for ScanOptions {
@@ -43,6 +47,8 @@ impl Default for ScanOptions {
             banner_wait: Duration::from_millis(800),
             show_closed: false,
             max_examine: 256,
+            enumerate: true,
+            per_host: 4,
         }
     }
 }

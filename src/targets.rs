@@ -474,6 +474,43 @@ pub struct Target {
     pub hostname: Option<Arc<str>>,
 }
 
+/// Parse `HOST[:PORT]` as `sensor grade` takes it: `127.0.0.1:8443`,
+/// `[::1]:443`, `::1`, `mail.example:465`, `example.test` (port 443).
+pub fn parse_endpoint(s: &str) -> Result<(TargetSpec, u16), TargetError> {
+    let bad_port = |p: &str| TargetError::BadPort {
+        token: p.to_string(),
+        reason: "not a port number (1-65535)".into(),
+    };
+    let parse_port = |p: &str| match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(bad_port(p)),
+        Ok(n) => Ok(n),
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest
+            .split_once(']')
+            .ok_or_else(|| bad_target(s, "missing `]` after an IPv6 address"))?;
+        match tail.strip_prefix(':') {
+            Some(p) => (h, parse_port(p)?),
+            None if tail.is_empty() => (h, 443),
+            None => return Err(bad_target(s, "expected `:PORT` after `]`")),
+        }
+    } else if s.matches(':').count() > 1 {
+        (s, 443)
+    } else if let Some((h, p)) = s.rsplit_once(':') {
+        (h, parse_port(p)?)
+    } else {
+        (s, 443)
+    };
+    let spec: TargetSpec = host.parse()?;
+    match &spec {
+        TargetSpec::Net(n) if n.prefix() != if n.is_ipv4() { 32 } else { 128 } => {
+            Err(bad_target(s, "one endpoint, not a network: give one address or name"))
+        }
+        TargetSpec::Range { .. } => Err(bad_target(s, "one endpoint, not a range")),
+        _ => Ok((spec, port)),
+    }
+}
+
 /// `--shard i/n`: this sensor takes every n-th index starting at i-1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
@@ -690,6 +727,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("t.txt:2: target `127.0.0.300`"), "{err}");
+    }
+
+    #[test]
+    fn parses_single_endpoints() {
+        let ep = |s: &str| parse_endpoint(s).map(|(t, p)| (t, p));
+        assert_eq!(
+            ep("127.0.0.1:8443").unwrap(),
+            (TargetSpec::Net("127.0.0.1/32".parse().unwrap()), 8443)
+        );
+        assert_eq!(
+            ep("[::1]:465").unwrap(),
+            (TargetSpec::Net("::1/128".parse().unwrap()), 465)
+        );
+        assert_eq!(ep("::1").unwrap().1, 443);
+        assert_eq!(
+            ep("localhost:993").unwrap(),
+            (TargetSpec::Host("localhost".into()), 993)
+        );
+        assert_eq!(ep("example.test").unwrap().1, 443);
+        assert!(ep("127.0.0.1:0").unwrap_err().to_string().contains("`0`"));
+        assert!(ep("127.0.0.1:https").unwrap_err().to_string().contains("`https`"));
+        assert!(ep("127.0.0.0/24").unwrap_err().to_string().contains("one endpoint"));
+        assert!(ep("[::1").unwrap_err().to_string().contains("missing `]`"));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Scan targets once: find TLS endpoints and unsecured open ports.
     Scan(Box<ScanArgs>),
+    /// One endpoint in depth: every protocol, cipher suite, group and feature.
+    Grade(crate::grade::GradeArgs),
     /// Start demo servers on 127.0.2.1-3 and scan them (no configuration needed).
     Demo(crate::demo::DemoArgs),
 }

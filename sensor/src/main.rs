@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod grade;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         match args.command {
             cli::Command::Scan(scan) => cli::scan(*scan).await,
             cli::Command::Demo(demo) => demo::run(demo).await,
+            cli::Command::Grade(g) => grade::run(g).await,
         }
     });
     match result {

@@ -5,5 +5,6 @@
 //! result), and nothing here decides what the data means.
 
 pub mod danger;
+pub mod http;
 pub mod plain;
 pub mod tls;

@@ -11,7 +11,10 @@
 //! chunk. Chunks keep every ClientHello small, because some middleboxes and
 //! old stacks choke on large hellos.
 
-use crate::record::{CipherEntry, PROTOCOL_NAMES};
+use std::collections::BTreeMap;
+
+use crate::probe::enumeration::{Enumeration, group_name};
+use crate::record::{CipherEntry, EndpointRecord, Features, KeyExchange, PROTOCOL_NAMES, ProtocolCiphers};
 use crate::wire::CipherSuite;
 use crate::wire::suites::{self, SuiteInfo};
 
@@ -26,7 +29,13 @@ pub enum Version {
 }
 
 impl Version {
-    pub const ALL: [Version; 5] = [Version::Ssl3, Version::Tls10, Version::Tls11, Version::Tls12, Version::Tls13];
+    pub const ALL: [Version; 5] = [
+        Version::Ssl3,
+        Version::Tls10,
+        Version::Tls11,
+        Version::Tls12,
+        Version::Tls13,
+    ];
 
     pub fn wire(self) -> u16 {
         match self {
@@ -75,7 +84,10 @@ fn only_tls12(s: &SuiteInfo) -> bool {
 
 /// Split `suites` into chunks that keep a hello under control.
 pub fn chunks(suites: &[CipherSuite], max_per_hello: usize) -> Vec<Vec<CipherSuite>> {
-    suites.chunks(max_per_hello.max(1)).map(<[CipherSuite]>::to_vec).collect()
+    suites
+        .chunks(max_per_hello.max(1))
+        .map(<[CipherSuite]>::to_vec)
+        .collect()
 }
 
 /// What one hello got back, reduced to what elimination needs.
@@ -100,7 +112,12 @@ pub struct Elimination {
 impl Elimination {
     pub fn new(offer: Vec<CipherSuite>) -> Self {
         let done = offer.is_empty();
-        Elimination { remaining: offer, accepted: Vec::new(), done, lied: None }
+        Elimination {
+            remaining: offer,
+            accepted: Vec::new(),
+            done,
+            lied: None,
+        }
     }
 
     /// The suites to offer next, or `None` when this chunk is finished.
@@ -139,7 +156,11 @@ impl Elimination {
 
 /// Server or client preference, from the server's picks on the same suites
 /// offered in two opposite orders.
-pub fn preference(forward_pick: CipherSuite, reverse_pick: CipherSuite, offered: &[CipherSuite]) -> Option<&'static str> {
+pub fn preference(
+    forward_pick: CipherSuite,
+    reverse_pick: CipherSuite,
+    offered: &[CipherSuite],
+) -> Option<&'static str> {
     let (first, last) = (offered.first()?, offered.last()?);
     if offered.len() < 2 {
         return None;
@@ -174,11 +195,15 @@ pub fn cipher_entry(suite: CipherSuite, observed_kex: Option<&str>) -> CipherEnt
                 "CHACHA20_POLY1305" => "CHACHA20-POLY1305",
                 other => other,
             };
-            if i.mode.is_empty() { enc.to_string() } else { format!("{enc}-{}", i.mode) }
+            if i.mode.is_empty() {
+                enc.to_string()
+            } else {
+                format!("{enc}-{}", i.mode)
+            }
         })
         .unwrap_or_else(|| "unknown".to_string());
     CipherEntry {
-        code: suite.0,
+        code: u32::from(suite.0),
         name: suite.name(),
         kex_info,
         forward_secrecy: info.is_some_and(SuiteInfo::forward_secrecy),
@@ -186,6 +211,129 @@ pub fn cipher_entry(suite: CipherSuite, observed_kex: Option<&str>) -> CipherEnt
         export: info.is_some_and(|i| i.export),
         anonymous: info.is_some_and(SuiteInfo::anonymous),
         aead: info.is_some_and(SuiteInfo::aead),
+        encryption,
+    }
+}
+
+/// Fill the record's enumeration fields from what the probes learnt.
+pub fn apply(record: &mut EndpointRecord, e: &Enumeration) {
+    let mut protocols = BTreeMap::new();
+    protocols.insert(PROTOCOL_NAMES[0].to_string(), e.sslv2.supported);
+    for v in Version::ALL {
+        protocols.insert(v.name().to_string(), e.supports(v));
+    }
+    record.protocols = Some(protocols);
+    record.protocol_ciphers.clear();
+    if e.sslv2.supported {
+        record.protocol_ciphers.push(ProtocolCiphers {
+            protocol: PROTOCOL_NAMES[0].to_string(),
+            cipher_pref_order: None,
+            compressors: "NULL".into(),
+            ciphers: e
+                .sslv2
+                .cipher_specs
+                .iter()
+                .map(|(code, name)| sslv2_entry(*code, name))
+                .collect(),
+        });
+    }
+    for (v, r) in &e.versions {
+        record.protocol_ciphers.push(ProtocolCiphers {
+            protocol: v.name().to_string(),
+            cipher_pref_order: r.preference.map(str::to_string),
+            compressors: if r.compression.is_empty() {
+                "NULL".to_string()
+            } else {
+                r.compression.join(",")
+            },
+            ciphers: r
+                .accepted
+                .iter()
+                .map(|a| cipher_entry(a.suite, a.kex.as_deref()))
+                .collect(),
+        });
+    }
+    let dh: Vec<u32> = e
+        .versions
+        .values()
+        .flat_map(|r| r.accepted.iter().filter_map(|a| a.dh_bits))
+        .collect();
+    record.key_exchange = Some(KeyExchange {
+        groups: e.groups.iter().map(|&g| group_name(g)).collect(),
+        default_group: record.handshake.as_ref().and_then(|h| h.group.clone()),
+        dh_min_bits: dh.iter().min().copied(),
+        dh_max_bits: dh.iter().max().copied(),
+        signature_algorithms: e
+            .signature_algorithms
+            .iter()
+            .map(|s| s.name().map(str::to_string).unwrap_or_else(|| format!("{:#06x}", s.0)))
+            .collect(),
+    });
+    let f = &e.features;
+    let mut compression: Vec<String> = e
+        .versions
+        .values()
+        .flat_map(|r| r.compression.iter().cloned())
+        .collect();
+    compression.sort();
+    compression.dedup();
+    record.features = Some(Features {
+        secure_renegotiation: f.secure_renegotiation,
+        fallback_scsv: f.fallback_scsv,
+        extended_master_secret: f.extended_master_secret,
+        encrypt_then_mac: f.encrypt_then_mac,
+        heartbeat: f.heartbeat,
+        ocsp_stapling: f.ocsp_stapling,
+        alpn: if f.alpn.is_empty() {
+            record
+                .handshake
+                .as_ref()
+                .and_then(|h| h.alpn.clone())
+                .into_iter()
+                .collect()
+        } else {
+            f.alpn.clone()
+        },
+        session_id: f.session_id,
+        session_ticket: f.session_ticket,
+        hello_retry_request: f.hello_retry_request,
+        compression,
+    });
+    record.enumeration_errors = e.errors.clone();
+    record.enumeration_connections = Some(e.connections.min(u32::MAX as usize) as u32);
+    // A server rustls could not talk to still showed its chain in the clear.
+    if record.chain.is_empty() && !e.chain.is_empty() {
+        record.chain = e.chain.iter().map(|d| crate::cert::parse_lossy(d)).collect();
+        record.certificate = record.chain.first().cloned();
+    }
+}
+
+fn sslv2_entry(code: u32, name: &str) -> CipherEntry {
+    let export = name.contains("EXPORT");
+    let bits = if export {
+        40
+    } else if name.contains("DES_64") {
+        56
+    } else if name.contains("EDE3") {
+        112
+    } else {
+        128
+    };
+    let encryption = ["RC4", "RC2", "IDEA", "DES_192_EDE3", "DES"]
+        .iter()
+        .find(|e| name.contains(*e))
+        .map(|e| if *e == "DES_192_EDE3" { "3DES-CBC" } else { e })
+        .unwrap_or("unknown")
+        .to_string();
+    CipherEntry {
+        code,
+        name: name.to_string(),
+        kex_info: "RSA".into(),
+        forward_secrecy: false,
+        bits,
+        export,
+        anonymous: false,
+        aead: false,
         encryption,
     }
 }
@@ -246,10 +394,16 @@ mod tests {
     fn cipher_entries_carry_grading_inputs() {
         let e = cipher_entry(CipherSuite(0xc02f), Some("ECDH x25519"));
         assert_eq!(e.name, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
-        assert_eq!((e.kex_info.as_str(), e.forward_secrecy, e.bits, e.aead), ("ECDH x25519", true, 128, true));
+        assert_eq!(
+            (e.kex_info.as_str(), e.forward_secrecy, e.bits, e.aead),
+            ("ECDH x25519", true, 128, true)
+        );
         assert_eq!(e.encryption, "AES-GCM");
         let e = cipher_entry(CipherSuite(0x000a), None);
-        assert_eq!((e.kex_info.as_str(), e.forward_secrecy, e.encryption.as_str()), ("RSA", false, "3DES-CBC"));
+        assert_eq!(
+            (e.kex_info.as_str(), e.forward_secrecy, e.encryption.as_str()),
+            ("RSA", false, "3DES-CBC")
+        );
         let e = cipher_entry(CipherSuite(0x0017), None);
         assert!(e.export && e.anonymous);
         let e = cipher_entry(CipherSuite(0xfefe), None);

@@ -158,6 +158,9 @@ pub struct EndpointRecord {
     /// Problems met while enumerating (a server that lied, stalled, reset).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub enumeration_errors: Vec<String>,
+    /// Connections the enumeration made to this endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enumeration_connections: Option<u32>,
 }
 
 /// The record's protocol names, oldest first.
@@ -179,7 +182,8 @@ pub struct ProtocolCiphers {
 /// One accepted cipher suite with what it needs for grading.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CipherEntry {
-    pub code: u16,
+    /// The IANA 16-bit value; for SSLv2 cipher kinds their 24-bit value.
+    pub code: u32,
     pub name: String,
     /// Key exchange as observed: `ECDH x25519`, `DH 2048`, `RSA`, `ECDH secp256r1`, …
     pub kex_info: String,
@@ -247,6 +251,7 @@ impl EndpointRecord {
             key_exchange: None,
             features: None,
             enumeration_errors: Vec::new(),
+            enumeration_connections: None,
         }
     }
 }

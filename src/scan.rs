@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use crate::cert;
 use crate::detect::{self, Answer};
 use crate::portscan::{self, Connect, PortState, PortscanConfig, Progress};
+use crate::probe::enumeration::{self, EnumConfig};
 use crate::probe::plain;
 use crate::probe::tls::{self, TlsProber};
 use crate::record::{Category, EndpointRecord, FailureKind, Handshake, Transport, rfc3339};
@@ -131,6 +132,21 @@ pub async fn run_until(
     Ok(())
 }
 
+/// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.
+async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) {
+    if !opts.enumerate {
+        return;
+    }
+    let cfg = EnumConfig {
+        deadline: opts.handshake_timeout,
+        per_host: opts.per_host,
+        ..EnumConfig::default()
+    };
+    let addr = SocketAddr::new(target.addr, target.port);
+    let e = enumeration::enumerate(addr, target.hostname.as_deref(), cfg).await;
+    crate::enumerate::apply(record, &e);
+}
+
 /// Everything we do with one connect outcome.
 pub async fn examine(
     prober: &TlsProber,
@@ -179,6 +195,7 @@ pub async fn examine(
         record.certificate = chain.first().cloned();
         record.chain = chain;
         record.handshake = Some(attempt.handshake);
+        enumerate_into(&mut record, opts, &target).await;
         return Some(record);
     }
     let mut handshake: Handshake = attempt.handshake;
@@ -190,6 +207,9 @@ pub async fn examine(
             if detect::classify(&attempt.first_bytes) == Answer::Sslv2 {
                 handshake.protocol = Some("SSLv2".into());
             }
+            record.handshake = Some(handshake);
+            enumerate_into(&mut record, opts, &target).await;
+            return Some(record);
         }
         Answer::Plain => {
             record.category = Category::Unsecured;

@@ -5,6 +5,8 @@
 //! result), and nothing here decides what the data means.
 
 pub mod danger;
+pub mod enumeration;
+pub mod hello;
 pub mod http;
 pub mod plain;
 pub mod tls;

@@ -253,6 +253,50 @@ pub fn serve_bytes(listener: TcpListener, bytes: Vec<u8>) -> JoinHandle<()> {
     })
 }
 
+/// Accept connections, answer each with `bytes`, then reset the connection
+/// (SO_LINGER 0: an RST instead of a FIN).
+pub fn serve_then_reset(listener: TcpListener, bytes: Vec<u8>) -> JoinHandle<()> {
+    let bytes = Arc::new(bytes);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                let mut sink = [0u8; 2048];
+                let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut sink)).await;
+                let _ = s.write_all(&bytes).await;
+                let _ = rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO));
+                drop(s);
+            });
+        }
+    })
+}
+
+/// Accept connections and send `chunk` over and over (up to `max_bytes`
+/// per connection, so a broken client cannot make the test run forever).
+pub fn serve_endless(listener: TcpListener, chunk: Vec<u8>, max_bytes: usize) -> JoinHandle<()> {
+    let chunk = Arc::new(chunk);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let chunk = chunk.clone();
+            tokio::spawn(async move {
+                let mut sent = 0;
+                while sent < max_bytes && !chunk.is_empty() {
+                    if s.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    sent += chunk.len();
+                }
+            });
+        }
+    })
+}
+
 /// Bind a loopback listener, refusing anything else.
 pub async fn bind_loopback(addr: SocketAddr) -> std::io::Result<TcpListener> {
     if !addr.ip().is_loopback() {

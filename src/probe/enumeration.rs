@@ -163,7 +163,7 @@ impl Ctx {
         match &flight.ended {
             Ended::Timeout => {
                 let n = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= self.cfg.max_timeouts {
+                if n == self.cfg.max_timeouts {
                     self.stalled.store(true, Ordering::Relaxed);
                     self.note(format!(
                         "the server stopped answering ({n} probes timed out after {} ms); enumeration is incomplete",
@@ -271,6 +271,7 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
             chains.entry(v).or_insert(chain);
         }
     }
+    out.versions.retain(|_, r| !r.accepted.is_empty());
     out.sslv2 = sslv2.await.unwrap_or_default();
     // The chain from the newest version that showed one.
     out.chain = chains.into_iter().next_back().map(|(_, c)| c).unwrap_or_default();

@@ -6,4 +6,5 @@
 
 mod support;
 
+mod enumeration;
 mod scan;

@@ -24,7 +24,9 @@ impl Drop for Proc {
     /// SIGTERM first, so servers with workers (nginx) take them down too;
     /// SIGKILL if that has not worked within two seconds.
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..40 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -95,6 +97,11 @@ pub async fn openssl_server(chain: &Chain, dir: &Path, extra: &[&str]) -> (Proc,
 
 /// nginx serving TLS (leaf + intermediate) and plain HTTP on two free ports.
 pub async fn nginx(chain: &Chain, dir: &Path) -> (Proc, SocketAddr, SocketAddr) {
+    nginx_with(chain, dir, "TLSv1.2 TLSv1.3", "HIGH:!aNULL").await
+}
+
+/// nginx with chosen `ssl_protocols` and `ssl_ciphers`.
+pub async fn nginx_with(chain: &Chain, dir: &Path, protocols: &str, ciphers: &str) -> (Proc, SocketAddr, SocketAddr) {
     let lo: IpAddr = "127.0.0.1".parse().unwrap();
     let tls = SocketAddr::new(lo, free_port(lo));
     let http = SocketAddr::new(lo, free_port(lo));
@@ -115,7 +122,8 @@ http {{
         listen {tls} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_protocols {protocols};
+        ssl_ciphers {ciphers};
         location / {{ return 200 "tls\n"; }}
     }}
     server {{

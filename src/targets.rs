@@ -731,7 +731,7 @@ mod tests {
 
     #[test]
     fn parses_single_endpoints() {
-        let ep = |s: &str| parse_endpoint(s).map(|(t, p)| (t, p));
+        let ep = parse_endpoint;
         assert_eq!(
             ep("127.0.0.1:8443").unwrap(),
             (TargetSpec::Net("127.0.0.1/32".parse().unwrap()), 8443)

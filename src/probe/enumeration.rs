@@ -116,6 +116,9 @@ impl Enumeration {
     }
 }
 
+/// One chunk's elimination: its version, accepted suites, and a chain if one was seen.
+type ChunkResult = (Option<Version>, Vec<Accepted>, Vec<Vec<u8>>);
+
 /// Shared state of one endpoint's enumeration.
 struct Ctx {
     addr: SocketAddr,
@@ -248,7 +251,7 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
     let mut out = Enumeration::default();
 
     // 1. Every version's suites, and SSLv2, all at once.
-    let mut jobs: JoinSet<(Option<Version>, Vec<Accepted>, Vec<Vec<u8>>)> = JoinSet::new();
+    let mut jobs: JoinSet<ChunkResult> = JoinSet::new();
     for v in Version::ALL {
         for chunk in enumerate::chunks(&enumerate::candidates(v), ctx.cfg.suites_per_hello) {
             let ctx = ctx.clone();
@@ -630,17 +633,13 @@ async fn probe_features(ctx: &Ctx, e: &Enumeration) -> Features {
             .copied()
             .filter(|s| s.info().is_some_and(|i| i.mode == "CBC"))
             .collect();
-        if f.encrypt_then_mac.is_none() && !cbc.is_empty() && best != Version::Ssl3 {
-            if let Some(flight) = ctx
-                .send(&ctx.builder(best).cipher_suites(cbc), Until::ServerHello)
-                .await
-                && let Some(sh) = flight
-                    .server_hello
-                    .as_ref()
-                    .filter(|_| pick(&flight, best) != Pick::Refused)
-            {
-                f.encrypt_then_mac = Some(sh.encrypt_then_mac());
-            }
+        if f.encrypt_then_mac.is_none()
+            && !cbc.is_empty()
+            && best != Version::Ssl3
+            && let Some(flight) = ctx.send(&ctx.builder(best).cipher_suites(cbc), Until::ServerHello).await
+            && let Some(sh) = flight.server_hello.as_ref().filter(|_| pick(&flight, best) != Pick::Refused)
+        {
+            f.encrypt_then_mac = Some(sh.encrypt_then_mac());
         }
         // The other ALPN protocol, alone.
         if let Some(first) = f.alpn.first().cloned() {

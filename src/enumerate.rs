@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use crate::probe::enumeration::{Enumeration, group_name};
 use crate::record::{CipherEntry, EndpointRecord, Features, KeyExchange, PROTOCOL_NAMES, ProtocolCiphers};
 use crate::wire::CipherSuite;
-use crate::wire::suites::{self, SuiteInfo};
+use crate::wire::suites::SuiteInfo;
 
 /// The protocol versions we enumerate, as wire values (SSLv2 is separate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,14 +64,13 @@ impl Version {
 
 /// Every suite worth offering at `version`: the whole registry for TLS 1.2
 /// and older (servers ignore what they do not know), the TLS 1.3 suites for
-/// TLS 1.3. Signalling values are never candidates.
+/// TLS 1.3. Suites that exist only from TLS 1.2 on are left out of older
+/// versions' hellos, which keeps them shorter.
 pub fn candidates(version: Version) -> Vec<CipherSuite> {
-    suites::all()
-        .iter()
-        .filter(|s| !s.is_signalling() && s.id != 0x0000)
-        .filter(|s| s.is_tls13() == (version == Version::Tls13))
-        .filter(|s| version == Version::Tls12 || version == Version::Tls13 || !only_tls12(s))
-        .map(|s| CipherSuite(s.id))
+    crate::wire::hello::offerable_suites(crate::wire::ProtocolVersion(version.wire()))
+        .into_iter()
+        .filter(|s| s.0 != 0x0000)
+        .filter(|s| version >= Version::Tls12 || !s.info().is_some_and(only_tls12))
         .collect()
 }
 

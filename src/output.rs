@@ -116,7 +116,7 @@ impl<W: Write> Sink for Json<W> {
 }
 
 /// The flat columns shared by CSV and the table.
-fn columns(r: &EndpointRecord) -> [String; 12] {
+fn columns(r: &EndpointRecord) -> [String; 13] {
     let h = r.handshake.as_ref();
     let c = r.certificate.as_ref();
     let detail = match (&r.plain, h.and_then(|h| h.error.clone())) {
@@ -147,10 +147,11 @@ fn columns(r: &EndpointRecord) -> [String; 12] {
         .trim()
         .to_string(),
         detail,
+        r.grade.as_ref().map(|g| g.letter.to_string()).unwrap_or_default(),
     ]
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 13] = [
     "address",
     "port",
     "hostname",
@@ -163,6 +164,7 @@ const HEADER: [&str; 12] = [
     "not_after",
     "key",
     "detail",
+    "grade",
 ];
 
 struct Csv<W: Write> {
@@ -201,11 +203,12 @@ impl<W: Write> Sink for Table<W> {
     fn finish(&mut self) -> io::Result<()> {
         sort(&mut self.rows);
         // address, port, category, service, protocol, cipher, subject, expiry, detail
-        let pick = [0usize, 1, 3, 4, 5, 6, 8, 9, 11];
+        let pick = [0usize, 1, 3, 12, 4, 5, 6, 8, 9, 11];
         let titles = [
             "ADDRESS",
             "PORT",
             "CATEGORY",
+            "GRADE",
             "SERVICE",
             "PROTOCOL",
             "CIPHER",
@@ -311,6 +314,45 @@ pub fn detail(r: &EndpointRecord) -> String {
             p.name,
             p.server.as_deref().or(p.banner.as_deref()).unwrap_or("")
         );
+    }
+    if let Some(g) = &r.grade {
+        let _ = writeln!(
+            s,
+            "Grade         {}  (score {}: protocol {}, key exchange {}, cipher {})",
+            g.letter, g.score, g.protocol_score, g.key_exchange_score, g.cipher_score
+        );
+        if let Some(t) = g.if_trusted {
+            let _ = writeln!(s, "              {t} if trust issues are ignored");
+        }
+        for c in &g.caps {
+            let _ = writeln!(s, "  cap {:<3} {}", c.letter.to_string(), c.reason);
+        }
+        for w in &g.warnings {
+            let _ = writeln!(s, "  warning  {w}");
+        }
+        for n in &g.notes {
+            let _ = writeln!(s, "  note     {n}");
+        }
+    }
+    if let Some(levels) = r.security_rating_info.as_ref().and_then(|i| i.security_rating_score) {
+        let _ = writeln!(
+            s,
+            "Rating        {}",
+            serde_json::to_value(levels)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        );
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(s, "\nFindings");
+        for f in &r.findings {
+            let sev = serde_json::to_value(f.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  {sev:<8} {:<28} {}", f.id, f.evidence);
+        }
     }
     if !r.chain.is_empty() {
         let _ = writeln!(s, "\nCertificate chain (as sent)");

@@ -161,6 +161,21 @@ pub struct EndpointRecord {
     /// Connections the enumeration made to this endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enumeration_connections: Option<u32>,
+    /// The SSL Labs-method rating, with every cap and its reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grade: Option<crate::grade::Grade>,
+    /// Chain problems, vulnerabilities and header issues, worst first.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub findings: Vec<crate::grade::Finding>,
+    /// Trust verdict per store, the name check and every chain issue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_report: Option<crate::grade::ChainReport>,
+    /// Vulnerability verdicts (probed and inferred), each with its evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub vulnerabilities: Vec<crate::grade::VulnerabilityVerdict>,
+    /// The upstream's shape: classed ciphers, chain, headers, the four-level scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_rating_info: Option<crate::grade::SecurityRatingInfo>,
 }
 
 /// The record's protocol names, oldest first.
@@ -252,6 +267,11 @@ impl EndpointRecord {
             features: None,
             enumeration_errors: Vec::new(),
             enumeration_connections: None,
+            grade: None,
+            findings: Vec::new(),
+            chain_report: None,
+            vulnerabilities: Vec::new(),
+            security_rating_info: None,
         }
     }
 }

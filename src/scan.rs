@@ -16,10 +16,11 @@ use tokio::task::JoinSet;
 
 use crate::cert;
 use crate::detect::{self, Answer};
+use crate::grade::{self, HttpHeaders, Observation, Policy, TrustStores, Vulnerabilities};
 use crate::portscan::{self, Connect, PortState, PortscanConfig, Progress};
 use crate::probe::enumeration::{self, EnumConfig};
-use crate::probe::plain;
 use crate::probe::tls::{self, TlsProber};
+use crate::probe::{http, plain};
 use crate::record::{Category, EndpointRecord, FailureKind, Handshake, Transport, rfc3339};
 use crate::targets::{ScanPlan, Target};
 
@@ -38,6 +39,13 @@ pub struct ScanOptions {
     pub enumerate: bool,
     /// Connections to one endpoint at once during enumeration.
     pub per_host: usize,
+    /// Grade TLS endpoints (chain validation, rating, findings).
+    pub grade: bool,
+    /// One `GET /` over TLS for the security headers.
+    pub http_headers: bool,
+    /// Trust anchors for chain validation (web roots, system, private CAs).
+    pub trust: Arc<TrustStores>,
+    pub policy: Policy,
 }
 
 impl Default for ScanOptions {
@@ -50,6 +58,10 @@ impl Default for ScanOptions {
             max_examine: 256,
             enumerate: true,
             per_host: 4,
+            grade: true,
+            http_headers: true,
+            trust: Arc::new(TrustStores::web_roots()),
+            policy: Policy::default(),
         }
     }
 }
@@ -133,9 +145,10 @@ pub async fn run_until(
 }
 
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.
-async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) {
+/// Returns the DER chain a TLS ≤ 1.2 Certificate message showed.
+async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) -> Vec<Vec<u8>> {
     if !opts.enumerate {
-        return;
+        return Vec::new();
     }
     let cfg = EnumConfig {
         deadline: opts.handshake_timeout,
@@ -145,6 +158,36 @@ async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target:
     let addr = SocketAddr::new(target.addr, target.port);
     let e = enumeration::enumerate(addr, target.hostname.as_deref(), cfg).await;
     crate::enumerate::apply(record, &e);
+    e.chain
+}
+
+/// `GET /` over TLS; `None` when the endpoint does not answer in HTTP.
+async fn http_headers(opts: &ScanOptions, target: &Target) -> Option<HttpHeaders> {
+    let connector = http::client().ok()?;
+    let addr = SocketAddr::new(target.addr, target.port);
+    http::get_head(&connector, addr, target.hostname.as_deref(), opts.handshake_timeout)
+        .await
+        .ok()
+}
+
+/// Judge what was observed: chain, rating, findings, the upstream's shape.
+fn grade_into(record: &mut EndpointRecord, opts: &ScanOptions, der: &[Vec<u8>], http: Option<&HttpHeaders>) {
+    if !opts.grade {
+        return;
+    }
+    let obs = Observation {
+        record,
+        chain_der: der,
+        ocsp: None,
+        vulnerabilities: Vulnerabilities::default(),
+        http,
+    };
+    let a = grade::assess(&obs, &opts.trust, &opts.policy, time::OffsetDateTime::now_utc());
+    record.security_rating_info = Some(grade::security_rating_info(record, &a));
+    record.grade = a.grade;
+    record.findings = a.findings;
+    record.chain_report = Some(a.chain);
+    record.vulnerabilities = a.vulnerabilities;
 }
 
 /// Everything we do with one connect outcome.
@@ -195,7 +238,17 @@ pub async fn examine(
         record.certificate = chain.first().cloned();
         record.chain = chain;
         record.handshake = Some(attempt.handshake);
-        enumerate_into(&mut record, opts, &target).await;
+        let legacy_chain = enumerate_into(&mut record, opts, &target).await;
+        let http = match opts.http_headers && opts.grade {
+            true => http_headers(opts, &target).await,
+            false => None,
+        };
+        let der = if attempt.chain.is_empty() {
+            legacy_chain
+        } else {
+            attempt.chain
+        };
+        grade_into(&mut record, opts, &der, http.as_ref());
         return Some(record);
     }
     let mut handshake: Handshake = attempt.handshake;
@@ -208,7 +261,8 @@ pub async fn examine(
                 handshake.protocol = Some("SSLv2".into());
             }
             record.handshake = Some(handshake);
-            enumerate_into(&mut record, opts, &target).await;
+            let der = enumerate_into(&mut record, opts, &target).await;
+            grade_into(&mut record, opts, &der, None);
             return Some(record);
         }
         Answer::Plain => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use netsensor::grade::{Policy, TrustConfig, TrustStores};
 use netsensor::output::{self, Format, ScanMeta};
 use netsensor::portscan::{self, PortscanConfig, Progress};
 use netsensor::scan::{self, ScanOptions};
@@ -91,6 +92,18 @@ pub struct ScanArgs {
     /// Also list closed and filtered ports.
     #[arg(long)]
     pub show_closed: bool,
+    /// Trust this PEM bundle of private CAs too when validating chains (repeatable).
+    #[arg(long = "ca-bundle", value_name = "FILE")]
+    pub ca_bundles: Vec<PathBuf>,
+    /// Report certificates that expire within this many days.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub expiry_warning_days: u32,
+    /// Discovery and handshake only: no cipher enumeration (much faster on large ranges).
+    #[arg(long)]
+    pub no_enum: bool,
+    /// Do not grade (no chain validation, rating or findings).
+    #[arg(long)]
+    pub no_grade: bool,
     /// Output format: table, json, ndjson, csv.
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
@@ -180,6 +193,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         },
         handshake_timeout: Duration::from_millis(args.timeout),
         show_closed: args.show_closed,
+        enumerate: !args.no_enum,
+        grade: !args.no_grade,
+        trust: Arc::new(load_trust(&args.ca_bundles)?),
+        policy: Policy { expiry_warning_days: args.expiry_warning_days, ..Policy::default() },
         ..ScanOptions::default()
     };
     Ok(Prepared {
@@ -188,6 +205,16 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         format,
         meta,
     })
+}
+
+/// Web roots, the system store, and the user's private CA bundles.
+pub fn load_trust(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustStores> {
+    let config = TrustConfig { ca_bundles: ca_bundles.to_vec(), ..TrustConfig::default() };
+    let (stores, warnings) = TrustStores::load(&config).map_err(|e| usage(format!("--ca-bundle: {e}")))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(stores)
 }
 
 fn time_now() -> time::OffsetDateTime {

@@ -636,8 +636,13 @@ async fn probe_features(ctx: &Ctx, e: &Enumeration) -> Features {
         if f.encrypt_then_mac.is_none()
             && !cbc.is_empty()
             && best != Version::Ssl3
-            && let Some(flight) = ctx.send(&ctx.builder(best).cipher_suites(cbc), Until::ServerHello).await
-            && let Some(sh) = flight.server_hello.as_ref().filter(|_| pick(&flight, best) != Pick::Refused)
+            && let Some(flight) = ctx
+                .send(&ctx.builder(best).cipher_suites(cbc), Until::ServerHello)
+                .await
+            && let Some(sh) = flight
+                .server_hello
+                .as_ref()
+                .filter(|_| pick(&flight, best) != Pick::Refused)
         {
             f.encrypt_then_mac = Some(sh.encrypt_then_mac());
         }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -20,19 +19,8 @@ use crate::probe::danger::AcceptAnyChain;
 
 const HEAD_CAP: usize = 16 * 1024;
 
-/// The status line and headers of an HTTP response, in the order received.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-}
-
-impl ResponseHead {
-    /// The first header with this name (case-insensitive).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
+/// The status line and headers, as the grader reads them.
+pub use crate::grade::HttpHeaders as ResponseHead;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HeadError {
@@ -104,12 +92,18 @@ pub async fn get_head(
             (None, SocketAddr::V4(a)) => a.ip().to_string(),
             (None, SocketAddr::V6(a)) => format!("[{}]", a.ip()),
         };
-        let port = if addr.port() == 443 { String::new() } else { format!(":{}", addr.port()) };
+        let port = if addr.port() == 443 {
+            String::new()
+        } else {
+            format!(":{}", addr.port())
+        };
         let request = format!(
             "GET / HTTP/1.1\r\nHost: {host}{port}\r\nUser-Agent: netsensor/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
             env!("CARGO_PKG_VERSION")
         );
-        tls.write_all(request.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
         loop {
@@ -140,17 +134,26 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nStrict-Transport-Security: max-age=63072000; includeSubDomains\r\nX-Frame-Options:DENY\r\n\r\nbody";
         let h = parse_head(raw).unwrap();
         assert_eq!(h.status, 200);
-        assert_eq!(h.get("server"), Some("nginx"));
-        assert_eq!(h.get("strict-transport-security"), Some("max-age=63072000; includeSubDomains"));
-        assert_eq!(h.get("X-Frame-Options"), Some("DENY"));
+        assert_eq!(h.first("server"), Some("nginx"));
+        assert_eq!(
+            h.first("strict-transport-security"),
+            Some("max-age=63072000; includeSubDomains")
+        );
+        assert_eq!(h.first("X-Frame-Options"), Some("DENY"));
         assert_eq!(h.headers.len(), 3);
     }
 
     #[test]
     fn rejects_partial_oversized_and_non_http() {
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nServer: x\r\n"), Err(HeadError::Incomplete));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nServer: x\r\n"),
+            Err(HeadError::Incomplete)
+        );
         assert_eq!(parse_head(&vec![b'a'; HEAD_CAP]), Err(HeadError::TooLarge));
         assert!(matches!(parse_head(b"SSH-2.0-x\r\n\r\n"), Err(HeadError::Malformed(_))));
-        assert!(matches!(parse_head(b"HTTP/1.1 abc\r\n\r\n"), Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 abc\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
     }
 }

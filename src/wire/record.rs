@@ -440,6 +440,17 @@ impl Deframer {
                 Some(_) => self.mode = Mode::Tls,
             }
         }
+        // An unprotected record longer than 2^14 is refused on its header,
+        // before its body arrives: a server that announces one and then
+        // trickles bytes must not hold the connection open for 16 KiB.
+        if self.mode == Mode::Tls && !self.protected {
+            let mut hr = Reader::new(self.input.get(self.consumed..).unwrap_or_default());
+            if let Ok(h) = RecordHeader::read(&mut hr)
+                && h.content_type != ContentType::ApplicationData
+            {
+                h.check_plaintext()?;
+            }
+        }
         let mut r = Reader::new(self.input.get(self.consumed..).unwrap_or_default());
         let parsed = match self.mode {
             Mode::Sslv2 => sslv2::read_record(&mut r).map(|body| (None, body)),
@@ -845,5 +856,15 @@ mod tests {
             d.feed(&wire[..n]).unwrap();
             assert_eq!(d.next_event(), Ok(None), "prefix {n}");
         }
+    }
+
+    #[test]
+    fn rejects_an_oversized_plaintext_record_on_its_header() {
+        let mut d = Deframer::new();
+        d.feed(&[0x16, 0x03, 0x03, 0x40, 0x01, 0x02]).unwrap();
+        assert!(matches!(
+            d.next_event(),
+            Err(WireError::RecordOverflow { len: 16385, .. })
+        ));
     }
 }

@@ -74,10 +74,44 @@ fn ca_params(cn: &str) -> Result<CertificateParams, rcgen::Error> {
     Ok(p)
 }
 
+/// What the leaf of a test chain looks like; the defaults make a good leaf.
+#[derive(Clone, Debug)]
+pub struct LeafSpec {
+    pub kind: KeyKind,
+    /// Validity relative to now.
+    pub not_before_days: i64,
+    pub not_after_days: i64,
+    /// Sign the leaf with its own key instead of the intermediate.
+    pub self_signed: bool,
+}
+
+impl Default for LeafSpec {
+    fn default() -> Self {
+        LeafSpec {
+            kind: KeyKind::EcdsaP256,
+            not_before_days: -1,
+            not_after_days: 90,
+            self_signed: false,
+        }
+    }
+}
+
 /// Issue root → intermediate → leaf for `names` (DNS names or IP addresses;
 /// the first is the leaf's CN). `tag` goes into every CN so tests can tell
 /// chains apart.
 pub fn issue_chain(tag: &str, names: &[&str], leaf_kind: KeyKind) -> Result<Chain, rcgen::Error> {
+    issue_chain_with(
+        tag,
+        names,
+        &LeafSpec {
+            kind: leaf_kind,
+            ..LeafSpec::default()
+        },
+    )
+}
+
+/// [`issue_chain`] with a leaf built to `spec` (expired, self-signed, …).
+pub fn issue_chain_with(tag: &str, names: &[&str], spec: &LeafSpec) -> Result<Chain, rcgen::Error> {
     let root_key = key_for(KeyKind::EcdsaP256)?;
     let root_params = ca_params(&format!("{tag} root CA"))?;
     let root = root_params.self_signed(&root_key)?;
@@ -88,16 +122,20 @@ pub fn issue_chain(tag: &str, names: &[&str], leaf_kind: KeyKind) -> Result<Chai
     let intermediate = inter_params.signed_by(&inter_key, &root_issuer)?;
     let inter_issuer = Issuer::new(inter_params, inter_key);
 
-    let leaf_key = key_for(leaf_kind)?;
+    let leaf_key = key_for(spec.kind)?;
     let mut leaf_params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
     leaf_params.distinguished_name.push(DnType::OrganizationName, tag);
     let now = time::OffsetDateTime::now_utc();
-    leaf_params.not_before = now - time::Duration::days(1);
-    leaf_params.not_after = now + time::Duration::days(90);
-    let leaf = leaf_params.signed_by(&leaf_key, &inter_issuer)?;
+    leaf_params.not_before = now + time::Duration::days(spec.not_before_days);
+    leaf_params.not_after = now + time::Duration::days(spec.not_after_days);
+    let leaf = if spec.self_signed {
+        leaf_params.self_signed(&leaf_key)?
+    } else {
+        leaf_params.signed_by(&leaf_key, &inter_issuer)?
+    };
 
     Ok(Chain {
         root: root.der().to_vec(),
@@ -159,6 +197,15 @@ pub fn rustls_config(
 /// Serve TLS on `listener` until the handle is aborted: handshake, answer one
 /// HTTP request, close.
 pub fn serve_tls(listener: TcpListener, config: Arc<ServerConfig>) -> JoinHandle<()> {
+    serve_tls_with_headers(listener, config, "")
+}
+
+/// [`serve_tls`], adding `headers` (complete `Name: value\r\n` lines) to every response.
+pub fn serve_tls_with_headers(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    headers: &'static str,
+) -> JoinHandle<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
@@ -169,7 +216,7 @@ pub fn serve_tls(listener: TcpListener, config: Arc<ServerConfig>) -> JoinHandle
             tokio::spawn(async move {
                 let accept = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
                 if let Ok(Ok(mut tls)) = accept {
-                    let _ = answer_http(&mut tls, "200 OK").await;
+                    let _ = answer_http(&mut tls, "200 OK", headers).await;
                 }
             });
         }
@@ -184,7 +231,7 @@ pub fn serve_http(listener: TcpListener) -> JoinHandle<()> {
                 continue;
             };
             tokio::spawn(async move {
-                let _ = answer_http(&mut stream, "").await;
+                let _ = answer_http(&mut stream, "", "").await;
             });
         }
     })
@@ -193,6 +240,7 @@ pub fn serve_http(listener: TcpListener) -> JoinHandle<()> {
 async fn answer_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     s: &mut S,
     status: &str,
+    headers: &str,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 4096];
     let mut got = 0;
@@ -214,7 +262,7 @@ async fn answer_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     };
     let body = "netsensor testbed\n";
     let resp = format!(
-        "HTTP/1.1 {status}\r\nServer: netsensor-testbed\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nServer: netsensor-testbed\r\n{headers}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(resp.as_bytes()).await?;

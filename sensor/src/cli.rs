@@ -196,7 +196,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         enumerate: !args.no_enum,
         grade: !args.no_grade,
         trust: Arc::new(load_trust(&args.ca_bundles)?),
-        policy: Policy { expiry_warning_days: args.expiry_warning_days, ..Policy::default() },
+        policy: Policy {
+            expiry_warning_days: args.expiry_warning_days,
+            ..Policy::default()
+        },
         ..ScanOptions::default()
     };
     Ok(Prepared {
@@ -209,7 +212,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
 
 /// Web roots, the system store, and the user's private CA bundles.
 pub fn load_trust(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustStores> {
-    let config = TrustConfig { ca_bundles: ca_bundles.to_vec(), ..TrustConfig::default() };
+    let config = TrustConfig {
+        ca_bundles: ca_bundles.to_vec(),
+        ..TrustConfig::default()
+    };
     let (stores, warnings) = TrustStores::load(&config).map_err(|e| usage(format!("--ca-bundle: {e}")))?;
     for w in warnings {
         tracing::warn!("{w}");

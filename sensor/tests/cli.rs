@@ -163,7 +163,9 @@ async fn csv_and_table_outputs_and_target_files() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("address,port,hostname,category,service,protocol,cipher_suite,group,subject_cn,not_after,key,detail,grade")
+        Some(
+            "address,port,hostname,category,service,protocol,cipher_suite,group,subject_cn,not_after,key,detail,grade"
+        )
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{text}");

@@ -7,4 +7,5 @@
 mod support;
 
 mod enumeration;
+mod grading;
 mod scan;

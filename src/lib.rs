@@ -12,6 +12,7 @@ pub mod cert;
 pub mod detect;
 pub mod enumerate;
 pub mod grade;
+pub mod ocsp;
 pub mod output;
 pub mod permute;
 pub mod portscan;

@@ -144,11 +144,19 @@ pub async fn run_until(
     Ok(())
 }
 
+/// What the enumeration saw in the clear that grading needs beyond the record.
+#[derive(Default)]
+struct Clear {
+    /// The DER chain of a TLS ≤ 1.2 Certificate message.
+    chain: Vec<Vec<u8>>,
+    /// A stapled OCSP response.
+    ocsp: Option<Vec<u8>>,
+}
+
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.
-/// Returns the DER chain a TLS ≤ 1.2 Certificate message showed.
-async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) -> Vec<Vec<u8>> {
+async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) -> Clear {
     if !opts.enumerate {
-        return Vec::new();
+        return Clear::default();
     }
     let cfg = EnumConfig {
         deadline: opts.handshake_timeout,
@@ -158,7 +166,10 @@ async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target:
     let addr = SocketAddr::new(target.addr, target.port);
     let e = enumeration::enumerate(addr, target.hostname.as_deref(), cfg).await;
     crate::enumerate::apply(record, &e);
-    e.chain
+    Clear {
+        ocsp: e.features.ocsp_response.clone(),
+        chain: e.chain,
+    }
 }
 
 /// `GET /` over TLS; `None` when the endpoint does not answer in HTTP.
@@ -171,14 +182,20 @@ async fn http_headers(opts: &ScanOptions, target: &Target) -> Option<HttpHeaders
 }
 
 /// Judge what was observed: chain, rating, findings, the upstream's shape.
-fn grade_into(record: &mut EndpointRecord, opts: &ScanOptions, der: &[Vec<u8>], http: Option<&HttpHeaders>) {
+fn grade_into(
+    record: &mut EndpointRecord,
+    opts: &ScanOptions,
+    der: &[Vec<u8>],
+    ocsp: Option<&[u8]>,
+    http: Option<&HttpHeaders>,
+) {
     if !opts.grade {
         return;
     }
     let obs = Observation {
         record,
         chain_der: der,
-        ocsp: None,
+        ocsp: ocsp.and_then(|d| crate::ocsp::status(d).ok()),
         vulnerabilities: Vulnerabilities::default(),
         http,
     };
@@ -238,17 +255,17 @@ pub async fn examine(
         record.certificate = chain.first().cloned();
         record.chain = chain;
         record.handshake = Some(attempt.handshake);
-        let legacy_chain = enumerate_into(&mut record, opts, &target).await;
+        let clear = enumerate_into(&mut record, opts, &target).await;
         let http = match opts.http_headers && opts.grade {
             true => http_headers(opts, &target).await,
             false => None,
         };
         let der = if attempt.chain.is_empty() {
-            legacy_chain
+            clear.chain
         } else {
             attempt.chain
         };
-        grade_into(&mut record, opts, &der, http.as_ref());
+        grade_into(&mut record, opts, &der, clear.ocsp.as_deref(), http.as_ref());
         return Some(record);
     }
     let mut handshake: Handshake = attempt.handshake;
@@ -261,8 +278,8 @@ pub async fn examine(
                 handshake.protocol = Some("SSLv2".into());
             }
             record.handshake = Some(handshake);
-            let der = enumerate_into(&mut record, opts, &target).await;
-            grade_into(&mut record, opts, &der, None);
+            let clear = enumerate_into(&mut record, opts, &target).await;
+            grade_into(&mut record, opts, &clear.chain, clear.ocsp.as_deref(), None);
             return Some(record);
         }
         Answer::Plain => {

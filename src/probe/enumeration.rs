@@ -91,6 +91,8 @@ pub struct Features {
     pub session_id: Option<bool>,
     pub session_ticket: Option<bool>,
     pub hello_retry_request: Option<bool>,
+    /// The stapled OCSP response (DER), when the server sent one.
+    pub ocsp_response: Option<Vec<u8>>,
 }
 
 /// Everything the enumeration learnt about one endpoint.
@@ -621,6 +623,7 @@ async fn probe_features(ctx: &Ctx, e: &Enumeration) -> Features {
             f.encrypt_then_mac = cbc.then_some(sh.encrypt_then_mac());
             f.heartbeat = Some(sh.heartbeat().is_some());
             f.ocsp_stapling = Some(sh.status_request() && flight.ocsp_response.is_some());
+            f.ocsp_response = flight.ocsp_response.clone();
             f.session_ticket = Some(sh.has_extension(crate::wire::ExtensionType::SessionTicket));
             f.session_id = Some(!sh.session_id.is_empty());
             if let Some(p) = sh.alpn() {

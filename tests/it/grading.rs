@@ -312,3 +312,81 @@ async fn rsa_1024_and_sha1_signatures_are_judged_by_our_code() {
     assert!(has_finding(&r, "sha1_signature"), "{:#?}", r.findings);
     assert_eq!(letter(&r), Letter::T, "{}", caps(&r));
 }
+
+#[tokio::test]
+async fn a_stapled_revoked_ocsp_response_is_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (root, leaf, key) = openssl_pki(d, 2048, "sha256");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serial = run(&["x509", "-in", "leaf.pem", "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=");
+    // An OpenSSL CA database with the leaf revoked, and a response signed by the CA.
+    std::fs::write(
+        d.join("index.txt"),
+        format!("R\t301231000000Z\t261101000000Z\t{serial}\tunknown\t/CN=localhost\n"),
+    )
+    .unwrap();
+    run(&[
+        "ocsp",
+        "-index",
+        "index.txt",
+        "-rsigner",
+        "ca.pem",
+        "-rkey",
+        "ca.key",
+        "-CA",
+        "ca.pem",
+        "-issuer",
+        "ca.pem",
+        "-cert",
+        "leaf.pem",
+        "-respout",
+        "resp.der",
+        "-ndays",
+        "1",
+    ]);
+    let lo = "127.0.0.1".parse().unwrap();
+    let addr = SocketAddr::new(lo, support::free_port(lo));
+    let child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &addr.to_string(),
+            "-www",
+            "-quiet",
+            "-status_file",
+            "resp.der",
+        ])
+        .arg("-cert")
+        .arg(&leaf)
+        .arg("-key")
+        .arg(&key)
+        .current_dir(d)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = support::Proc {
+        child,
+        name: "openssl s_server",
+    };
+    support::wait_listening(addr, &mut p).await;
+    let r = graded("localhost", addr, openssl_root(&root)).await;
+    assert_eq!(r.features.as_ref().unwrap().ocsp_stapling, Some(true));
+    assert!(has_finding(&r, "revoked"), "{:#?}", r.findings);
+    assert_eq!(letter(&r), Letter::T, "{}", caps(&r));
+}

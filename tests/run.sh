@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
+command -v gnutls-serv >/dev/null || need+=(gnutls-bin)
 dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo

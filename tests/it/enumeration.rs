@@ -259,3 +259,64 @@ async fn hostile_servers_end_in_typed_results_within_bounds() {
     assert!(took < Duration::from_secs(10), "stalling server cost {took:?}");
     assert!(e.connections < 40, "{} connections to a silent server", e.connections);
 }
+
+/// Debian's OpenSSL 3 has no RC4 or 3DES; gnutls-serv still serves them.
+/// It binds every address, so it gets a free port and is only ever talked
+/// to on 127.0.0.1.
+#[tokio::test]
+async fn gnutls_serves_rc4_and_3des_and_we_find_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = testbed::issue_chain("enum gnutls", &["gnutls.test"], KeyKind::Rsa2048).unwrap();
+    let cert = support::write(dir.path(), "chain.pem", &chain.chain_pem());
+    let key = support::write(dir.path(), "key.pem", &chain.leaf_key_pem);
+    let lo = "127.0.0.1".parse().unwrap();
+    let addr = SocketAddr::new(lo, support::free_port(lo));
+    let child = std::process::Command::new("gnutls-serv")
+        .args(["--http", "--quiet", "--heartbeat", "--port", &addr.port().to_string()])
+        .args([
+            "--priority",
+            "NORMAL:+3DES-CBC:+ARCFOUR-128:+RSA:+VERS-TLS1.0:+VERS-TLS1.1:+SHA1:+MD5",
+        ])
+        .arg("--x509certfile")
+        .arg(&cert)
+        .arg("--x509keyfile")
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gnutls-serv must be installed (apt-get install gnutls-bin)");
+    let mut p = support::Proc {
+        child,
+        name: "gnutls-serv",
+    };
+    support::wait_listening(addr, &mut p).await;
+    let r = one(addr).await;
+    for proto in ["TLSv1.0", "TLSv1.1", "TLSv1.2"] {
+        let s = set(&suites(&r, proto));
+        assert!(
+            s.contains(&0x000a),
+            "{proto}: TLS_RSA_WITH_3DES_EDE_CBC_SHA missing from {s:x?}"
+        );
+        assert!(
+            s.contains(&0x0005),
+            "{proto}: TLS_RSA_WITH_RC4_128_SHA missing from {s:x?}"
+        );
+    }
+    let rc4 = r
+        .protocol_ciphers
+        .iter()
+        .flat_map(|p| &p.ciphers)
+        .find(|c| c.code == 0x0005)
+        .unwrap();
+    assert_eq!((rc4.encryption.as_str(), rc4.bits), ("RC4", 128));
+    let f = r.features.as_ref().unwrap();
+    assert_eq!(
+        f.heartbeat,
+        Some(true),
+        "gnutls-serv --heartbeat negotiates the heartbeat extension"
+    );
+    // RC4 and 3DES with TLS 1.1+ cap the grade at C.
+    let g = r.grade.as_ref().unwrap();
+    assert!(g.caps.iter().any(|c| c.reason.contains("RC4")), "{:?}", g.caps);
+}

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::probe::enumeration::{Enumeration, group_name};
-use crate::record::{CipherEntry, EndpointRecord, Features, KeyExchange, PROTOCOL_NAMES, ProtocolCiphers};
+use crate::record::{CipherEntry, EndpointRecord, KeyExchange, PROTOCOL_NAMES, ProtocolCiphers};
 use crate::wire::CipherSuite;
 use crate::wire::suites::SuiteInfo;
 
@@ -268,7 +268,7 @@ pub fn apply(record: &mut EndpointRecord, e: &Enumeration) {
             .map(|s| s.name().map(str::to_string).unwrap_or_else(|| format!("{:#06x}", s.0)))
             .collect(),
     });
-    let f = &e.features;
+    let mut features = e.features.clone();
     let mut compression: Vec<String> = e
         .versions
         .values()
@@ -276,28 +276,17 @@ pub fn apply(record: &mut EndpointRecord, e: &Enumeration) {
         .collect();
     compression.sort();
     compression.dedup();
-    record.features = Some(Features {
-        secure_renegotiation: f.secure_renegotiation,
-        fallback_scsv: f.fallback_scsv,
-        extended_master_secret: f.extended_master_secret,
-        encrypt_then_mac: f.encrypt_then_mac,
-        heartbeat: f.heartbeat,
-        ocsp_stapling: f.ocsp_stapling,
-        alpn: if f.alpn.is_empty() {
-            record
-                .handshake
-                .as_ref()
-                .and_then(|h| h.alpn.clone())
-                .into_iter()
-                .collect()
-        } else {
-            f.alpn.clone()
-        },
-        session_id: f.session_id,
-        session_ticket: f.session_ticket,
-        hello_retry_request: f.hello_retry_request,
-        compression,
-    });
+    features.compression = compression;
+    if features.alpn.is_empty() {
+        // TLS 1.3-only servers answer ALPN encrypted: keep what rustls negotiated.
+        features.alpn = record
+            .handshake
+            .as_ref()
+            .and_then(|h| h.alpn.clone())
+            .into_iter()
+            .collect();
+    }
+    record.features = Some(features);
     record.enumeration_errors = e.errors.clone();
     record.enumeration_connections = Some(e.connections.min(u32::MAX as usize) as u32);
     // A server rustls could not talk to still showed its chain in the clear.

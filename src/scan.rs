@@ -167,7 +167,7 @@ async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target:
     let e = enumeration::enumerate(addr, target.hostname.as_deref(), cfg).await;
     crate::enumerate::apply(record, &e);
     Clear {
-        ocsp: e.features.ocsp_response.clone(),
+        ocsp: e.ocsp_response.clone(),
         chain: e.chain,
     }
 }

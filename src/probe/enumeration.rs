@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::enumerate::{self, Elimination, Pick, Version};
 use crate::probe::hello::{self, Ended, Flight, Until};
+use crate::record::Features;
 use crate::wire::hello::{TLS_FALLBACK_SCSV, TLS12_GROUPS, TLS12_SIGNATURE_SCHEMES, TLS13_GROUPS};
 use crate::wire::{
     AlertDescription, CipherSuite, ClientHelloBuilder, Compression, HeartbeatMode, NamedGroup, ProtocolVersion,
@@ -79,22 +80,6 @@ pub struct Sslv2Result {
     pub cipher_specs: Vec<(u32, String)>,
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Features {
-    pub secure_renegotiation: Option<bool>,
-    pub fallback_scsv: Option<bool>,
-    pub extended_master_secret: Option<bool>,
-    pub encrypt_then_mac: Option<bool>,
-    pub heartbeat: Option<bool>,
-    pub ocsp_stapling: Option<bool>,
-    pub alpn: Vec<String>,
-    pub session_id: Option<bool>,
-    pub session_ticket: Option<bool>,
-    pub hello_retry_request: Option<bool>,
-    /// The stapled OCSP response (DER), when the server sent one.
-    pub ocsp_response: Option<Vec<u8>>,
-}
-
 /// Everything the enumeration learnt about one endpoint.
 #[derive(Clone, Debug, Default)]
 pub struct Enumeration {
@@ -103,7 +88,10 @@ pub struct Enumeration {
     /// Groups accepted (TLS 1.3 and TLS 1.2 ECDHE), in registry order.
     pub groups: Vec<NamedGroup>,
     pub signature_algorithms: Vec<SignatureScheme>,
+    /// Handshake features, as the record has them (compression is filled in by `apply`).
     pub features: Features,
+    /// The stapled OCSP response (DER), when the server sent one.
+    pub ocsp_response: Option<Vec<u8>>,
     /// The chain from a TLS ≤ 1.2 Certificate message (for servers rustls cannot talk to).
     pub chain: Vec<Vec<u8>>,
     /// Problems met: stalls, malformed answers, suites never offered.
@@ -322,7 +310,7 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
     );
     out.groups = groups;
     out.signature_algorithms = sigs;
-    out.features = features;
+    (out.features, out.ocsp_response) = features;
     for (v, methods) in compression {
         if let Some(r) = out.versions.get_mut(&v) {
             r.compression = methods;
@@ -600,8 +588,9 @@ async fn probe_compression(ctx: &Ctx, e: &Enumeration) -> Vec<(Version, Vec<Stri
 }
 
 /// Extensions the server answers, fallback protection, tickets, HRR.
-async fn probe_features(ctx: &Ctx, e: &Enumeration) -> Features {
+async fn probe_features(ctx: &Ctx, e: &Enumeration) -> (Features, Option<Vec<u8>>) {
     let mut f = Features::default();
+    let mut ocsp = None;
     let legacy: Vec<Version> = e.versions.keys().copied().filter(|&v| v != Version::Tls13).collect();
     if let Some(&best) = legacy.last() {
         let suites: Vec<CipherSuite> = e.versions[&best].accepted.iter().map(|a| a.suite).collect();
@@ -623,7 +612,7 @@ async fn probe_features(ctx: &Ctx, e: &Enumeration) -> Features {
             f.encrypt_then_mac = cbc.then_some(sh.encrypt_then_mac());
             f.heartbeat = Some(sh.heartbeat().is_some());
             f.ocsp_stapling = Some(sh.status_request() && flight.ocsp_response.is_some());
-            f.ocsp_response = flight.ocsp_response.clone();
+            ocsp = flight.ocsp_response.clone();
             f.session_ticket = Some(sh.has_extension(crate::wire::ExtensionType::SessionTicket));
             f.session_id = Some(!sh.session_id.is_empty());
             if let Some(p) = sh.alpn() {
@@ -690,5 +679,5 @@ async fn probe_features(ctx: &Ctx, e: &Enumeration) -> Features {
             f.hello_retry_request = flight.server_hello.as_ref().map(|sh| sh.is_hello_retry_request());
         }
     }
-    f
+    (f, ocsp)
 }

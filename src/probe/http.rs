@@ -9,13 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-use crate::probe::danger::AcceptAnyChain;
 
 const HEAD_CAP: usize = 16 * 1024;
 
@@ -62,15 +59,9 @@ pub fn parse_head(bytes: &[u8]) -> Result<ResponseHead, HeadError> {
 
 /// A client for the GET: HTTP/1.1 only, any certificate accepted.
 pub fn client() -> Result<TlsConnector, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AcceptAnyChain::new(&provider));
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(TlsConnector::from(Arc::new(crate::probe::tls::observer_config(vec![
+        b"http/1.1".to_vec(),
+    ])?)))
 }
 
 /// `GET /` on `addr` over TLS with `Host: host`, returning the response head.

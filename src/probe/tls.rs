@@ -33,20 +33,26 @@ pub struct TlsProber {
 
 impl TlsProber {
     pub fn new() -> Result<Self, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = Arc::new(AcceptAnyChain::new(&provider));
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        // Every probe must see the server's full handshake, never a resumption.
-        config.resumption = rustls::client::Resumption::disabled();
+        let config = observer_config(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?;
         Ok(TlsProber {
             connector: TlsConnector::from(Arc::new(config)),
         })
     }
+}
+
+/// A TLS 1.2/1.3 client that accepts any chain (see `danger`), offers `alpn`
+/// and never resumes: every probe must see the server's full handshake.
+pub fn observer_config(alpn: Vec<Vec<u8>>) -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(AcceptAnyChain::new(&provider));
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn;
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
 }
 
 /// What one handshake attempt produced.

@@ -249,6 +249,7 @@ async fn openssl_serving(
     dir: &std::path::Path,
     leaf: &std::path::Path,
     key: &std::path::Path,
+    extra: &[&str],
 ) -> (support::Proc, SocketAddr) {
     let lo = "127.0.0.1".parse().unwrap();
     let addr = SocketAddr::new(lo, support::free_port(lo));
@@ -262,6 +263,7 @@ async fn openssl_serving(
             "-cipher",
             "DEFAULT:@SECLEVEL=0",
         ])
+        .args(extra)
         .arg("-cert")
         .arg(leaf)
         .arg("-key")
@@ -289,7 +291,7 @@ async fn rsa_1024_and_sha1_signatures_are_judged_by_our_code() {
     std::fs::create_dir_all(&sha1).unwrap();
 
     let (root, leaf, key) = openssl_pki(&weak, 1024, "sha256");
-    let (_p, addr) = openssl_serving(&weak, &leaf, &key).await;
+    let (_p, addr) = openssl_serving(&weak, &leaf, &key, &[]).await;
     let r = graded("localhost", addr, openssl_root(&root)).await;
     assert_eq!(r.certificate.as_ref().unwrap().key_size, Some(1024));
     assert!(has_finding(&r, "weak_key"), "{:#?}", r.findings);
@@ -303,7 +305,7 @@ async fn rsa_1024_and_sha1_signatures_are_judged_by_our_code() {
     );
 
     let (root, leaf, key) = openssl_pki(&sha1, 2048, "sha1");
-    let (_p, addr) = openssl_serving(&sha1, &leaf, &key).await;
+    let (_p, addr) = openssl_serving(&sha1, &leaf, &key, &[]).await;
     let r = graded("localhost", addr, openssl_root(&root)).await;
     assert_eq!(
         r.certificate.as_ref().unwrap().signature_algorithm,
@@ -358,33 +360,7 @@ async fn a_stapled_revoked_ocsp_response_is_t() {
         "-ndays",
         "1",
     ]);
-    let lo = "127.0.0.1".parse().unwrap();
-    let addr = SocketAddr::new(lo, support::free_port(lo));
-    let child = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &addr.to_string(),
-            "-www",
-            "-quiet",
-            "-status_file",
-            "resp.der",
-        ])
-        .arg("-cert")
-        .arg(&leaf)
-        .arg("-key")
-        .arg(&key)
-        .current_dir(d)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut p = support::Proc {
-        child,
-        name: "openssl s_server",
-    };
-    support::wait_listening(addr, &mut p).await;
+    let (_p, addr) = openssl_serving(d, &leaf, &key, &["-status_file", "resp.der"]).await;
     let r = graded("localhost", addr, openssl_root(&root)).await;
     assert_eq!(r.features.as_ref().unwrap().ocsp_stapling, Some(true));
     assert!(has_finding(&r, "revoked"), "{:#?}", r.findings);

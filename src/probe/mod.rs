@@ -10,3 +10,4 @@ pub mod hello;
 pub mod http;
 pub mod plain;
 pub mod tls;
+pub mod vulns;

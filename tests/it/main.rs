@@ -9,3 +9,4 @@ mod support;
 mod enumeration;
 mod grading;
 mod scan;
+mod vulns;

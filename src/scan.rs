@@ -16,10 +16,11 @@ use tokio::task::JoinSet;
 
 use crate::cert;
 use crate::detect::{self, Answer};
-use crate::grade::{self, HttpHeaders, Observation, Policy, TrustStores, Vulnerabilities};
+use crate::grade::{self, HttpHeaders, Observation, Policy, TrustStores};
 use crate::portscan::{self, Connect, PortState, PortscanConfig, Progress};
-use crate::probe::enumeration::{self, EnumConfig};
+use crate::probe::enumeration::{self, EnumConfig, Enumeration};
 use crate::probe::tls::{self, TlsProber};
+use crate::probe::vulns::{self, VulnConfig, VulnReport};
 use crate::probe::{http, plain};
 use crate::record::{Category, EndpointRecord, FailureKind, Handshake, Transport, rfc3339};
 use crate::targets::{ScanPlan, Target};
@@ -43,6 +44,8 @@ pub struct ScanOptions {
     pub grade: bool,
     /// One `GET /` over TLS for the security headers.
     pub http_headers: bool,
+    /// Active checks: Heartbleed, CCS injection, ROBOT, Ticketbleed, insecure renegotiation.
+    pub vulnerabilities: bool,
     /// Trust anchors for chain validation (web roots, system, private CAs).
     pub trust: Arc<TrustStores>,
     pub policy: Policy,
@@ -60,6 +63,7 @@ impl Default for ScanOptions {
             per_host: 4,
             grade: true,
             http_headers: true,
+            vulnerabilities: true,
             trust: Arc::new(TrustStores::web_roots()),
             policy: Policy::default(),
         }
@@ -144,19 +148,10 @@ pub async fn run_until(
     Ok(())
 }
 
-/// What the enumeration saw in the clear that grading needs beyond the record.
-#[derive(Default)]
-struct Clear {
-    /// The DER chain of a TLS ≤ 1.2 Certificate message.
-    chain: Vec<Vec<u8>>,
-    /// A stapled OCSP response.
-    ocsp: Option<Vec<u8>>,
-}
-
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.
-async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) -> Clear {
+async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) -> Option<Enumeration> {
     if !opts.enumerate {
-        return Clear::default();
+        return None;
     }
     let cfg = EnumConfig {
         deadline: opts.handshake_timeout,
@@ -166,10 +161,18 @@ async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target:
     let addr = SocketAddr::new(target.addr, target.port);
     let e = enumeration::enumerate(addr, target.hostname.as_deref(), cfg).await;
     crate::enumerate::apply(record, &e);
-    Clear {
-        ocsp: e.ocsp_response.clone(),
-        chain: e.chain,
-    }
+    Some(e)
+}
+
+/// The active vulnerability checks, on servers that answered the enumeration.
+async fn vulnerabilities(opts: &ScanOptions, target: &Target, e: Option<&Enumeration>) -> Option<VulnReport> {
+    let e = e.filter(|e| opts.vulnerabilities && opts.grade && !e.stalled && !e.versions.is_empty())?;
+    let addr = SocketAddr::new(target.addr, target.port);
+    let cfg = VulnConfig {
+        deadline: opts.handshake_timeout,
+        ..VulnConfig::default()
+    };
+    Some(vulns::check(addr, target.hostname.as_deref(), e, &cfg).await)
 }
 
 /// `GET /` over TLS; `None` when the endpoint does not answer in HTTP.
@@ -188,6 +191,7 @@ fn grade_into(
     der: &[Vec<u8>],
     ocsp: Option<&[u8]>,
     http: Option<&HttpHeaders>,
+    vulns: Option<&VulnReport>,
 ) {
     if !opts.grade {
         return;
@@ -196,7 +200,7 @@ fn grade_into(
         record,
         chain_der: der,
         ocsp: ocsp.and_then(|d| crate::ocsp::status(d).ok()),
-        vulnerabilities: Vulnerabilities::default(),
+        vulnerabilities: vulns.map(|v| v.vulnerabilities).unwrap_or_default(),
         http,
     };
     let a = grade::assess(&obs, &opts.trust, &opts.policy, time::OffsetDateTime::now_utc());
@@ -205,6 +209,19 @@ fn grade_into(
     record.findings = a.findings;
     record.chain_report = Some(a.chain);
     record.vulnerabilities = a.vulnerabilities;
+    // The probes' own evidence says what was sent and what came back.
+    if let Some(v) = vulns {
+        for verdict in record.vulnerabilities.iter_mut().filter(|x| !x.inferred) {
+            if let Some(line) = v.evidence(&verdict.id) {
+                verdict.evidence = line.to_string();
+            }
+        }
+        for f in &mut record.findings {
+            if let Some(line) = v.evidence(&f.id) {
+                f.evidence = line.to_string();
+            }
+        }
+    }
 }
 
 /// Everything we do with one connect outcome.
@@ -255,17 +272,18 @@ pub async fn examine(
         record.certificate = chain.first().cloned();
         record.chain = chain;
         record.handshake = Some(attempt.handshake);
-        let clear = enumerate_into(&mut record, opts, &target).await;
+        let e = enumerate_into(&mut record, opts, &target).await;
         let http = match opts.http_headers && opts.grade {
             true => http_headers(opts, &target).await,
             false => None,
         };
-        let der = if attempt.chain.is_empty() {
-            clear.chain
-        } else {
-            attempt.chain
+        let vulns = vulnerabilities(opts, &target, e.as_ref()).await;
+        let der = match (&e, attempt.chain.is_empty()) {
+            (Some(e), true) => e.chain.clone(),
+            _ => attempt.chain,
         };
-        grade_into(&mut record, opts, &der, clear.ocsp.as_deref(), http.as_ref());
+        let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
+        grade_into(&mut record, opts, &der, ocsp, http.as_ref(), vulns.as_ref());
         return Some(record);
     }
     let mut handshake: Handshake = attempt.handshake;
@@ -278,8 +296,13 @@ pub async fn examine(
                 handshake.protocol = Some("SSLv2".into());
             }
             record.handshake = Some(handshake);
-            let clear = enumerate_into(&mut record, opts, &target).await;
-            grade_into(&mut record, opts, &clear.chain, clear.ocsp.as_deref(), None);
+            let e = enumerate_into(&mut record, opts, &target).await;
+            let vulns = vulnerabilities(opts, &target, e.as_ref()).await;
+            let (der, ocsp) = match &e {
+                Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
+                None => (&[][..], None),
+            };
+            grade_into(&mut record, opts, der, ocsp, None, vulns.as_ref());
             return Some(record);
         }
         Answer::Plain => {

@@ -104,6 +104,9 @@ pub struct ScanArgs {
     /// Do not grade (no chain validation, rating or findings).
     #[arg(long)]
     pub no_grade: bool,
+    /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
+    #[arg(long)]
+    pub no_vulns: bool,
     /// Output format: table, json, ndjson, csv.
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
@@ -195,6 +198,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         show_closed: args.show_closed,
         enumerate: !args.no_enum,
         grade: !args.no_grade,
+        vulnerabilities: !args.no_vulns,
         trust: Arc::new(load_trust(&args.ca_bundles)?),
         policy: Policy {
             expiry_warning_days: args.expiry_warning_days,

@@ -98,6 +98,8 @@ pub struct Enumeration {
     pub errors: Vec<String>,
     /// Connections made.
     pub connections: usize,
+    /// The server stopped answering and the enumeration gave up early.
+    pub stalled: bool,
 }
 
 impl Enumeration {
@@ -318,6 +320,7 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
     }
     out.versions.retain(|_, r| !r.accepted.is_empty());
     out.connections = ctx.connections.load(Ordering::Relaxed);
+    out.stalled = ctx.stalled.load(Ordering::Relaxed);
     out.errors = ctx.errors.lock().map(|e| e.clone()).unwrap_or_default();
     out
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use netsensor::grade::trust::StoreKind;
-use netsensor::grade::{Letter, TrustStore, TrustStores};
+use netsensor::grade::{Letter, TrustStore, TrustStores, VulnStatus};
 use netsensor::record::EndpointRecord;
 use netsensor::scan::ScanOptions;
 use netsensor::testbed::{self, Chain, KeyKind, LeafSpec};
@@ -74,6 +74,16 @@ async fn a_good_chain_with_hsts_is_a_plus_and_without_is_a() {
         "{:?}",
         info.security_headers
     );
+    // The active checks ran against the real server and say what they saw.
+    for id in ["heartbleed", "ccs_injection", "robot", "ticketbleed"] {
+        let v = r
+            .vulnerabilities
+            .iter()
+            .find(|v| v.id == id)
+            .unwrap_or_else(|| panic!("no {id} verdict"));
+        assert!(!v.inferred && v.status == VulnStatus::NotVulnerable, "{v:?}");
+        assert!(v.evidence.starts_with("not vulnerable:"), "{v:?}");
+    }
     let r = graded("localhost", without, trusting(&chain.root)).await;
     assert_eq!(letter(&r), Letter::A, "{}", caps(&r));
     assert!(has_finding(&r, "hsts_missing"));

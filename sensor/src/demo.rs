@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
+use netsensor::grade::TrustStore;
+use netsensor::grade::trust::StoreKind;
 use netsensor::testbed::{self, KeyKind};
 
 use crate::cli::{self, ScanArgs};
@@ -57,7 +59,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         seed: Some(1),
         ..default_scan_args()
     };
-    let prepared = cli::prepare(&scan_args)?;
+    let mut prepared = cli::prepare(&scan_args)?;
+    // Trust the demo's private CAs, as `--ca-bundle` would for an enterprise PKI,
+    // so the grades show the servers' TLS rather than "unknown issuer".
+    let mut trust = cli::load_trust(&[])?;
+    for (name, root) in [("demo modern CA", &modern.root), ("demo tls12 CA", &legacy.root)] {
+        trust.push(
+            TrustStore::from_der(name, StoreKind::Memory, std::slice::from_ref(root))
+                .map_err(|e| anyhow::anyhow!("demo trust store: {e}"))?,
+        );
+    }
+    prepared.options.trust = std::sync::Arc::new(trust);
     cli::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
     if args.serve {
         eprintln!("demo servers stay up; Ctrl-C to stop");

@@ -4,6 +4,7 @@
 Scenarios (loopback only):
   a) 127.0.0.1, all 65,535 ports
   b) 127.1.0.0/20 (4,096 addresses) x ports 443,8443
+  c) 127.1.0.0/16 (65,536 addresses) x ports 443,8443
 
 The script starts its own listeners (on known loopback ports/addresses) so recall can be checked:
 both tools must report exactly the same open (address, port) set. It prints wall time, probes/s,
@@ -106,6 +107,7 @@ def main():
     scenarios = [
         ("127.0.0.1 x 65535 ports", ["127.0.0.1"], "1-65535", 65535),
         ("4096 addresses x 2 ports", ["127.1.0.0/20"], "443,8443", 4096 * 2),
+        ("65536 addresses x 2 ports", ["127.1.0.0/16"], "443,8443", 65536 * 2),
     ]
     print(f"{'scenario':28} {'tool':7} {'wall s':>7} {'probes/s':>10} {'cpu s':>6} {'RSS MiB':>8} {'open':>5}  recall")
     for name, targets, ports, probes in scenarios:

@@ -109,6 +109,14 @@ pub async fn run_until(
     out: mpsc::Sender<EndpointRecord>,
 ) -> Result<(), ScanError> {
     let prober = TlsProber::new()?;
+    // The crypto library initialises itself (self-tests, tables) on first use,
+    // which costs tens of milliseconds: pay that while the port scan runs,
+    // not when the first open port is waiting for its ClientHello.
+    tokio::task::spawn_blocking(|| {
+        for group in rustls::crypto::aws_lc_rs::default_provider().kx_groups {
+            let _ = group.start();
+        }
+    });
     let opts = Arc::new(opts);
     // The connect engine runs on its own threads and hands over outcomes
     // worth examining; a full channel slows it down rather than buffering.

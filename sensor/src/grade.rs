@@ -25,6 +25,9 @@ pub struct GradeArgs {
     /// Connections to the endpoint at once during enumeration.
     #[arg(long, default_value_t = 4)]
     pub per_host: usize,
+    /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
+    #[arg(long)]
+    pub no_vulns: bool,
     /// Trust this PEM bundle of private CAs too when validating the chain (repeatable).
     #[arg(long = "ca-bundle", value_name = "FILE")]
     pub ca_bundles: Vec<std::path::PathBuf>,
@@ -65,6 +68,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
     options.handshake_timeout = Duration::from_millis(args.timeout);
     options.enumerate = true;
     options.per_host = args.per_host;
+    options.vulnerabilities = !args.no_vulns;
     options.trust = Arc::new(crate::cli::load_trust(&args.ca_bundles)?);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let job = tokio::spawn(scan::run(Arc::new(plan), 0, options, Arc::new(Progress::default()), tx));

@@ -103,6 +103,29 @@ pub struct Enumeration {
 }
 
 impl Enumeration {
+    /// An enumeration that found exactly `suites` at `version` (and nothing
+    /// else): what the checks that build on an enumeration start from.
+    pub fn accepting(version: Version, suites: &[CipherSuite]) -> Self {
+        let accepted = suites
+            .iter()
+            .map(|&suite| Accepted {
+                suite,
+                kex: None,
+                dh_bits: None,
+            })
+            .collect();
+        Enumeration {
+            versions: BTreeMap::from([(
+                version,
+                VersionResult {
+                    accepted,
+                    ..VersionResult::default()
+                },
+            )]),
+            ..Enumeration::default()
+        }
+    }
+
     pub fn supports(&self, v: Version) -> bool {
         self.versions.get(&v).is_some_and(|r| !r.accepted.is_empty())
     }

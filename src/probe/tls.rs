@@ -84,10 +84,7 @@ pub async fn handshake(prober: &TlsProber, stream: TcpStream, sni: Option<&str>,
             None => ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
         },
     };
-    let tap = Tap {
-        inner: stream,
-        seen: seen.clone(),
-    };
+    let tap = Tap::new(stream, seen.clone(), FIRST_BYTES_CAP);
     let result = tokio::time::timeout(deadline, prober.connector.connect(name, tap).into_fallible()).await;
     let mut attempt = TlsAttempt::default();
     match result {
@@ -168,22 +165,30 @@ fn group_name(g: rustls::NamedGroup) -> String {
     }
 }
 
-/// A transparent stream wrapper that keeps a copy of the first bytes read.
-struct Tap {
+/// A transparent stream wrapper that keeps a copy of the first `cap` bytes
+/// read, shared so the copy survives a handshake that consumes the stream.
+pub(crate) struct Tap {
     inner: TcpStream,
     seen: Arc<Mutex<Vec<u8>>>,
+    cap: usize,
+}
+
+impl Tap {
+    pub(crate) fn new(inner: TcpStream, seen: Arc<Mutex<Vec<u8>>>, cap: usize) -> Self {
+        Tap { inner, seen, cap }
+    }
 }
 
 impl AsyncRead for Tap {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            let new = &buf.filled()[before..];
-            if let Ok(mut seen) = self.seen.lock() {
-                let room = FIRST_BYTES_CAP.saturating_sub(seen.len());
-                seen.extend_from_slice(&new[..new.len().min(room)]);
-            }
+        if let Poll::Ready(Ok(())) = res
+            && let Some(new) = buf.filled().get(before..)
+            && let Ok(mut seen) = self.seen.lock()
+        {
+            let room = self.cap.saturating_sub(seen.len());
+            seen.extend(new.iter().take(room));
         }
         res
     }

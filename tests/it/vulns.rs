@@ -6,12 +6,11 @@
 //! 1.2, static RSA and ECDHE suites) and rustls. Everything runs on
 //! 127.0.0.1 within bounded time.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use netsensor::enumerate::Version;
-use netsensor::probe::enumeration::{self, Accepted, EnumConfig, Enumeration, VersionResult};
+use netsensor::probe::enumeration::{self, EnumConfig, Enumeration};
 use netsensor::probe::vulns::{self, VulnConfig, VulnReport};
 use netsensor::testbed::{self, Chain, KeyKind};
 use netsensor::wire::CipherSuite;
@@ -46,24 +45,8 @@ fn only(id: &str) -> VulnConfig {
 
 /// What an enumeration of a responder serving `suites` at TLS 1.2 finds.
 fn tls12(suites: &[u16]) -> Enumeration {
-    let accepted = suites
-        .iter()
-        .map(|&s| Accepted {
-            suite: CipherSuite(s),
-            kex: None,
-            dh_bits: None,
-        })
-        .collect();
-    Enumeration {
-        versions: BTreeMap::from([(
-            Version::Tls12,
-            VersionResult {
-                accepted,
-                ..VersionResult::default()
-            },
-        )]),
-        ..Enumeration::default()
-    }
+    let suites: Vec<CipherSuite> = suites.iter().map(|&s| CipherSuite(s)).collect();
+    Enumeration::accepting(Version::Tls12, &suites)
 }
 
 fn rsa_chain(tag: &str) -> Chain {

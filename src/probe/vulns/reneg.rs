@@ -453,30 +453,12 @@ impl Records {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::probe::enumeration::{Accepted, VersionResult};
 
     fn tls12(suites: &[u16]) -> Enumeration {
-        let accepted = suites
-            .iter()
-            .map(|&s| Accepted {
-                suite: CipherSuite(s),
-                kex: None,
-                dh_bits: None,
-            })
-            .collect();
-        Enumeration {
-            versions: BTreeMap::from([(
-                Version::Tls12,
-                VersionResult {
-                    accepted,
-                    ..VersionResult::default()
-                },
-            )]),
-            ..Enumeration::default()
-        }
+        let suites: Vec<CipherSuite> = suites.iter().map(|&s| CipherSuite(s)).collect();
+        Enumeration::accepting(Version::Tls12, &suites)
     }
 
     #[test]

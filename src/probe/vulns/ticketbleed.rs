@@ -32,19 +32,17 @@
 //! without one, a made-up ticket is tried instead, which can only show a
 //! server that echoes without resuming — otherwise inconclusive.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::probe::danger::AcceptAnyChain;
 use crate::probe::enumeration::Enumeration;
+use crate::probe::tls::Tap;
 use crate::wire::codec::{LengthPrefix, read_bytes};
 use crate::wire::{
     CipherSuite, ClientExtension, Codec, Deframer, Event, HandshakeType, ProtocolVersion, Reader, ServerHello,
@@ -201,10 +199,7 @@ async fn full_handshake(t: &Target, cfg: &VulnConfig) -> Issued {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let work = async {
         let stream = TcpStream::connect(t.addr).await?;
-        let tap = Tap {
-            inner: stream,
-            seen: seen.clone(),
-        };
+        let tap = Tap::new(stream, seen.clone(), TAP_CAP);
         TlsConnector::from(Arc::new(config))
             .connect(name, tap)
             .await
@@ -254,39 +249,6 @@ fn read_ticket(bytes: &[u8]) -> Issued {
     match suite {
         Some(s) => Issued::NoTicket(s),
         None => Issued::Failed("no ServerHello in the server's bytes".into()),
-    }
-}
-
-/// A transparent stream that keeps a copy of what the server sends.
-struct Tap {
-    inner: TcpStream,
-    seen: Arc<Mutex<Vec<u8>>>,
-}
-
-impl AsyncRead for Tap {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res
-            && let Some(new) = buf.filled().get(before..)
-            && let Ok(mut seen) = self.seen.lock()
-        {
-            let room = TAP_CAP.saturating_sub(seen.len());
-            seen.extend(new.iter().take(room));
-        }
-        res
-    }
-}
-
-impl AsyncWrite for Tap {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

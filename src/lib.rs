@@ -17,6 +17,7 @@ pub mod output;
 pub mod permute;
 pub mod portscan;
 pub mod probe;
+pub mod profile;
 pub mod record;
 pub mod scan;
 pub mod targets;

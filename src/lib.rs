@@ -20,6 +20,7 @@ pub mod probe;
 pub mod profile;
 pub mod record;
 pub mod scan;
+pub mod schedule;
 pub mod targets;
 pub mod testbed;
 pub mod wire;

@@ -1,0 +1,403 @@
+//! The agent proxy (issue 8) against real sockets on loopback: tunnels with
+//! bytes checked end to end, every refusal with its status line, and agents
+//! that misbehave (a 1 MB request line, silence) without cost to the others.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netsensor::proxy::{self, Allowlist, Counters, ProxyConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Aborts its tasks when dropped, so a failing test leaves no server behind.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A loopback server that sends back whatever it receives.
+async fn echo_server() -> (SocketAddr, Tasks) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let addr = listener.local_addr().expect("echo addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    (addr, Tasks(vec![task]))
+}
+
+struct Proxy {
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    _stop: oneshot::Sender<()>,
+    _tasks: Tasks,
+}
+
+async fn start_proxy(config: ProxyConfig) -> Proxy {
+    config.validate().expect("valid config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let counters = Arc::new(Counters::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let c = counters.clone();
+    let task = tokio::spawn(async move {
+        let _ = proxy::run(listener, config, c, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Proxy {
+        addr,
+        counters,
+        _stop: stop,
+        _tasks: Tasks(vec![task]),
+    }
+}
+
+fn config(allow: &[&str], resolve: &[&str]) -> ProxyConfig {
+    let mut c = ProxyConfig {
+        allow: Allowlist::parse(allow).expect("allow entries"),
+        ..ProxyConfig::default()
+    };
+    for r in resolve {
+        c.add_resolve(r).expect("resolve entry");
+    }
+    c
+}
+
+/// Sends `head` and reads the answer's head (up to the blank line, at most 4 KiB).
+async fn request(proxy: SocketAddr, head: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(proxy).await.expect("connect to proxy");
+    s.write_all(head.as_bytes()).await.expect("send head");
+    let answer = read_head(&mut s).await;
+    (s, answer)
+}
+
+async fn read_head(s: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") && answer.len() < 4096 {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await {
+            Ok(Ok(1)) => answer.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status(answer: &str) -> u16 {
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Sends `len` patterned bytes through an open tunnel to the echo server and checks they come back.
+async fn echo_through(s: &mut TcpStream, len: usize, seed: u8) {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    let (mut r, mut w) = s.split();
+    let send = async {
+        w.write_all(&data).await.expect("send through tunnel");
+    };
+    let mut back = vec![0u8; len];
+    let recv = async {
+        r.read_exact(&mut back).await.expect("read back through tunnel");
+    };
+    tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(send, recv) })
+        .await
+        .expect("echo within 30 s");
+    assert!(back == data, "bytes changed in the tunnel");
+}
+
+#[tokio::test]
+async fn tunnels_to_an_allowlisted_name_byte_for_byte() {
+    let (echo, _e) = echo_server().await;
+    let seen = Arc::new(Mutex::new(Vec::<IpAddr>::new()));
+    let mut c = config(&[&format!("echo.test:{}", echo.port())], &["echo.test=127.0.0.1"]);
+    let s2 = seen.clone();
+    c.on_agent = Some(Arc::new(move |ip| s2.lock().unwrap().push(ip)));
+    let p = start_proxy(c).await;
+    let target = format!("echo.test:{}", echo.port());
+    // The agent sends the first tunnel bytes right behind its head, as TLS clients may.
+    let (mut s, answer) = request(p.addr, &format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")).await;
+    assert_eq!(answer, "HTTP/1.1 200 Connection established\r\n\r\n");
+    echo_through(&mut s, 256 * 1024, 7).await;
+    drop(s);
+    let mut pipelined = TcpStream::connect(p.addr).await.unwrap();
+    pipelined
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\n\r\nearly").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status(&read_head(&mut pipelined).await), 200);
+    let mut early = [0u8; 5];
+    pipelined.read_exact(&mut early).await.unwrap();
+    assert_eq!(&early, b"early");
+    drop(pipelined);
+    wait_for(|| p.counters.snapshot().tunnels_open == 0).await;
+    let snap = p.counters.snapshot();
+    assert_eq!(snap.tunnels_total, 2);
+    assert_eq!(snap.bytes_up, 256 * 1024 + 5);
+    assert_eq!(snap.bytes_down, 256 * 1024 + 5);
+    assert_eq!(*seen.lock().unwrap(), vec![IpAddr::from([127, 0, 0, 1]); 2]);
+}
+
+#[tokio::test]
+async fn http10_connect_without_headers_works() {
+    let (echo, _e) = echo_server().await;
+    let p = start_proxy(config(
+        &[&format!("echo.test:{}", echo.port())],
+        &["echo.test=127.0.0.1"],
+    ))
+    .await;
+    let (mut s, answer) = request(p.addr, &format!("CONNECT echo.test:{} HTTP/1.0\r\n\r\n", echo.port())).await;
+    assert_eq!(answer, "HTTP/1.0 200 Connection established\r\n\r\n");
+    echo_through(&mut s, 4096, 1).await;
+}
+
+#[tokio::test]
+async fn refuses_destinations_off_the_allowlist() {
+    let (echo, _e) = echo_server().await;
+    let port = echo.port();
+    let p = start_proxy(config(
+        &[
+            &format!("echo.test:{port}"),
+            &format!("*.issuer.test:{port}"),
+            &format!("[::1]:{port}"),
+        ],
+        &[
+            "echo.test=127.0.0.1",
+            "other.test=127.0.0.1",
+            "evil.issuer.test=127.0.0.1",
+        ],
+    ))
+    .await;
+    let cases = [
+        // Not listed at all, although it resolves.
+        (format!("other.test:{port}"), 403),
+        // Listed name, other port.
+        (format!("echo.test:{}", port.wrapping_add(1).max(1)), 403),
+        // IP literal of the same destination, not listed.
+        (format!("127.0.0.1:{port}"), 403),
+        // A wildcard match that resolves to loopback: no DNS tricks into the sensor's network.
+        (format!("evil.issuer.test:{port}"), 403),
+        // Garbage target.
+        ("echo.test".to_string(), 400),
+    ];
+    for (target, want) in cases {
+        let (_s, answer) = request(p.addr, &format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")).await;
+        assert_eq!(status(&answer), want, "{target}: {answer}");
+    }
+    let snap = p.counters.snapshot();
+    assert_eq!(
+        (snap.refused_not_allowed, snap.refused_bad_request, snap.tunnels_total),
+        (4, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn listed_ip_literal_is_allowed() {
+    let (echo, _e) = echo_server().await;
+    let p = start_proxy(config(&[&format!("127.0.0.1:{}", echo.port())], &[])).await;
+    let (mut s, answer) = request(p.addr, &format!("CONNECT 127.0.0.1:{} HTTP/1.1\r\n\r\n", echo.port())).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    echo_through(&mut s, 1000, 3).await;
+}
+
+#[tokio::test]
+async fn agents_must_authenticate_when_a_token_is_set() {
+    let (echo, _e) = echo_server().await;
+    let mut c = config(&[&format!("echo.test:{}", echo.port())], &["echo.test=127.0.0.1"]);
+    c.auth_token = Some("s3cret".into());
+    let p = start_proxy(c).await;
+    let target = format!("echo.test:{}", echo.port());
+    for (auth, want) in [
+        ("", 407),
+        ("Proxy-Authorization: Bearer wrong\r\n", 407),
+        ("Proxy-Authorization: Basic YWdlbnQ6d3Jvbmc=\r\n", 407),
+        ("Proxy-Authorization: Bearer s3cret\r\n", 200),
+        // agent:s3cret
+        ("Proxy-Authorization: Basic YWdlbnQ6czNjcmV0\r\n", 200),
+    ] {
+        let (mut s, answer) = request(p.addr, &format!("CONNECT {target} HTTP/1.1\r\n{auth}\r\n")).await;
+        assert_eq!(status(&answer), want, "{auth:?}: {answer}");
+        if want == 407 {
+            assert!(
+                answer.contains("Proxy-Authenticate: Basic realm=\"netsensor\"\r\n"),
+                "{answer}"
+            );
+        } else {
+            echo_through(&mut s, 100, 9).await;
+        }
+    }
+    assert_eq!(p.counters.snapshot().refused_auth, 3);
+}
+
+#[tokio::test]
+async fn other_methods_get_405() {
+    let p = start_proxy(config(&["echo.test:80"], &[])).await;
+    let (_s, answer) = request(p.addr, "GET http://echo.test/ HTTP/1.1\r\nHost: echo.test\r\n\r\n").await;
+    assert_eq!(status(&answer), 405, "{answer}");
+    assert!(answer.contains("Allow: CONNECT\r\n"), "{answer}");
+}
+
+#[tokio::test]
+async fn unreachable_destination_gets_502() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let p = start_proxy(config(
+        &[&format!("closed.test:{}", closed.port())],
+        &["closed.test=127.0.0.1"],
+    ))
+    .await;
+    let (_s, answer) = request(
+        p.addr,
+        &format!("CONNECT closed.test:{} HTTP/1.1\r\n\r\n", closed.port()),
+    )
+    .await;
+    assert_eq!(status(&answer), 502, "{answer}");
+    assert_eq!(p.counters.snapshot().refused_unreachable, 1);
+}
+
+#[tokio::test]
+async fn a_one_megabyte_request_line_is_cut_off_and_others_are_served() {
+    let (echo, _e) = echo_server().await;
+    let p = start_proxy(config(
+        &[&format!("echo.test:{}", echo.port())],
+        &["echo.test=127.0.0.1"],
+    ))
+    .await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    let (mut r, mut w) = s.split();
+    let mut line = b"CONNECT ".to_vec();
+    line.extend(std::iter::repeat_n(b'a', 1024 * 1024));
+    line.extend_from_slice(b":443 HTTP/1.1\r\n\r\n");
+    let send = async {
+        // The proxy stops reading after its limit: the write may fail or stall, both are fine.
+        let _ = tokio::time::timeout(Duration::from_secs(3), w.write_all(&line)).await;
+    };
+    let mut answer = Vec::new();
+    let recv = async {
+        let _ = tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut answer)).await;
+    };
+    tokio::join!(send, recv);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let (mut other, answer) = request(p.addr, &format!("CONNECT echo.test:{} HTTP/1.1\r\n\r\n", echo.port())).await;
+    assert_eq!(status(&answer), 200);
+    echo_through(&mut other, 1000, 5).await;
+    assert_eq!(p.counters.snapshot().refused_too_large, 1);
+}
+
+#[tokio::test]
+async fn silent_agents_do_not_block_others() {
+    let (echo, _e) = echo_server().await;
+    let mut c = config(&[&format!("echo.test:{}", echo.port())], &["echo.test=127.0.0.1"]);
+    c.head_timeout = Duration::from_millis(500);
+    c.max_tunnels = 8;
+    let p = start_proxy(c).await;
+    let target = format!("echo.test:{}", echo.port());
+    // Four agents open a tunnel and go silent; four connect and never send a head.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        let (s, answer) = request(p.addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n")).await;
+        assert_eq!(status(&answer), 200);
+        silent.push(s);
+    }
+    let mut mute = Vec::new();
+    for _ in 0..4 {
+        mute.push(TcpStream::connect(p.addr).await.unwrap());
+    }
+    // Every slot is taken; the mute ones are cut off after the head timeout and others get in.
+    let started = std::time::Instant::now();
+    let (mut s, answer) = request(p.addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n")).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    echo_through(&mut s, 1000, 2).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    for m in &mut mute {
+        assert_eq!(status(&read_head(m).await), 408);
+    }
+    // The silent tunnels are still open and still work.
+    for s in &mut silent {
+        echo_through(s, 10, 4).await;
+    }
+    assert_eq!(p.counters.snapshot().refused_head_timeout, 4);
+}
+
+#[tokio::test]
+async fn idle_tunnels_are_closed() {
+    let (echo, _e) = echo_server().await;
+    let mut c = config(&[&format!("echo.test:{}", echo.port())], &["echo.test=127.0.0.1"]);
+    c.idle_timeout = Duration::from_millis(300);
+    let p = start_proxy(c).await;
+    let (mut s, answer) = request(p.addr, &format!("CONNECT echo.test:{} HTTP/1.1\r\n\r\n", echo.port())).await;
+    assert_eq!(status(&answer), 200);
+    echo_through(&mut s, 10, 1).await;
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(matches!(n, Ok(Ok(0))), "the idle tunnel was closed: {n:?}");
+    wait_for(|| p.counters.snapshot().tunnels_open == 0).await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_tunnels_carry_their_own_bytes() {
+    const TUNNELS: usize = 200;
+    let (echo, _e) = echo_server().await;
+    let p = start_proxy(config(
+        &[&format!("echo.test:{}", echo.port())],
+        &["echo.test=127.0.0.1"],
+    ))
+    .await;
+    let target = format!("echo.test:{}", echo.port());
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..TUNNELS {
+        let target = target.clone();
+        let done = done.clone();
+        let addr = p.addr;
+        tasks.push(tokio::spawn(async move {
+            let (mut s, answer) = request(addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n")).await;
+            assert_eq!(status(&answer), 200, "{answer}");
+            echo_through(&mut s, 32 * 1024, i as u8).await;
+            done.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    let all = tokio::time::timeout(Duration::from_secs(60), futures_join(tasks)).await;
+    assert!(all.is_ok(), "200 tunnels within 60 s");
+    assert_eq!(done.load(Ordering::Relaxed), TUNNELS);
+    wait_for(|| p.counters.snapshot().tunnels_open == 0).await;
+    let snap = p.counters.snapshot();
+    assert_eq!(snap.tunnels_total, TUNNELS as u64);
+    assert_eq!(snap.bytes_up, (TUNNELS * 32 * 1024) as u64);
+    assert_eq!(snap.bytes_down, (TUNNELS * 32 * 1024) as u64);
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        t.await.expect("tunnel task");
+    }
+}
+
+async fn wait_for(cond: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cond(), "condition not reached within 5 s");
+}

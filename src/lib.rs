@@ -11,6 +11,7 @@
 pub mod cert;
 pub mod detect;
 pub mod enumerate;
+pub mod inventory;
 pub mod grade;
 pub mod ocsp;
 pub mod output;

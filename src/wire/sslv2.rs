@@ -255,7 +255,7 @@ impl Codec for Sslv2Message {
 
     fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
         fn specs(r: &mut Reader<'_>, len: usize) -> Result<Vec<Sslv2CipherSpec>, WireError> {
-            if len % 3 != 0 {
+            if !len.is_multiple_of(3) {
                 return Err(WireError::Invalid("SSLv2 cipher specs length (not a multiple of 3)"));
             }
             let mut sub = r.sub(len, "SSLv2 cipher specs")?;

@@ -70,11 +70,91 @@ pub fn identify(bytes: &[u8]) -> ServiceInfo {
     } else {
         None
     };
+    let (product, version) = match (name, &server) {
+        ("http", Some(server)) => product_version(server),
+        ("mysql", _) => mysql_version(bytes),
+        _ => product_version(&banner),
+    };
     ServiceInfo {
         name: name.to_string(),
         banner: (!banner.is_empty()).then_some(banner),
         server,
+        product,
+        version,
     }
+}
+
+/// Software that says its name in greetings, as it spells it.
+const PRODUCTS: &[&str] = &[
+    "OpenSSH",
+    "Dropbear",
+    "Postfix",
+    "Exim",
+    "Sendmail",
+    "Microsoft ESMTP",
+    "vsFTPd",
+    "ProFTPD",
+    "Pure-FTPd",
+    "FileZilla",
+    "Dovecot",
+    "Cyrus",
+    "Courier",
+    "nginx",
+    "Apache",
+    "Microsoft-IIS",
+    "lighttpd",
+    "Caddy",
+    "MariaDB",
+    "OpenLDAP",
+    "Prosody",
+    "ejabberd",
+    "netsensor-testbed",
+];
+
+/// Product and version named in a banner line (`SSH-2.0-OpenSSH_9.2p1`,
+/// `220 (vsFTPd 3.0.3)`, `nginx/1.22.1`, `220 mx ESMTP Exim 4.96`).
+pub fn product_version(banner: &str) -> (Option<String>, Option<String>) {
+    let lower = banner.to_ascii_lowercase();
+    let Some((at, product)) = PRODUCTS
+        .iter()
+        .filter_map(|p| lower.find(&p.to_ascii_lowercase()).map(|i| (i, *p)))
+        .min_by_key(|(i, _)| *i)
+    else {
+        return (None, None);
+    };
+    let rest = &banner[at + product.len()..];
+    let version = rest
+        .strip_prefix(['/', '_', ' ', '-'])
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|r| {
+            r.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .collect::<String>()
+        });
+    (Some(product.to_string()), version)
+}
+
+/// MySQL and MariaDB say their version in the initial handshake.
+fn mysql_version(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let Some(rest) = bytes.get(5..) else {
+        return (None, None);
+    };
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len()).min(100);
+    mysql_product(&String::from_utf8_lossy(&rest[..end]))
+}
+
+/// `10.11.6-MariaDB-0+deb12u1` → MariaDB 10.11.6; `8.0.36` → MySQL 8.0.36.
+pub fn mysql_product(server_version: &str) -> (Option<String>, Option<String>) {
+    let number: String = server_version
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let version = (!number.is_empty()).then_some(number);
+    let product = match server_version.to_ascii_lowercase().contains("mariadb") {
+        true => "MariaDB",
+        false => "MySQL",
+    };
+    (Some(product.to_string()), version)
 }
 
 fn printable(s: &str, max: usize) -> String {
@@ -112,6 +192,24 @@ mod tests {
         assert_eq!(identify(b"220 (vsFTPd 3.0.3)\r\n").name, "ftp");
         assert_eq!(identify(b"+OK Dovecot ready.\r\n").name, "pop3");
         assert_eq!(identify(b"* OK [CAPABILITY IMAP4rev1] ready\r\n").name, "imap");
+        let ssh = identify(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+        assert_eq!(
+            (ssh.product.as_deref(), ssh.version.as_deref()),
+            (Some("OpenSSH"), Some("9.2p1"))
+        );
+        assert_eq!(http.product.as_deref(), Some("nginx"));
+        assert_eq!(http.version.as_deref(), Some("1.22.1"));
+        let ftp = identify(b"220 (vsFTPd 3.0.3)\r\n");
+        assert_eq!(
+            (ftp.product.as_deref(), ftp.version.as_deref()),
+            (Some("vsFTPd"), Some("3.0.3"))
+        );
+        let smtp = identify(b"220 mx.test ESMTP Postfix (Debian/GNU)\r\n");
+        assert_eq!((smtp.product.as_deref(), smtp.version), (Some("Postfix"), None));
+        assert_eq!(
+            mysql_product("10.11.6-MariaDB-0+deb12u1"),
+            (Some("MariaDB".into()), Some("10.11.6".into()))
+        );
         let junk = identify(b"\x00\x01\x02zz\x1b[31m");
         assert_eq!(junk.name, "unknown");
         assert!(junk.banner.unwrap().chars().all(|c| !c.is_control()));

@@ -52,6 +52,34 @@ pub enum Transport {
     Unknown,
     /// Nothing was reached (closed or filtered ports).
     None,
+    /// TLS after an in-band upgrade (`starttls-smtp` …).
+    #[serde(rename = "starttls-smtp")]
+    StarttlsSmtp,
+    #[serde(rename = "starttls-imap")]
+    StarttlsImap,
+    #[serde(rename = "starttls-pop3")]
+    StarttlsPop3,
+    #[serde(rename = "starttls-ftp")]
+    StarttlsFtp,
+    #[serde(rename = "starttls-ldap")]
+    StarttlsLdap,
+    #[serde(rename = "starttls-postgres")]
+    StarttlsPostgres,
+    #[serde(rename = "starttls-xmpp")]
+    StarttlsXmpp,
+    #[serde(rename = "starttls-xmpp-server")]
+    StarttlsXmppServer,
+    #[serde(rename = "starttls-mysql")]
+    StarttlsMysql,
+    #[serde(rename = "starttls-rdp")]
+    StarttlsRdp,
+}
+
+impl Transport {
+    /// TLS, implicit or after an upgrade.
+    pub fn is_tls(self) -> bool {
+        !matches!(self, Transport::Plain | Transport::Unknown | Transport::None)
+    }
 }
 
 /// A cipher suite by its IANA value and name.
@@ -117,6 +145,12 @@ pub struct ServiceInfo {
     pub banner: Option<String>,
     /// The HTTP `Server` header, when the service is HTTP.
     pub server: Option<String>,
+    /// The software, when the banner names it (`Postfix`, `OpenSSH`, `nginx`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub product: Option<String>,
+    /// Its version, when the banner says it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
 }
 
 /// One endpoint: (address, port, SNI) and everything learnt about it.

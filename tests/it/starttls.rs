@@ -1,0 +1,249 @@
+//! STARTTLS end to end: for every protocol, the same rustls configuration is
+//! served behind the protocol's upgrade and as implicit TLS; the scan must
+//! find the upgrade, read the chain and enumerate exactly what it enumerates
+//! over implicit TLS. The same service without the upgrade is an unsecured
+//! endpoint named for its protocol. SMTP 421 throttling is respected.
+
+#[path = "starttls_servers.rs"]
+mod servers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netsensor::record::{Category, EndpointRecord, Transport};
+use netsensor::scan::ScanOptions;
+use netsensor::starttls::{Starttls, StarttlsMode};
+use netsensor::testbed::{self, KeyKind};
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+
+use crate::support::{find, quick, scan};
+use servers::{Script, Step};
+
+fn options(mode: StarttlsMode) -> ScanOptions {
+    let mut o = quick();
+    o.starttls = mode;
+    o.vulnerabilities = false;
+    o.http_headers = false;
+    o
+}
+
+async fn listen() -> (TcpListener, SocketAddr) {
+    let l = testbed::bind_loopback("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+fn config(tag: &str) -> (Arc<ServerConfig>, Vec<Vec<u8>>) {
+    let chain = testbed::issue_chain(tag, &["mx.test"], KeyKind::EcdsaP256).unwrap();
+    let (cfg, _) = testbed::rustls_config(
+        chain.presented(),
+        &chain.leaf_key,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    )
+    .unwrap();
+    (cfg, chain.presented())
+}
+
+/// What the enumeration found, in a form two records can be compared by.
+fn enumeration_of(r: &EndpointRecord) -> String {
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}",
+        r.protocols, r.protocol_ciphers, r.key_exchange, r.features
+    )
+}
+
+/// Serve `steps` with and without TLS and as implicit TLS; scan all three.
+async fn check(proto: Starttls, steps: fn(bool) -> Vec<Step>, mode: StarttlsMode) {
+    let (cfg, presented) = config(&format!("it starttls {proto}"));
+    let (ls, up) = listen().await;
+    let (lp, plain) = listen().await;
+    let (li, implicit) = listen().await;
+    let script = |offer| Script {
+        steps: steps(offer),
+        tls: offer.then(|| cfg.clone()),
+        throttle_from: None,
+    };
+    let (s1, _) = servers::serve(ls, script(true));
+    let (s2, _) = servers::serve(lp, script(false));
+    let s3 = testbed::serve_tls(li, cfg.clone());
+    let _guard = Abort(vec![s1, s2, s3]);
+
+    let ports = format!("{},{}", up.port(), plain.port());
+    let implicit_port = implicit.port().to_string();
+    let (records, implicit_records) = tokio::join!(
+        scan(&["127.0.0.1"], &[], &ports, options(mode)),
+        scan(&["127.0.0.1"], &[], &implicit_port, options(StarttlsMode::Off)),
+    );
+
+    let r = find(&records, up);
+    assert_eq!(r.category, Category::Discovered, "{proto}: {r:#?}");
+    assert_eq!(r.transport, proto.transport(), "{proto}");
+    assert_eq!(r.service.as_deref(), Some(proto.service()));
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["transport"], format!("starttls-{}", proto.name()));
+    let h = r.handshake.as_ref().unwrap();
+    assert!(h.error.is_none(), "{proto}: {h:?}");
+    let thumbs: Vec<_> = r.chain.iter().map(|c| c.thumbprint.clone()).collect();
+    let want: Vec<_> = presented.iter().map(|d| netsensor::cert::thumbprint(d)).collect();
+    assert_eq!(thumbs, want, "{proto}: the chain read through the upgrade");
+    assert!(r.grade.is_some(), "{proto}: graded");
+
+    let i = find(&implicit_records, implicit);
+    assert_eq!(i.transport, Transport::Tls);
+    assert!(r.protocols.is_some(), "{proto}: enumerated");
+    assert_eq!(
+        enumeration_of(r),
+        enumeration_of(i),
+        "{proto}: the enumeration through STARTTLS equals the implicit-TLS one"
+    );
+    assert!(r.enumeration_errors.is_empty(), "{proto}: {:?}", r.enumeration_errors);
+
+    let p = find(&records, plain);
+    assert_eq!(p.category, Category::Unsecured, "{proto}: {p:#?}");
+    assert_eq!(p.transport, Transport::Plain, "{proto}");
+    assert_eq!(p.service.as_deref(), Some(proto.service()), "{proto}");
+    assert!(p.chain.is_empty());
+}
+
+struct Abort(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+// Server-speaks-first protocols are found by their banner on any port.
+#[tokio::test]
+async fn smtp_upgrades_by_banner() {
+    check(Starttls::Smtp, servers::smtp, StarttlsMode::Auto).await;
+}
+
+#[tokio::test]
+async fn imap_upgrades_by_banner() {
+    check(Starttls::Imap, servers::imap, StarttlsMode::Auto).await;
+}
+
+#[tokio::test]
+async fn pop3_upgrades_by_banner() {
+    check(Starttls::Pop3, servers::pop3, StarttlsMode::Auto).await;
+}
+
+#[tokio::test]
+async fn ftp_upgrades_by_banner() {
+    check(Starttls::Ftp, servers::ftp, StarttlsMode::Auto).await;
+}
+
+#[tokio::test]
+async fn mysql_upgrades_by_greeting() {
+    check(Starttls::Mysql, servers::mysql, StarttlsMode::Auto).await;
+}
+
+// Client-speaks-first protocols are chosen by port (not bindable here) or `--starttls PROTO`.
+#[tokio::test]
+async fn ldap_upgrades() {
+    check(Starttls::Ldap, servers::ldap, StarttlsMode::Only(Starttls::Ldap)).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrades() {
+    check(
+        Starttls::Postgres,
+        servers::postgres,
+        StarttlsMode::Only(Starttls::Postgres),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn xmpp_upgrades() {
+    check(
+        Starttls::XmppClient,
+        servers::xmpp,
+        StarttlsMode::Only(Starttls::XmppClient),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rdp_upgrades() {
+    check(Starttls::Rdp, servers::rdp, StarttlsMode::Only(Starttls::Rdp)).await;
+}
+
+#[tokio::test]
+async fn smtp_banner_names_the_product() {
+    let (l, a) = listen().await;
+    let (s, _) = servers::serve(
+        l,
+        Script {
+            steps: servers::smtp(false),
+            tls: None,
+            throttle_from: None,
+        },
+    );
+    let _g = Abort(vec![s]);
+    let records = scan(&["127.0.0.1"], &[], &a.port().to_string(), options(StarttlsMode::Auto)).await;
+    let p = find(&records, a).plain.clone().unwrap();
+    assert_eq!(p.name, "smtp");
+    assert_eq!(p.product.as_deref(), Some("Postfix"));
+}
+
+#[tokio::test]
+async fn smtp_421_throttling_stops_the_enumeration() {
+    let (cfg, _) = config("it starttls 421");
+    let (l, a) = listen().await;
+    // The first three connections are served; every later one gets 421.
+    let (s, counter) = servers::serve(
+        l,
+        Script {
+            steps: servers::smtp(true),
+            tls: Some(cfg),
+            throttle_from: Some(3),
+        },
+    );
+    let _g = Abort(vec![s]);
+    let started = Instant::now();
+    let records = scan(&["127.0.0.1"], &[], &a.port().to_string(), options(StarttlsMode::Auto)).await;
+    let took = started.elapsed();
+    let r = find(&records, a);
+    assert_eq!(r.transport, Transport::StarttlsSmtp, "{r:#?}");
+    assert!(!r.chain.is_empty(), "the chain from the first upgrade");
+    assert!(
+        r.enumeration_errors
+            .iter()
+            .any(|e| e.contains("421") && e.contains("throttled")),
+        "{:?}",
+        r.enumeration_errors
+    );
+    // Backed off and stopped: a handful of connections, not hundreds.
+    let per_host = quick().per_host;
+    assert!(counter.get() <= 3 + per_host + 4, "{} connections", counter.get());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+
+    // A server that throttles from the first connection is unsecured for now, with the reason.
+    let (l, a) = listen().await;
+    let (s, _) = servers::serve(
+        l,
+        Script {
+            steps: servers::smtp(true),
+            tls: None,
+            throttle_from: Some(0),
+        },
+    );
+    let _g2 = Abort(vec![s]);
+    let records = scan(
+        &["127.0.0.1"],
+        &[],
+        &a.port().to_string(),
+        options(StarttlsMode::Only(Starttls::Smtp)),
+    )
+    .await;
+    let r = find(&records, a);
+    assert_eq!(r.service.as_deref(), Some("smtp"));
+    let err = r.handshake.as_ref().unwrap().error.clone().unwrap();
+    assert!(err.contains("421") && err.contains("throttling"), "{err}");
+}

@@ -10,6 +10,11 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
 command -v gnutls-serv >/dev/null || need+=(gnutls-bin)
 dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
+# ACME through the agent proxy (sensor/tests/proxy.rs): a real CA and two real clients.
+command -v pebble >/dev/null || need+=(pebble)
+command -v lego >/dev/null || need+=(lego)
+command -v certbot >/dev/null || need+=(certbot)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update -qq

@@ -388,6 +388,7 @@ impl Shared {
         tracing::info!(
             agent = %peer,
             target = %target,
+            http = %head.version,
             bytes_up = up,
             bytes_down = down,
             duration_ms = started.elapsed().as_millis() as u64,

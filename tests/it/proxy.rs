@@ -401,3 +401,49 @@ async fn wait_for(cond: impl Fn() -> bool) {
     }
     assert!(cond(), "condition not reached within 5 s");
 }
+
+#[tokio::test]
+async fn plain_and_tls_agents_share_the_port() {
+    use netsensor::testbed::{self, KeyKind};
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let (echo, _e) = echo_server().await;
+    let chain = testbed::issue_chain("proxy", &["sensor.test"], KeyKind::EcdsaP256).expect("chain");
+    let (server, _sni) = testbed::rustls_config(
+        chain.presented(),
+        &chain.leaf_key,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    )
+    .expect("server config");
+    let mut c = config(&[&format!("echo.test:{}", echo.port())], &["echo.test=127.0.0.1"]);
+    c.tls = Some(server);
+    let p = start_proxy(c).await;
+    let head = format!("CONNECT echo.test:{} HTTP/1.1\r\n\r\n", echo.port());
+
+    // https:// proxy URL: TLS to the proxy, CONNECT inside it.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(chain.root.clone())).expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let name = ServerName::try_from("sensor.test").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("TLS to the proxy");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 39];
+    tls.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer[..], b"HTTP/1.1 200 Connection established\r\n\r\n");
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    tls.write_all(&data).await.unwrap();
+    let mut back = vec![0u8; data.len()];
+    tls.read_exact(&mut back).await.unwrap();
+    assert!(back == data, "bytes changed in the TLS-wrapped tunnel");
+
+    // http:// proxy URL on the same port.
+    let (mut s, answer) = request(p.addr, &head).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    echo_through(&mut s, 1000, 8).await;
+}

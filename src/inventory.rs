@@ -143,6 +143,9 @@ pub struct Run<'a> {
     pub records: &'a [EndpointRecord],
     /// The profile's tags, attached to every endpoint it found.
     pub tags: &'a [String],
+    /// The run walked all its targets. A run cut short (shutdown, window
+    /// closed) updates what it saw but counts nobody as missing.
+    pub complete: bool,
 }
 
 /// When a difference is worth an event.
@@ -244,6 +247,7 @@ impl Inventory {
             finished_at,
             records,
             tags,
+            complete,
         } = *run;
         let DiffPolicy {
             gone_after,
@@ -305,6 +309,10 @@ impl Inventory {
                 }
             }
         }
+        if !complete {
+            tx.commit().map_err(&db)?;
+            return Ok(changes);
+        }
         // Everything of this profile not seen this run is one run more missing.
         let mut stmt = tx
             .prepare("SELECT address, port, sni, missed_runs FROM endpoints WHERE profile = ?1")
@@ -341,6 +349,18 @@ impl Inventory {
         }
         tx.commit().map_err(&db)?;
         Ok(changes)
+    }
+
+    /// When the last recorded run of `profile` started (RFC 3339).
+    pub fn last_run(&self, profile: &str) -> Result<Option<String>, InventoryError> {
+        self.conn
+            .query_row(
+                "SELECT started_at FROM runs WHERE profile = ?1 ORDER BY id DESC LIMIT 1",
+                params![profile],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.db())
     }
 
     /// Stored endpoints, optionally of one category, ordered by address and port.
@@ -436,6 +456,7 @@ mod tests {
             finished_at: at,
             records,
             tags: &[],
+            complete: true,
         }
     }
 
@@ -478,6 +499,27 @@ mod tests {
         assert_eq!(all[0].first_seen, t(1));
         assert_eq!(all[0].last_seen, t(4));
         assert_eq!(inv.list(Some(Category::Unsecured)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn an_incomplete_run_counts_nobody_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let t = "2026-11-01T00:00:00Z";
+        inv.record_run(
+            &run(t, &[rec("127.0.0.1", 443, "AA", t), rec("127.0.0.2", 443, "BB", t)]),
+            &POLICY,
+        )
+        .unwrap();
+        let cut = Run {
+            complete: false,
+            ..run(t, &[])
+        };
+        for _ in 0..3 {
+            assert!(inv.record_run(&cut, &POLICY).unwrap().is_empty());
+        }
+        assert!(inv.list(None).unwrap().iter().all(|s| s.missed_runs == 0));
+        assert_eq!(inv.last_run("lab").unwrap().as_deref(), Some(t));
     }
 
     #[test]

@@ -11,8 +11,9 @@
 pub mod cert;
 pub mod detect;
 pub mod enumerate;
-pub mod inventory;
 pub mod grade;
+pub mod inventory;
+pub mod job;
 pub mod ocsp;
 pub mod output;
 pub mod permute;

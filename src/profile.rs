@@ -333,11 +333,11 @@ fn parse_schedule(s: &RawSchedule, err: &dyn Fn(&str, String, &str) -> ProfileEr
         }
         (Some(e), None) => {
             let d = parse_duration(e).map_err(|m| err("schedule.every", m, "e.g. \"30m\", \"6h\", \"1d\""))?;
-            if d < Duration::from_secs(60) {
+            if d < Duration::from_secs(1) {
                 return Err(err(
                     "schedule.every",
-                    format!("`{e}` is shorter than a minute"),
-                    "use at least \"1m\"",
+                    format!("`{e}` is shorter than a second"),
+                    "use at least \"1s\"",
                 ));
             }
             When::Every(d)

@@ -38,6 +38,12 @@ pub enum Command {
     Grade(crate::grade::GradeArgs),
     /// Start demo servers on 127.0.2.1-3 and scan them (no configuration needed).
     Demo(crate::demo::DemoArgs),
+    /// Run as the appliance: every profile on its schedule, with the inventory.
+    Run(crate::run::RunArgs),
+    /// Read the inventory of a state directory.
+    Inventory(crate::run::InventoryArgs),
+    /// Validate scan profiles without scanning.
+    Profiles(crate::profiles::ProfilesArgs),
 }
 
 /// The invalid-input error class: exit code 2, nothing was scanned.

@@ -4,6 +4,8 @@
 mod cli;
 mod demo;
 mod grade;
+mod profiles;
+mod run;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,9 @@ fn main() -> ExitCode {
             cli::Command::Scan(scan) => cli::scan(*scan).await,
             cli::Command::Demo(demo) => demo::run(demo).await,
             cli::Command::Grade(g) => grade::run(g).await,
+            cli::Command::Run(r) => run::run(r).await,
+            cli::Command::Inventory(i) => run::inventory(i),
+            cli::Command::Profiles(p) => profiles::run(p),
         }
     });
     match result {

@@ -1,0 +1,74 @@
+//! `sensor profiles check FILE…`: validate scan profiles without scanning.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use netsensor::profile::{self, When};
+
+use crate::cli::UsageError;
+
+#[derive(Args, Debug)]
+pub struct ProfilesArgs {
+    #[command(subcommand)]
+    pub command: ProfilesCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfilesCommand {
+    /// Parse and validate profiles; print a summary of each or every error.
+    Check {
+        /// Profile files (TOML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub fn run(args: ProfilesArgs) -> anyhow::Result<()> {
+    let ProfilesCommand::Check { files } = args.command;
+    let mut failed = 0;
+    for file in &files {
+        match profile::load(file) {
+            Ok(p) => {
+                let schedule = match &p.schedule {
+                    None => "no schedule".to_string(),
+                    Some(s) => {
+                        let when = match &s.when {
+                            When::Every(d) => format!("every {}s", d.as_secs()),
+                            When::Cron(c) => format!("cron \"{c}\" (UTC)"),
+                        };
+                        match s.window {
+                            Some((a, b)) => format!(
+                                "{when}, window {:02}:{:02}-{:02}:{:02} UTC",
+                                a / 60,
+                                a % 60,
+                                b / 60,
+                                b % 60
+                            ),
+                            None => when,
+                        }
+                    }
+                };
+                println!(
+                    "ok  {}: profile `{}`, {} target(s), ports {}, {}",
+                    file.display(),
+                    p.name,
+                    p.targets.len(),
+                    p.ports,
+                    schedule
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error  {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(UsageError(format!(
+            "{failed} of {} profile(s) invalid; nothing was changed",
+            files.len()
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -131,7 +131,7 @@ impl ProxyConfig {
     }
 }
 
-/// Why a request was refused; one counter each.
+/// Why a request was refused; one counter each (keep `Unreachable` last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     BadRequest,
@@ -144,6 +144,8 @@ pub enum Refusal {
     Unreachable,
 }
 
+const REFUSALS: usize = Refusal::Unreachable as usize + 1;
+
 /// Counters for the metrics endpoint: plain atomics, read with [`Counters::snapshot`].
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -151,7 +153,7 @@ pub struct Counters {
     pub tunnels_total: AtomicU64,
     pub bytes_up: AtomicU64,
     pub bytes_down: AtomicU64,
-    refused: [AtomicU64; 8],
+    refused: [AtomicU64; REFUSALS],
 }
 
 /// A copy of the counters at one instant.

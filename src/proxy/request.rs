@@ -286,6 +286,30 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_garbage() {
+        // xorshift: reproducible bytes biased towards the parser's delimiters.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..20_000 {
+            let len = round % 300;
+            let input: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"CONNECT :[]\r\n HTTP/1.0a\xff"[(x % 24) as usize]
+                })
+                .collect();
+            if let Ok(Some(head)) = parse_head(&input, 256) {
+                assert!(head.head_len <= input.len());
+                let _ = parse_authority(&head.target);
+            }
+            let text = String::from_utf8_lossy(&input);
+            let _ = parse_authority(&text);
+            let _ = authorized(Some(&text), "t");
+        }
+    }
+
+    #[test]
     fn decodes_base64() {
         assert_eq!(base64_decode("YWdlbnQ6czNjcmV0").unwrap(), b"agent:s3cret");
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");

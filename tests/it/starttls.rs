@@ -64,6 +64,7 @@ async fn check(proto: Starttls, steps: fn(bool) -> Vec<Step>, mode: StarttlsMode
         steps: steps(offer),
         tls: offer.then(|| cfg.clone()),
         throttle_from: None,
+        hang_up_first: 0,
     };
     let (s1, _) = servers::serve(ls, script(true));
     let (s2, _) = servers::serve(lp, script(false));
@@ -170,6 +171,16 @@ async fn xmpp_upgrades() {
 }
 
 #[tokio::test]
+async fn xmpp_server_to_server_upgrades() {
+    check(
+        Starttls::XmppServer,
+        servers::xmpp_server,
+        StarttlsMode::Only(Starttls::XmppServer),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn rdp_upgrades() {
     check(Starttls::Rdp, servers::rdp, StarttlsMode::Only(Starttls::Rdp)).await;
 }
@@ -183,6 +194,7 @@ async fn smtp_banner_names_the_product() {
             steps: servers::smtp(false),
             tls: None,
             throttle_from: None,
+            hang_up_first: 0,
         },
     );
     let _g = Abort(vec![s]);
@@ -190,6 +202,26 @@ async fn smtp_banner_names_the_product() {
     let p = find(&records, a).plain.clone().unwrap();
     assert_eq!(p.name, "smtp");
     assert_eq!(p.product.as_deref(), Some("Postfix"));
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_on_tls_and_then_greets_in_smtp_is_upgraded() {
+    let (cfg, presented) = config("it starttls hang-up");
+    let (l, a) = listen().await;
+    let (s, _) = servers::serve(
+        l,
+        Script {
+            steps: servers::smtp(true),
+            tls: Some(cfg),
+            throttle_from: None,
+            hang_up_first: 1,
+        },
+    );
+    let _g = Abort(vec![s]);
+    let records = scan(&["127.0.0.1"], &[], &a.port().to_string(), options(StarttlsMode::Auto)).await;
+    let r = find(&records, a);
+    assert_eq!(r.transport, Transport::StarttlsSmtp, "{r:#?}");
+    assert_eq!(r.chain.len(), presented.len());
 }
 
 #[tokio::test]
@@ -203,6 +235,7 @@ async fn smtp_421_throttling_stops_the_enumeration() {
             steps: servers::smtp(true),
             tls: Some(cfg),
             throttle_from: Some(3),
+            hang_up_first: 0,
         },
     );
     let _g = Abort(vec![s]);
@@ -232,6 +265,7 @@ async fn smtp_421_throttling_stops_the_enumeration() {
             steps: servers::smtp(true),
             tls: None,
             throttle_from: Some(0),
+            hang_up_first: 0,
         },
     );
     let _g2 = Abort(vec![s]);

@@ -35,6 +35,8 @@ pub struct Script {
     pub tls: Option<Arc<ServerConfig>>,
     /// From this connection on (0-based), answer `421` and close (SMTP throttling).
     pub throttle_from: Option<usize>,
+    /// The first this-many connections read once and hang up without a word.
+    pub hang_up_first: usize,
 }
 
 /// Connections accepted so far, for the throttling test.
@@ -68,6 +70,11 @@ pub fn serve(listener: TcpListener, script: Script) -> (JoinHandle<()>, Arc<Coun
 }
 
 async fn run(mut s: TcpStream, script: &Script, n: usize) -> std::io::Result<()> {
+    if n < script.hang_up_first {
+        let mut sink = [0u8; 1024];
+        let _ = s.read(&mut sink).await;
+        return Ok(());
+    }
     if script.throttle_from.is_some_and(|from| n >= from) {
         // RFC 5321 §3.8 / §4.2.3: 421 Service not available, closing transmission channel.
         s.write_all(b"421 4.7.0 mx.test Too many connections, try again later\r\n")
@@ -208,6 +215,15 @@ pub fn postgres(offer: bool) -> Vec<Step> {
 /// XMPP, RFC 6120 §5.4.2 (example in §9.1.2): stream headers, features,
 /// `<starttls/>`, `<proceed/>`.
 pub fn xmpp(offer: bool) -> Vec<Step> {
+    xmpp_stream(offer, "jabber:client")
+}
+
+/// The same between servers (RFC 6120 §4.7.5, `jabber:server`).
+pub fn xmpp_server(offer: bool) -> Vec<Step> {
+    xmpp_stream(offer, "jabber:server")
+}
+
+fn xmpp_stream(offer: bool, ns: &str) -> Vec<Step> {
     let features = match offer {
         true => {
             "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>"
@@ -218,7 +234,7 @@ pub fn xmpp(offer: bool) -> Vec<Step> {
     };
     let header = format!(
         "<?xml version='1.0'?><stream:stream from='im.test' id='++TR84Sm6A3hnt3Q065SnAbbk3Y=' version='1.0' \
-         xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{features}"
+         xml:lang='en' xmlns='{ns}' xmlns:stream='http://etherx.jabber.org/streams'>{features}"
     );
     let mut steps = vec![Step::Until(b"version='1.0'>"), send(header)];
     if offer {

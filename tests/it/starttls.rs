@@ -281,3 +281,140 @@ async fn smtp_421_throttling_stops_the_enumeration() {
     let err = r.handshake.as_ref().unwrap().error.clone().unwrap();
     assert!(err.contains("421") && err.contains("throttling"), "{err}");
 }
+
+/// A real PostgreSQL (Debian's, started from a fresh `initdb` in a scratch
+/// directory, listening on 127.0.0.1 only), with `ssl = on` and with `ssl = off`.
+#[tokio::test]
+async fn real_postgresql_upgrades_and_without_ssl_is_unsecured() {
+    let Some(bin) = postgres_bin() else {
+        eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+        return;
+    };
+    let chain = testbed::issue_chain("it postgres", &["db.test"], KeyKind::EcdsaP256).unwrap();
+    let (mut with_tls, a) = postgres(&bin, Some(&chain)).await;
+    let (mut without, b) = postgres(&bin, None).await;
+    crate::support::wait_listening(a, &mut with_tls.0).await;
+    crate::support::wait_listening(b, &mut without.0).await;
+
+    let ports = format!("{},{}", a.port(), b.port());
+    let records = scan(
+        &["127.0.0.1"],
+        &[],
+        &ports,
+        options(StarttlsMode::Only(Starttls::Postgres)),
+    )
+    .await;
+    let r = find(&records, a);
+    assert_eq!(r.transport, Transport::StarttlsPostgres, "{r:#?}");
+    assert_eq!(r.service.as_deref(), Some("postgresql"));
+    let thumbs: Vec<_> = r.chain.iter().map(|c| c.thumbprint.clone()).collect();
+    let want: Vec<_> = chain
+        .presented()
+        .iter()
+        .map(|d| netsensor::cert::thumbprint(d))
+        .collect();
+    assert_eq!(thumbs, want);
+    let protocols = r.protocols.as_ref().expect("enumerated");
+    assert_eq!(protocols.get("TLSv1.2"), Some(&true), "{protocols:?}");
+    assert_eq!(protocols.get("TLSv1.0"), Some(&false), "{protocols:?}");
+    assert!(!r.protocol_ciphers.is_empty());
+    assert!(r.enumeration_errors.is_empty(), "{:?}", r.enumeration_errors);
+
+    let p = find(&records, b);
+    assert_eq!(p.category, Category::Unsecured, "{p:#?}");
+    assert_eq!(p.transport, Transport::Plain);
+    assert_eq!(p.service.as_deref(), Some("postgresql"));
+}
+
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("postgres").exists() && p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// As root the server must run as `postgres` (it refuses root); `setpriv`
+/// execs in place, so the process we stop is the server itself.
+fn as_server_user(program: &std::path::Path) -> std::process::Command {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+/// A scratch cluster serving 127.0.0.1 on a free port; TLS with `chain` when given.
+async fn postgres(
+    bin: &std::path::Path,
+    chain: Option<&testbed::Chain>,
+) -> ((crate::support::Proc, tempfile::TempDir), SocketAddr) {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let owner = std::fs::metadata("/var/lib/postgresql")
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    let chown = |p: &std::path::Path| {
+        if let Some(uid) = owner {
+            let gid = std::fs::metadata("/var/lib/postgresql")
+                .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+                .ok();
+            let _ = std::os::unix::fs::chown(p, Some(uid), gid);
+        }
+    };
+    chown(root);
+    let data = root.join("data");
+    let status = as_server_user(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run initdb");
+    assert!(status.success(), "initdb failed");
+    let port = crate::support::free_port("127.0.0.1".parse().unwrap());
+    let mut cmd = as_server_user(&bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", &format!("port={port}")])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", root.display()))
+        .args(["-c", "fsync=off"]);
+    if let Some(chain) = chain {
+        let cert = crate::support::write(root, "server.crt", &chain.chain_pem());
+        let key = crate::support::write(root, "server.key", &chain.leaf_key_pem);
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        chown(&cert);
+        chown(&key);
+        cmd.args(["-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", cert.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", key.display()));
+    } else {
+        cmd.args(["-c", "ssl=off"]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start postgres");
+    let proc_ = crate::support::Proc {
+        child,
+        name: "postgres",
+    };
+    ((proc_, dir), SocketAddr::new("127.0.0.1".parse().unwrap(), port))
+}

@@ -104,6 +104,36 @@ pub enum When {
     Cron(String),
 }
 
+impl std::fmt::Display for Schedule {
+    /// `every 21600s within 22:00-06:00 UTC`, `cron "0 2 * * *" UTC`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.when {
+            When::Every(d) => write!(f, "every {}s", d.as_secs())?,
+            When::Cron(c) => write!(f, "cron \"{c}\" UTC")?,
+        }
+        if let Some((a, b)) = self.window {
+            write!(f, " within {:02}:{:02}-{:02}:{:02} UTC", a / 60, a % 60, b / 60, b % 60)?;
+        }
+        Ok(())
+    }
+}
+
+impl Profile {
+    /// One line for logs: name, targets, ports, schedule.
+    pub fn summary(&self) -> String {
+        let when = self
+            .schedule
+            .as_ref()
+            .map_or_else(|| "once per start".to_string(), Schedule::to_string);
+        format!(
+            "`{}`: {} target(s), ports {}, {when}",
+            self.name,
+            self.targets.len(),
+            self.ports
+        )
+    }
+}
+
 /// A profile error, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}{}: {}{message}{}", line.map(|l| format!(":{l}")).unwrap_or_default(), field.as_deref().map(|f| format!("`{f}`: ")).unwrap_or_default(), fix.as_deref().map(|f| format!(" (fix: {f})")).unwrap_or_default())]

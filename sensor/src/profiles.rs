@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use netsensor::profile::{self, When};
+use netsensor::profile;
 
 use crate::cli::UsageError;
 
@@ -28,35 +28,7 @@ pub fn run(args: ProfilesArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for file in &files {
         match profile::load(file) {
-            Ok(p) => {
-                let schedule = match &p.schedule {
-                    None => "no schedule".to_string(),
-                    Some(s) => {
-                        let when = match &s.when {
-                            When::Every(d) => format!("every {}s", d.as_secs()),
-                            When::Cron(c) => format!("cron \"{c}\" (UTC)"),
-                        };
-                        match s.window {
-                            Some((a, b)) => format!(
-                                "{when}, window {:02}:{:02}-{:02}:{:02} UTC",
-                                a / 60,
-                                a % 60,
-                                b / 60,
-                                b % 60
-                            ),
-                            None => when,
-                        }
-                    }
-                };
-                println!(
-                    "ok  {}: profile `{}`, {} target(s), ports {}, {}",
-                    file.display(),
-                    p.name,
-                    p.targets.len(),
-                    p.ports,
-                    schedule
-                );
-            }
+            Ok(p) => println!("ok  {}: profile {}", file.display(), p.summary()),
             Err(e) => {
                 failed += 1;
                 eprintln!("error  {e}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use netsensor::inventory::{Change, DiffPolicy, Inventory, Run};
-use netsensor::profile::{self, Profile, When};
+use netsensor::profile::{self, Profile};
 use netsensor::record::rfc3339;
 use netsensor::scan::{self, ScanOptions};
 use netsensor::schedule::{self, Due};
@@ -87,23 +87,6 @@ fn load_profiles(args: &RunArgs) -> anyhow::Result<Vec<Profile>> {
     Ok(profiles)
 }
 
-fn describe(p: &Profile) -> String {
-    let when = match &p.schedule {
-        None => "once at start".to_string(),
-        Some(s) => {
-            let w = match &s.when {
-                When::Every(d) => format!("every {}s", d.as_secs()),
-                When::Cron(c) => format!("cron \"{c}\" UTC"),
-            };
-            match s.window {
-                Some((a, b)) => format!("{w} within {:02}:{:02}-{:02}:{:02} UTC", a / 60, a % 60, b / 60, b % 60),
-                None => w,
-            }
-        }
-    };
-    format!("`{}`: {} target(s), ports {}, {when}", p.name, p.targets.len(), p.ports)
-}
-
 struct Running {
     handle: JoinHandle<()>,
     stop: Arc<AtomicBool>,
@@ -132,7 +115,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.state_dir.display()
     );
     for p in &profiles {
-        eprintln!("  profile {}", describe(p));
+        eprintln!("  profile {}", p.summary());
     }
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -152,7 +135,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     Ok(new) => {
                         eprintln!("sensor: SIGHUP: {} profile(s) reloaded (running scans continue)", new.len());
                         for p in &new {
-                            eprintln!("  profile {}", describe(p));
+                            eprintln!("  profile {}", p.summary());
                         }
                         profiles = new;
                     }

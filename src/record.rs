@@ -210,6 +210,10 @@ pub struct EndpointRecord {
     /// The upstream's shape: classed ciphers, chain, headers, the four-level scores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_rating_info: Option<crate::grade::SecurityRatingInfo>,
+    /// On a record made for an extra SNI name (`--sni-list`, SANs): whether
+    /// the certificate differs from the one presented for the target itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sni_certificate_differs: Option<bool>,
 }
 
 /// The record's protocol names, oldest first.
@@ -306,6 +310,7 @@ impl EndpointRecord {
             chain_report: None,
             vulnerabilities: Vec::new(),
             security_rating_info: None,
+            sni_certificate_differs: None,
         }
     }
 }

@@ -72,6 +72,13 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
         config.add_resolve(entry).map_err(|e| usage("--resolve", e))?;
     }
     config.validate().map_err(|e| usage("proxy options", e))?;
+    if args.idle_timeout < 120 {
+        // ACME clients keep one tunnel for the whole exchange; certbot does not retry a dropped POST.
+        tracing::warn!(
+            idle_timeout = args.idle_timeout,
+            "idle timeouts under 120 s break some ACME clients"
+        );
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let chain = CertificateDer::pem_file_iter(cert)
             .and_then(|i| i.collect::<Result<Vec<_>, _>>())

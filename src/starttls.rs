@@ -922,4 +922,45 @@ mod tests {
         assert!(tpkt_len(&[4, 0, 0, 19]).is_err());
         assert!(rdp_confirm(&[3, 0, 0, 7, 2, 0xe0, 0]).is_err());
     }
+
+    #[test]
+    fn never_panics_on_arbitrary_replies() {
+        // xorshift: reproducible inputs without a dependency.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"0123456789 -+*OKNOBADa\r\n<>/:'=\x00\x0a\x30\x78\x02\x03\xd0\xff";
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 => next() as u8,
+                    _ => alphabet[(next() % alphabet.len() as u64) as usize],
+                })
+                .collect();
+            for proto in Starttls::ALL {
+                if let Ok(Some((reply, used))) = take_reply(proto, &bytes) {
+                    assert!(used <= bytes.len());
+                    let _ = (smtp_greeting(&reply), smtp_ehlo(&reply), smtp_starttls(&reply));
+                    let _ = (ftp_greeting(&reply), ftp_auth(&reply));
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = (imap_greeting(&text), imap_starttls(&text), pop3_status(&text, false));
+            if let Ok(Some(n)) = ldap_frame_len(&bytes) {
+                let _ = ldap_response(&bytes[..n]);
+            }
+            let _ = ldap_response(&bytes);
+            let _ = (xmpp_features(&bytes), xmpp_proceed(&bytes));
+            let _ = (mysql_packet_len(&bytes), mysql_greeting(&bytes));
+            let _ = (tpkt_len(&bytes), rdp_confirm(&bytes));
+            if let Some(&b) = bytes.first() {
+                let _ = postgres_answer(b);
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub mod permute;
 pub mod portscan;
 pub mod probe;
 pub mod profile;
+pub mod proxy;
 pub mod record;
 pub mod scan;
 pub mod schedule;

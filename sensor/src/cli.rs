@@ -44,6 +44,8 @@ pub enum Command {
     Inventory(crate::run::InventoryArgs),
     /// Validate scan profiles without scanning.
     Profiles(crate::profiles::ProfilesArgs),
+    /// Serve the agent proxy alone: CONNECT tunnels to allowlisted destinations.
+    Proxy(crate::proxy::ProxyArgs),
 }
 
 /// The invalid-input error class: exit code 2, nothing was scanned.

@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod grade;
 mod profiles;
+mod proxy;
 mod run;
 
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             cli::Command::Run(r) => run::run(r).await,
             cli::Command::Inventory(i) => run::inventory(i),
             cli::Command::Profiles(p) => profiles::run(p),
+            cli::Command::Proxy(p) => proxy::run(p).await,
         }
     });
     match result {

@@ -8,5 +8,6 @@ mod support;
 
 mod enumeration;
 mod grading;
+mod proxy;
 mod scan;
 mod vulns;

@@ -19,10 +19,12 @@ use crate::detect::{self, Answer};
 use crate::grade::{self, HttpHeaders, Observation, Policy, TrustStores};
 use crate::portscan::{self, Connect, PortState, PortscanConfig, Progress};
 use crate::probe::enumeration::{self, EnumConfig, Enumeration};
+use crate::probe::hello::Preamble;
 use crate::probe::tls::{self, TlsProber};
 use crate::probe::vulns::{self, VulnConfig, VulnReport};
-use crate::probe::{http, plain};
-use crate::record::{Category, EndpointRecord, FailureKind, Handshake, Transport, rfc3339};
+use crate::probe::{http, plain, starttls};
+use crate::record::{Category, EndpointRecord, FailureKind, Handshake, ServiceInfo, Transport, rfc3339};
+use crate::starttls::{Starttls, StarttlsError, StarttlsMode};
 use crate::targets::{ScanPlan, Target};
 
 #[derive(Clone, Debug)]
@@ -49,6 +51,13 @@ pub struct ScanOptions {
     /// Trust anchors for chain validation (web roots, system, private CAs).
     pub trust: Arc<TrustStores>,
     pub policy: Policy,
+    /// Which in-band upgrades (STARTTLS) to try.
+    pub starttls: StarttlsMode,
+    /// More names to send as SNI to every TLS endpoint found (`--sni-list`):
+    /// one more record per (address, port, name).
+    pub sni_names: Vec<String>,
+    /// Also try every DNS name in the first certificate's SANs.
+    pub sni_from_sans: bool,
 }
 
 impl Default for ScanOptions {
@@ -66,6 +75,9 @@ impl Default for ScanOptions {
             vulnerabilities: true,
             trust: Arc::new(TrustStores::web_roots()),
             policy: Policy::default(),
+            starttls: StarttlsMode::Auto,
+            sni_names: Vec::new(),
+            sni_from_sans: false,
         }
     }
 }
@@ -140,9 +152,18 @@ pub async fn run_until(
         };
         let (prober, opts, out) = (prober.clone(), opts.clone(), out.clone());
         tasks.spawn(async move {
-            if let Some(record) = examine(&prober, &opts, target, connect).await {
+            if let Some(record) = examine(&prober, &opts, target.clone(), connect).await {
+                let names = virtual_hosts(&opts, target.hostname.as_deref(), &record);
+                let default = record.certificate.as_ref().map(|c| c.thumbprint.clone());
                 // A closed receiver means the caller stopped listening.
                 let _ = out.send(record).await;
+                for name in names {
+                    if let Some(mut r) = examine_name(&prober, &opts, &target, &name).await {
+                        let seen = r.certificate.as_ref().map(|c| c.thumbprint.clone());
+                        r.sni_certificate_differs = Some(seen.is_some() && seen != default);
+                        let _ = out.send(r).await;
+                    }
+                }
             }
             drop(permit);
         });
@@ -157,13 +178,22 @@ pub async fn run_until(
 }
 
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.
-async fn enumerate_into(record: &mut EndpointRecord, opts: &ScanOptions, target: &Target) -> Option<Enumeration> {
+async fn enumerate_into(
+    record: &mut EndpointRecord,
+    opts: &ScanOptions,
+    target: &Target,
+    upgrade: Option<Starttls>,
+) -> Option<Enumeration> {
     if !opts.enumerate {
         return None;
     }
     let cfg = EnumConfig {
         deadline: opts.handshake_timeout,
         per_host: opts.per_host,
+        preamble: upgrade.map(|proto| Preamble {
+            proto,
+            host: target.hostname.as_deref().map(str::to_string),
+        }),
         ..EnumConfig::default()
     };
     let addr = SocketAddr::new(target.addr, target.port);
@@ -272,26 +302,28 @@ pub async fn examine(
     };
     let mut record = EndpointRecord::new(target.addr, target.port, hostname, Category::Discovered, now);
     record.port_reason = reason.to_string();
+    let mut stream = stream;
+    if let Some(proto) = opts.starttls.for_port(target.port) {
+        let upgrade = try_starttls(prober, opts, &target, stream, proto, &mut record).await;
+        match upgrade {
+            Upgrade::Done => return Some(record),
+            Upgrade::Fallback(e) => match reconnect(opts, &target).await {
+                Some(s) => {
+                    tracing::debug!(%e, addr = %target.addr, port = target.port, "no STARTTLS; trying implicit TLS");
+                    stream = s;
+                }
+                None => {
+                    record.category = Category::Unsecured;
+                    record.transport = Transport::Unknown;
+                    record.service = Some("unknown".into());
+                    return Some(record);
+                }
+            },
+        }
+    }
     let attempt = tls::handshake(prober, stream, target.hostname.as_deref(), opts.handshake_timeout).await;
     if attempt.completed() {
-        record.transport = Transport::Tls;
-        record.service = Some("tls".into());
-        let chain: Vec<_> = attempt.chain.iter().map(|d| cert::parse_lossy(d)).collect();
-        record.certificate = chain.first().cloned();
-        record.chain = chain;
-        record.handshake = Some(attempt.handshake);
-        let e = enumerate_into(&mut record, opts, &target).await;
-        let http = match opts.http_headers && opts.grade {
-            true => http_headers(opts, &target).await,
-            false => None,
-        };
-        let vulns = vulnerabilities(opts, &target, e.as_ref()).await;
-        let der = match (&e, attempt.chain.is_empty()) {
-            (Some(e), true) => e.chain.clone(),
-            _ => attempt.chain,
-        };
-        let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
-        grade_into(&mut record, opts, &der, ocsp, http.as_ref(), vulns.as_ref());
+        tls_endpoint(&mut record, opts, &target, attempt, None).await;
         return Some(record);
     }
     let mut handshake: Handshake = attempt.handshake;
@@ -304,13 +336,7 @@ pub async fn examine(
                 handshake.protocol = Some("SSLv2".into());
             }
             record.handshake = Some(handshake);
-            let e = enumerate_into(&mut record, opts, &target).await;
-            let vulns = vulnerabilities(opts, &target, e.as_ref()).await;
-            let (der, ocsp) = match &e {
-                Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
-                None => (&[][..], None),
-            };
-            grade_into(&mut record, opts, der, ocsp, None, vulns.as_ref());
+            refused_tls_endpoint(&mut record, opts, &target, None).await;
             return Some(record);
         }
         Answer::Plain => {
@@ -318,6 +344,9 @@ pub async fn examine(
             record.transport = Transport::Plain;
             handshake.error_kind = Some(FailureKind::NotTls);
             let info = detect::identify(&attempt.first_bytes);
+            if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &record, &info.name).await {
+                return Some(upgraded);
+            }
             record.service = Some(info.name.clone());
             record.plain = Some(info);
         }
@@ -338,6 +367,9 @@ pub async fn examine(
                 .await;
                 if !bytes.is_empty() && detect::classify(&bytes) == Answer::Plain {
                     let info = detect::identify(&bytes);
+                    if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &record, &info.name).await {
+                        return Some(upgraded);
+                    }
                     record.transport = Transport::Plain;
                     record.service = Some(info.name.clone());
                     record.plain = Some(info);
@@ -347,4 +379,211 @@ pub async fn examine(
     }
     record.handshake = Some(handshake);
     Some(record)
+}
+
+/// How a STARTTLS attempt ended.
+enum Upgrade {
+    /// The record is complete (TLS endpoint, or a service without TLS).
+    Done,
+    /// The port did not speak the protocol: try implicit TLS instead.
+    Fallback(StarttlsError),
+}
+
+/// A mail, file or database server on an unusual port may still upgrade:
+/// the record of that upgrade when it led to TLS.
+async fn upgrade_by_banner(
+    prober: &TlsProber,
+    opts: &ScanOptions,
+    target: &Target,
+    record: &EndpointRecord,
+    service: &str,
+) -> Option<EndpointRecord> {
+    let proto = Starttls::for_service(service).filter(|_| opts.starttls == StarttlsMode::Auto)?;
+    let stream = reconnect(opts, target).await?;
+    let mut upgraded = record.clone();
+    match try_starttls(prober, opts, target, stream, proto, &mut upgraded).await {
+        Upgrade::Done if upgraded.transport.is_tls() => Some(upgraded),
+        _ => None,
+    }
+}
+
+/// Most extra names tried per endpoint: SAN lists run to hundreds.
+pub const MAX_VIRTUAL_HOSTS: usize = 32;
+
+/// The names to send as SNI beyond the target's own, for a TLS endpoint:
+/// the listed ones, then the first certificate's DNS SANs when asked
+/// (wildcards and addresses cannot be sent), each once, at most
+/// [`MAX_VIRTUAL_HOSTS`].
+pub fn virtual_hosts(opts: &ScanOptions, own: Option<&str>, record: &EndpointRecord) -> Vec<String> {
+    if record.category != Category::Discovered || !record.transport.is_tls() {
+        return Vec::new();
+    }
+    let sans = match (opts.sni_from_sans, &record.certificate) {
+        (true, Some(c)) => c.san.as_slice(),
+        _ => &[],
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in opts.sni_names.iter().chain(sans) {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let usable = !name.is_empty() && !name.contains('*') && name.parse::<IpAddr>().is_err();
+        let own = own.is_some_and(|o| o.eq_ignore_ascii_case(&name));
+        if usable && !own && !out.contains(&name) && out.len() < MAX_VIRTUAL_HOSTS {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// [`examine`] the same address and port again with `name` as SNI.
+async fn examine_name(prober: &TlsProber, opts: &ScanOptions, target: &Target, name: &str) -> Option<EndpointRecord> {
+    let stream = reconnect(opts, target).await?.into_std().ok()?;
+    let named = Target {
+        addr: target.addr,
+        port: target.port,
+        hostname: Some(Arc::from(name)),
+    };
+    examine(prober, opts, named, Connect::Open(stream)).await
+}
+
+/// A fresh connection to the target, within the connect deadline.
+async fn reconnect(opts: &ScanOptions, target: &Target) -> Option<tokio::net::TcpStream> {
+    let addr = SocketAddr::new(target.addr, target.port);
+    let connect = tokio::net::TcpStream::connect(addr);
+    tokio::time::timeout(opts.portscan.connect_timeout.max(opts.handshake_timeout), connect)
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The plaintext service a STARTTLS dialogue talked to.
+fn service_info(proto: Starttls, greeting: Option<&str>) -> ServiceInfo {
+    let banner = greeting.filter(|g| !g.is_empty()).map(str::to_string);
+    let (product, version) = match (proto, banner.as_deref()) {
+        (Starttls::Mysql, Some(b)) => detect::mysql_product(b),
+        (_, Some(b)) => detect::product_version(b),
+        _ => (None, None),
+    };
+    ServiceInfo {
+        name: proto.service().to_string(),
+        banner,
+        server: None,
+        product,
+        version,
+    }
+}
+
+/// Upgrade `stream` with `proto` and, when the server goes ahead, run the
+/// whole TLS analysis through the upgrade.
+async fn try_starttls(
+    prober: &TlsProber,
+    opts: &ScanOptions,
+    target: &Target,
+    stream: tokio::net::TcpStream,
+    proto: Starttls,
+    record: &mut EndpointRecord,
+) -> Upgrade {
+    let started = std::time::Instant::now();
+    let host = target.hostname.as_deref();
+    let up = match starttls::upgrade_with_greeting(stream, proto, host, opts.handshake_timeout).await {
+        Ok(up) => up,
+        Err(e) => {
+            let (transport, kind) = match &e {
+                StarttlsError::NotOffered { .. } | StarttlsError::Refused { .. } => {
+                    (Transport::Plain, FailureKind::NotTls)
+                }
+                StarttlsError::Throttled { .. } => (Transport::Unknown, FailureKind::Closed),
+                _ => return Upgrade::Fallback(e),
+            };
+            record.category = Category::Unsecured;
+            record.transport = transport;
+            record.service = Some(proto.service().to_string());
+            record.plain = Some(service_info(proto, e.reply()));
+            record.handshake = Some(Handshake {
+                error: Some(format!("STARTTLS: {e}")),
+                error_kind: Some(kind),
+                duration_ms: started.elapsed().as_millis() as u64,
+                ..Handshake::default()
+            });
+            return Upgrade::Done;
+        }
+    };
+    record.category = Category::Discovered;
+    record.transport = proto.transport();
+    record.service = Some(proto.service().to_string());
+    record.plain = Some(service_info(proto, up.greeting.as_deref()));
+    let attempt = tls::handshake(prober, up.stream, host, opts.handshake_timeout).await;
+    if attempt.completed() {
+        tls_endpoint(record, opts, target, attempt, Some(proto)).await;
+    } else {
+        record.handshake = Some(attempt.handshake);
+        refused_tls_endpoint(record, opts, target, Some(proto)).await;
+    }
+    Upgrade::Done
+}
+
+/// The analysis of an endpoint whose rustls handshake completed.
+async fn tls_endpoint(
+    record: &mut EndpointRecord,
+    opts: &ScanOptions,
+    target: &Target,
+    attempt: tls::TlsAttempt,
+    upgrade: Option<Starttls>,
+) {
+    if upgrade.is_none() {
+        record.transport = Transport::Tls;
+        record.service = Some("tls".into());
+    }
+    let chain: Vec<_> = attempt.chain.iter().map(|d| cert::parse_lossy(d)).collect();
+    record.certificate = chain.first().cloned();
+    record.chain = chain;
+    record.handshake = Some(attempt.handshake);
+    let e = enumerate_into(record, opts, target, upgrade).await;
+    // The HTTP GET and the active checks speak implicit TLS only.
+    let (http, vulns) = match upgrade {
+        Some(_) => (None, None),
+        None => {
+            let http = match opts.http_headers && opts.grade {
+                true => http_headers(opts, target).await,
+                false => None,
+            };
+            (http, vulnerabilities(opts, target, e.as_ref()).await)
+        }
+    };
+    let der = match (&e, attempt.chain.is_empty()) {
+        (Some(e), true) => e.chain.clone(),
+        _ => attempt.chain,
+    };
+    let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
+    grade_into(record, opts, &der, ocsp, http.as_ref(), vulns.as_ref());
+    note_starttls_limits(record, upgrade);
+}
+
+/// An endpoint that answers in TLS but not in anything rustls accepts.
+async fn refused_tls_endpoint(
+    record: &mut EndpointRecord,
+    opts: &ScanOptions,
+    target: &Target,
+    upgrade: Option<Starttls>,
+) {
+    let e = enumerate_into(record, opts, target, upgrade).await;
+    let vulns = match upgrade {
+        Some(_) => None,
+        None => vulnerabilities(opts, target, e.as_ref()).await,
+    };
+    let (der, ocsp) = match &e {
+        Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
+        None => (&[][..], None),
+    };
+    grade_into(record, opts, der, ocsp, None, vulns.as_ref());
+    note_starttls_limits(record, upgrade);
+}
+
+/// Say why the active checks have no verdict on a STARTTLS endpoint.
+fn note_starttls_limits(record: &mut EndpointRecord, upgrade: Option<Starttls>) {
+    let Some(proto) = upgrade else { return };
+    for v in record.vulnerabilities.iter_mut().filter(|v| !v.inferred) {
+        if v.status == grade::VulnStatus::NotTested {
+            v.evidence = format!("not probed: the active checks do not run through the {proto} STARTTLS upgrade");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use netsensor::grade::{Policy, TrustConfig, TrustStores};
 use netsensor::output::{self, Format, ScanMeta};
 use netsensor::portscan::{self, PortscanConfig, Progress};
 use netsensor::scan::{self, ScanOptions};
+use netsensor::starttls::StarttlsMode;
 use netsensor::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 
 #[derive(Parser, Debug)]
@@ -115,6 +116,17 @@ pub struct ScanArgs {
     /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
     #[arg(long)]
     pub no_vulns: bool,
+    /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
+    /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
+    #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
+    pub starttls: StarttlsMode,
+    /// Also send each name in FILE (one per line, `#` comments) as SNI to every TLS endpoint found:
+    /// one more record per (address, port, name).
+    #[arg(long, value_name = "FILE")]
+    pub sni_list: Option<PathBuf>,
+    /// Also send each DNS name of the first certificate's SANs as SNI (one record per virtual host).
+    #[arg(long)]
+    pub sni_from_sans: bool,
     /// Output format: table, json, ndjson, csv.
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
@@ -209,6 +221,12 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         enumerate: !args.no_enum,
         grade: !args.no_grade,
         vulnerabilities: !args.no_vulns,
+        starttls: args.starttls,
+        sni_names: match &args.sni_list {
+            Some(file) => read_sni_list(file)?,
+            None => Vec::new(),
+        },
+        sni_from_sans: args.sni_from_sans,
         trust: Arc::new(load_trust(&args.ca_bundles)?),
         policy: Policy {
             expiry_warning_days: args.expiry_warning_days,
@@ -235,6 +253,31 @@ pub fn load_trust(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustStores> {
         tracing::warn!("{w}");
     }
     Ok(stores)
+}
+
+/// Names for `--sni-list`: one per line, `#` comments; a bad name is invalid input.
+fn read_sni_list(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let mut names = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let name = line.split('#').next().unwrap_or("").trim();
+        if name.is_empty() {
+            continue;
+        }
+        let valid = name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid {
+            return Err(usage(format!(
+                "{}:{}: `{name}` is not a host name to send as SNI",
+                file.display(),
+                n + 1
+            )));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
 }
 
 fn time_now() -> time::OffsetDateTime {

@@ -8,6 +8,7 @@ use clap::Args;
 use netsensor::portscan::Progress;
 use netsensor::record::Category;
 use netsensor::scan::{self, ScanOptions};
+use netsensor::starttls::StarttlsMode;
 use netsensor::targets::{self, PortSet, ScanPlan, TargetSet, TargetSpec};
 
 use crate::cli::UsageError;
@@ -28,6 +29,10 @@ pub struct GradeArgs {
     /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
     #[arg(long)]
     pub no_vulns: bool,
+    /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
+    /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
+    #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
+    pub starttls: StarttlsMode,
     /// Trust this PEM bundle of private CAs too when validating the chain (repeatable).
     #[arg(long = "ca-bundle", value_name = "FILE")]
     pub ca_bundles: Vec<std::path::PathBuf>,
@@ -69,6 +74,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
     options.enumerate = true;
     options.per_host = args.per_host;
     options.vulnerabilities = !args.no_vulns;
+    options.starttls = args.starttls;
     options.trust = Arc::new(crate::cli::load_trust(&args.ca_bundles)?);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let job = tokio::spawn(scan::run(Arc::new(plan), 0, options, Arc::new(Progress::default()), tx));

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::enumerate::{self, Elimination, Pick, Version};
-use crate::probe::hello::{self, Ended, Flight, Until};
+use crate::probe::hello::{self, Ended, Flight, Preamble, Until};
 use crate::record::Features;
 use crate::wire::hello::{TLS_FALLBACK_SCSV, TLS12_GROUPS, TLS12_SIGNATURE_SCHEMES, TLS13_GROUPS};
 use crate::wire::{
@@ -41,6 +41,13 @@ pub struct EnumConfig {
     pub max_timeouts: usize,
     /// Try each group and signature algorithm alone.
     pub groups_and_signatures: bool,
+    /// The STARTTLS dialogue every connection needs first, when the endpoint upgrades.
+    pub preamble: Option<Preamble>,
+    /// Pause after a throttling answer (SMTP 421), times the number seen so far.
+    pub throttle_backoff: Duration,
+    /// After this many throttling answers the enumeration stops: a server
+    /// that says "later" is not hammered.
+    pub max_throttles: usize,
 }
 
 impl Default for EnumConfig {
@@ -51,6 +58,9 @@ impl Default for EnumConfig {
             suites_per_hello: 128,
             max_timeouts: 3,
             groups_and_signatures: true,
+            preamble: None,
+            throttle_backoff: Duration::from_secs(1),
+            max_throttles: 4,
         }
     }
 }
@@ -142,6 +152,7 @@ struct Ctx {
     slots: Semaphore,
     connections: AtomicUsize,
     timeouts: AtomicUsize,
+    throttles: AtomicUsize,
     stalled: AtomicBool,
     errors: std::sync::Mutex<Vec<String>>,
 }
@@ -176,8 +187,29 @@ impl Ctx {
         if self.stalled.load(Ordering::Relaxed) {
             return None;
         }
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        let flight = hello::exchange(self.addr, bytes, until, self.cfg.deadline).await;
+        let flight = loop {
+            self.connections.fetch_add(1, Ordering::Relaxed);
+            let preamble = self.cfg.preamble.as_ref();
+            let flight = hello::exchange_via(self.addr, preamble, bytes, until, self.cfg.deadline).await;
+            let Ended::Throttled(why) = &flight.ended else {
+                break flight;
+            };
+            let n = self.throttles.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= self.cfg.max_throttles {
+                if !self.stalled.swap(true, Ordering::Relaxed) {
+                    self.note(format!(
+                        "the server throttled the enumeration {n} times ({why}); stopped, enumeration is incomplete"
+                    ));
+                }
+                return None;
+            }
+            self.note(format!("throttled, backing off: {why}"));
+            // Hold the slot while waiting: fewer connections is the point.
+            tokio::time::sleep(self.cfg.throttle_backoff * n as u32).await;
+            if self.stalled.load(Ordering::Relaxed) {
+                return None;
+            }
+        };
         match &flight.ended {
             Ended::Timeout => {
                 let n = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
@@ -260,6 +292,7 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
         cfg,
         connections: AtomicUsize::new(0),
         timeouts: AtomicUsize::new(0),
+        throttles: AtomicUsize::new(0),
         stalled: AtomicBool::new(false),
         errors: std::sync::Mutex::new(Vec::new()),
     });

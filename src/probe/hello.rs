@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::probe::starttls;
+use crate::starttls::{Starttls, StarttlsError};
 use crate::wire::record::Deframer;
 use crate::wire::server::CertificateStatus;
 use crate::wire::{
@@ -44,6 +46,16 @@ pub enum Ended {
     Connect(String),
     /// The server sent something that does not parse.
     Malformed(String),
+    /// The STARTTLS dialogue was turned away for now (SMTP 421, busy).
+    Throttled(String),
+}
+
+/// The plaintext dialogue each connection needs before its hello (STARTTLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preamble {
+    pub proto: Starttls,
+    /// The name for EHLO / the XMPP `to`.
+    pub host: Option<String>,
 }
 
 /// What the server sent back, as far as we read.
@@ -86,7 +98,20 @@ impl Flight {
 
 /// Connect to `addr`, send `hello` (one or more records), and read the answer.
 pub async fn exchange(addr: SocketAddr, hello: &[u8], until: Until, deadline: Duration) -> Flight {
+    exchange_via(addr, None, hello, until, deadline).await
+}
+
+/// [`exchange`] on a connection first upgraded with `preamble`, when given;
+/// the deadline covers the dialogue too.
+pub async fn exchange_via(
+    addr: SocketAddr,
+    preamble: Option<&Preamble>,
+    hello: &[u8],
+    until: Until,
+    deadline: Duration,
+) -> Flight {
     let mut flight = Flight::new();
+    let started = tokio::time::Instant::now();
     let work = async {
         let mut stream = match TcpStream::connect(addr).await {
             Ok(s) => s,
@@ -95,6 +120,24 @@ pub async fn exchange(addr: SocketAddr, hello: &[u8], until: Until, deadline: Du
                 return;
             }
         };
+        if let Some(p) = preamble {
+            let left = deadline.saturating_sub(started.elapsed());
+            stream = match starttls::upgrade(stream, p.proto, p.host.as_deref(), left).await {
+                Ok(s) => s,
+                Err(e) if e.is_throttled() => {
+                    flight.ended = Ended::Throttled(e.to_string());
+                    return;
+                }
+                Err(StarttlsError::Timeout { .. }) => {
+                    flight.ended = Ended::Timeout;
+                    return;
+                }
+                Err(e) => {
+                    flight.ended = Ended::Connect(format!("STARTTLS failed: {e}"));
+                    return;
+                }
+            };
+        }
         let _ = stream.set_nodelay(true);
         if let Err(e) = stream.write_all(hello).await {
             flight.ended = Ended::Connect(format!("cannot send the hello: {e}"));

@@ -9,5 +9,6 @@ pub mod enumeration;
 pub mod hello;
 pub mod http;
 pub mod plain;
+pub mod starttls;
 pub mod tls;
 pub mod vulns;

@@ -10,4 +10,6 @@ mod enumeration;
 mod grading;
 mod proxy;
 mod scan;
+mod sni;
+mod starttls;
 mod vulns;

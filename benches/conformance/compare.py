@@ -6,7 +6,8 @@ endpoint, compare each with the server's configured expectation and with each ot
                                            [--manifest FILE] [--no-count] [--no-sensor]
 
 Our binary: $SENSOR, else $CARGO_TARGET_DIR/release/sensor, else
-$HOME/.cache/netsensor-target/release/sensor. It is run as `sensor grade 127.0.0.1:PORT -o json`;
+$HOME/.cache/netsensor-target/release/sensor. It is run as `sensor grade 127.0.0.1:PORT -o json`
+(plus `--starttls PROTO` where the manifest says the endpoint needs it, as every peer is told);
 when it is missing or fails, its rows say n/a (not an error).
 
 Exit status: 0 when the harness worked (whatever the tools disagree on); 1 on a harness error
@@ -101,7 +102,8 @@ def parse_sensor(text: str, res: dict, port: int) -> None:
             res["protocols"][proto] = True
 
 
-def run_sensor(host: str, port: int, workdir: Path, count: bool, timeout: float = 300) -> dict:
+def run_sensor(host: str, port: int, workdir: Path, count: bool, timeout: float = 300,
+               starttls: str | None = None) -> dict:
     peers.check_loopback(host)
     workdir.mkdir(parents=True, exist_ok=True)
     res = peers.empty_result(OURS)
@@ -112,6 +114,8 @@ def run_sensor(host: str, port: int, workdir: Path, count: bool, timeout: float 
     # The peers here enumerate and do not probe for vulnerabilities (testssl runs -p -E -P), so
     # neither do we: the timing compares like with like.
     cmd = [str(exe), "grade", f"{host}:{port}", "-o", "json", "--no-vulns"]
+    if starttls:
+        cmd += ["--starttls", starttls]
     trace = workdir / "sensor.strace"
     trace.unlink(missing_ok=True)
     if count and peers.shutil.which("strace"):
@@ -382,7 +386,8 @@ def main() -> int:
             results = {}
             for t in tools:
                 print(f"[compare] {name}: {t} ...", file=sys.stderr, flush=True)
-                r = peers.run_peer(t, host, port, workdir / name / t, count=not args.no_count)
+                r = peers.run_peer(t, host, port, workdir / name / t, count=not args.no_count,
+                                   starttls=ep.get("starttls"))
                 if r["error"] and "not installed" not in r["error"]:
                     harness_errors.append(f"{name}/{t}: {r['error']}")
                 if r["unmapped"]:
@@ -390,10 +395,12 @@ def main() -> int:
                 results[t] = r
             if not args.no_sensor:
                 print(f"[compare] {name}: {OURS} ...", file=sys.stderr, flush=True)
-                results[OURS] = run_sensor(host, port, workdir / name / OURS, count=not args.no_count)
+                results[OURS] = run_sensor(host, port, workdir / name / OURS, count=not args.no_count,
+                                           starttls=ep.get("starttls"))
             verdicts = {t: compare_to_expect(r, ep["expect"]) for t, r in results.items()}
             report["endpoints"].append({
                 "name": name, "port": port, "software": ep.get("software"), "why": ep.get("why"),
+                "starttls": ep.get("starttls"),
                 "expect": ep["expect"], "results": results, "verdicts": verdicts,
                 "summary": {t: summarize_verdict(verdicts[t], results[t]) for t in results},
                 "peer_vs_peer": peer_vs_peer(results),

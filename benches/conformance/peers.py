@@ -285,12 +285,18 @@ def seclevel0_conf(workdir: Path) -> Path:
 TIME_SEPARATELY = {"testssl"}
 
 
+STARTTLS = ("smtp", "imap", "pop3")
+
+
 def run_peer(tool: str, host: str, port: int, workdir: Path, timeout: float | None = None,
-             count: bool = True) -> dict:
+             count: bool = True, starttls: str | None = None) -> dict:
+    """starttls: the plaintext protocol to upgrade first (smtp, imap, pop3), None for direct TLS."""
     check_loopback(host)
+    if starttls is not None and starttls not in STARTTLS:
+        raise ValueError(f"unsupported STARTTLS protocol {starttls!r}")
     if count and tool in TIME_SEPARATELY and shutil.which("strace"):
-        timed = _run_peer(tool, host, port, workdir, timeout, count=False)
-        traced = _run_peer(tool, host, port, workdir / "traced", timeout, count=True)
+        timed = _run_peer(tool, host, port, workdir, timeout, count=False, starttls=starttls)
+        traced = _run_peer(tool, host, port, workdir / "traced", timeout, count=True, starttls=starttls)
         timed["connections"] = traced["connections"]
         timed["seconds_traced"] = traced["seconds"]
         if traced["ok"] and timed["ok"] and (traced["ciphers"] != timed["ciphers"]
@@ -298,11 +304,11 @@ def run_peer(tool: str, host: str, port: int, workdir: Path, timeout: float | No
             timed["note"] = ((timed["note"] + "; ") if timed["note"] else "") + \
                 "traced run (connection count) saw different results from the timed run"
         return timed
-    return _run_peer(tool, host, port, workdir, timeout, count)
+    return _run_peer(tool, host, port, workdir, timeout, count, starttls=starttls)
 
 
 def _run_peer(tool: str, host: str, port: int, workdir: Path, timeout: float | None,
-              count: bool) -> dict:
+              count: bool, starttls: str | None = None) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     res = empty_result(tool)
     why_not = available(tool)
@@ -322,20 +328,32 @@ def _run_peer(tool: str, host: str, port: int, workdir: Path, timeout: float | N
         raw.unlink(missing_ok=True)
         cmd = [path, "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3",
                f"--json_out={raw}", "--quiet", target]
+        if starttls:
+            cmd[1:1] = ["--starttls", starttls]
     elif tool == "nmap":
         raw = workdir / "nmap.xml"
         cmd = [path, "-n", "-Pn", "-p", str(port), "--script", "+ssl-enum-ciphers", "-oX", str(raw), host]
+        if starttls:
+            # ssl-enum-ciphers upgrades only when port.service is smtp/imap/pop3/... (sslcert.lua:
+            # by service name, else well-known port number) and has no script-arg to force it: on a
+            # high port the service name has to come from version detection. -sV at intensity 0
+            # matches the greeting with the NULL probe.
+            cmd[1:1] = ["-sV", "--version-intensity", "0"]
         if ":" in host:
             cmd.insert(1, "-6")
     elif tool == "sslscan":
         raw = workdir / "sslscan.xml"
         cmd = [path, "--no-colour", f"--xml={raw}", target]
+        if starttls:
+            cmd.insert(1, f"--starttls-{starttls}")
     elif tool == "testssl":
         raw = workdir / "testssl.json"
         raw.unlink(missing_ok=True)
         # -p protocols, -E ciphers per protocol (-e lists them without the protocol), -P preference
         cmd = [path, "--jsonfile", str(raw), "-p", "-E", "-P", "--color", "0", "--warnings", "off",
                "--quiet", "--connect-timeout", "10", "--openssl-timeout", "10"]
+        if starttls:
+            cmd += ["-t", starttls]
         if ":" in host:
             cmd += ["-6", "--ip", host, f"[{host}]:{port}"]
         else:
@@ -360,6 +378,13 @@ def _run_peer(tool: str, host: str, port: int, workdir: Path, timeout: float | N
         res["connections"] = count_connects(trace, port)
     if raw.exists() and raw.stat().st_size > 0:
         try:
+            if tool == "nmap" and starttls:
+                svc = ET.fromstring(raw.read_text(errors="replace")).find(".//port/service")
+                name = svc.get("name") if svc is not None else None
+                res["note"] = f"nmap -sV named the service {name!r}"
+                if name != starttls:
+                    res["error"] = (f"nmap -sV named the service {name!r}, not {starttls!r}: "
+                                    "ssl-enum-ciphers did not upgrade")
             PARSERS[tool](raw.read_text(errors="replace"), res)
             res["ok"] = res["error"] is None
         except Exception as e:  # a parse failure is a harness error: surface it
@@ -542,6 +567,7 @@ def main() -> int:
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--workdir", help="where raw outputs go (default: a temp dir that is kept)")
     ap.add_argument("--no-count", action="store_true", help="do not count connections with strace")
+    ap.add_argument("--starttls", choices=STARTTLS, help="upgrade from this plaintext protocol first")
     args = ap.parse_args()
     m = re.match(r"^\[?([^\]]+?)\]?:(\d+)$", args.target)
     if not m:
@@ -550,7 +576,7 @@ def main() -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="netsensor-peers-"))
     out = []
     for tool in args.tools.split(","):
-        out.append(run_peer(tool, host, port, workdir / tool, count=not args.no_count))
+        out.append(run_peer(tool, host, port, workdir / tool, count=not args.no_count, starttls=args.starttls))
     print(json.dumps(out, indent=2))
     return 0 if all(r["ok"] or r["error"] and "not installed" in r["error"] for r in out) else 1
 

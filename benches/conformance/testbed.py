@@ -22,6 +22,10 @@ Usage:
 As a library (compare.py):
     tb = Testbed(names=None); manifest = tb.start(); ...; tb.stop()   # or `with Testbed() as tb:`
 
+STARTTLS endpoints (starttls-smtp, -imap, -pop3: starttls_server.py, Python's `ssl`) carry
+"starttls": "smtp"|"imap"|"pop3" in the manifest (null for direct TLS): the protocol a client must
+speak before the handshake.
+
 NETWORK: every server binds 127.0.0.1 only, except gnutls-serv, which has no bind-address option
 and listens on all addresses: it gets a free high port and is only ever talked to on 127.0.0.1.
 Stdlib only (Python 3.11).
@@ -56,6 +60,10 @@ SERVERPREF_TLS12 = ("AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-S
 SERVERPREF_TLS13 = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 GNUTLS_PRIORITY = "NORMAL:+3DES-CBC:+ARCFOUR-128:+RSA:+VERS-TLS1.0:+VERS-TLS1.1:+SHA1:+MD5"
 NGINX_ECDSA_TLS12 = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"
+STARTTLS_SMTP_TLS12 = ("ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:AES128-GCM-SHA256:"
+                       "ECDHE-RSA-CHACHA20-POLY1305")
+STARTTLS_IMAP_TLS12 = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256"
+STARTTLS_POP3_TLS12 = "ECDHE-RSA-AES256-GCM-SHA384:AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256"
 NGINX_ECDSA_TLS13 = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
 
 
@@ -346,6 +354,39 @@ class GnutlsServer(Server):
                 "server_preference": {p: False for p in self.protocols}}
 
 
+@dataclass
+class StarttlsServer(Server):
+    """starttls_server.py: a plaintext protocol upgraded with STARTTLS, TLS by Python's `ssl`
+    (the system OpenSSL). TLS 1.2 suites = the cipher string; TLS 1.3 = OpenSSL's default three."""
+    starttls: str = "smtp"
+    cipher: str = ""
+    leaf: str = "rsa2048"
+    serverpref: bool = True
+    protocols: tuple = ("TLSv1.2", "TLSv1.3")
+
+    def command(self, pki: Pki) -> list[str]:
+        _cert, key, chain = pki.leaves[self.leaf]
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "starttls_server.py"),
+               "--proto", self.starttls, "--port", str(self.port), "--cert", str(chain), "--key", str(key),
+               "--ciphers", self.cipher]
+        if not self.serverpref:
+            cmd.append("--clientpref")
+        if "TLSv1.3" not in self.protocols:
+            cmd.append("--max-tls12")
+        return cmd
+
+    def expectation(self) -> dict:
+        auth = {"ECDSA"} if self.leaf == "ecdsa" else {"RSA"}
+        auth.add("None")
+        # no load_dh_params: DHE suites are never chosen (excluded from the strings below anyway);
+        # TLS 1.3: ciphersuites=None -> `openssl ciphers -s -tls1_3` lists the defaults in order
+        ciphers = openssl_expected(self.cipher, None, list(self.protocols), auth)
+        if not self.serverpref:
+            ciphers = {p: sorted(c) for p, c in ciphers.items()}
+        return {"protocols": protocol_map(list(self.protocols)), "ciphers": ciphers,
+                "server_preference": {p: self.serverpref for p in self.protocols}}
+
+
 def server_catalogue() -> list[Server]:
     return [
         OpenSSLServer(
@@ -415,6 +456,20 @@ def server_catalogue() -> list[Server]:
             why="RC4 and 3DES (and RC4-MD5), which Debian's OpenSSL 3 cannot serve at all; a second TLS "
                 "implementation whose version negotiation and alerts differ from OpenSSL's.",
             all_addresses=True),
+        StarttlsServer(
+            name="starttls-smtp", software="python ssl", starttls="smtp",
+            why="SMTP with STARTTLS (RFC 3207) on a non-standard port: the tool must be told to "
+                "upgrade. Server preference with a deliberate order (CBC first, static RSA in the "
+                "middle) in TLS 1.2, OpenSSL's default three in TLS 1.3.",
+            cipher=STARTTLS_SMTP_TLS12, serverpref=True),
+        StarttlsServer(
+            name="starttls-imap", software="python ssl", starttls="imap",
+            why="IMAP with STARTTLS (RFC 9051), client preference, ECDSA leaf, TLS 1.2 + 1.3.",
+            cipher=STARTTLS_IMAP_TLS12, leaf="ecdsa", serverpref=False),
+        StarttlsServer(
+            name="starttls-pop3", software="python ssl", starttls="pop3",
+            why="POP3 with STLS (RFC 2595), TLS 1.2 only, server preference.",
+            cipher=STARTTLS_POP3_TLS12, serverpref=True, protocols=("TLSv1.2",)),
     ]
 
 
@@ -458,7 +513,8 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = START_TIMEOUT)
 
 
 def missing_software(srv: Server) -> str | None:
-    exe = {"openssl s_server": "openssl", "nginx": "nginx", "gnutls-serv": "gnutls-serv"}[srv.software]
+    exe = {"openssl s_server": "openssl", "nginx": "nginx", "gnutls-serv": "gnutls-serv",
+           "python ssl": sys.executable}[srv.software]
     if shutil.which(exe) is None:
         return f"{exe} not installed (run benches/conformance/install.sh)"
     return None
@@ -522,7 +578,8 @@ class Testbed:
 
     def entry(self, srv: Server) -> dict:
         return {"name": srv.name, "host": HOST, "port": srv.port, "software": srv.software, "why": srv.why,
-                "pid": srv.proc.pid if srv.proc else None, "expect": srv.expect}
+                "pid": srv.proc.pid if srv.proc else None, "expect": srv.expect,
+                "starttls": getattr(srv, "starttls", None)}
 
     def _stop_one(self, srv: Server) -> None:
         p = srv.proc

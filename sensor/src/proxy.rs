@@ -95,11 +95,23 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
     Ok((listen, config))
 }
 
+/// Bind with a deep accept queue: agents arrive in bursts (a fleet renewing at
+/// once), and with the usual 128 the kernel drops SYNs and clients wait out a
+/// one-second retransmission (measured by benches/proxy.py).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let (listen, config) = prepare(&args)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().context("listener address")?;
     println!("sensor proxy: listening on {local}");
     tracing::info!(listen = %local, rules = config.allow.rules().len(), "proxy started");

@@ -154,24 +154,21 @@ impl Elimination {
 }
 
 /// Server or client preference, from the server's picks on the same suites
-/// offered in two opposite orders.
+/// offered in two opposite orders: the same pick both times is the server's
+/// choice; a pick that moved with our order (or moved at all) is not.
 pub fn preference(
     forward_pick: CipherSuite,
     reverse_pick: CipherSuite,
     offered: &[CipherSuite],
 ) -> Option<&'static str> {
-    let (first, last) = (offered.first()?, offered.last()?);
     if offered.len() < 2 {
         return None;
     }
-    if forward_pick == reverse_pick {
-        Some("server")
-    } else if forward_pick == *first && reverse_pick == *last {
-        Some("client")
+    Some(if forward_pick == reverse_pick {
+        "server"
     } else {
-        // It changed its mind without following our order: no stable preference.
-        Some("client")
-    }
+        "client"
+    })
 }
 
 /// The record entry for an accepted suite, with the key exchange observed

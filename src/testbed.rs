@@ -284,26 +284,17 @@ pub fn serve_stall(listener: TcpListener) -> JoinHandle<()> {
 
 /// Accept connections, answer each with `bytes`, then hold the connection open.
 pub fn serve_bytes(listener: TcpListener, bytes: Vec<u8>) -> JoinHandle<()> {
-    let bytes = Arc::new(bytes);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            let bytes = bytes.clone();
-            tokio::spawn(async move {
-                let mut sink = [0u8; 1024];
-                let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut sink)).await;
-                let _ = s.write_all(&bytes).await;
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            });
-        }
-    })
+    serve_script(listener, bytes, false)
 }
 
 /// Accept connections, answer each with `bytes`, then reset the connection
 /// (SO_LINGER 0: an RST instead of a FIN).
 pub fn serve_then_reset(listener: TcpListener, bytes: Vec<u8>) -> JoinHandle<()> {
+    serve_script(listener, bytes, true)
+}
+
+/// Read what the client sends first (briefly), answer `bytes`, then reset or hold.
+fn serve_script(listener: TcpListener, bytes: Vec<u8>, reset: bool) -> JoinHandle<()> {
     let bytes = Arc::new(bytes);
     tokio::spawn(async move {
         loop {
@@ -315,8 +306,11 @@ pub fn serve_then_reset(listener: TcpListener, bytes: Vec<u8>) -> JoinHandle<()>
                 let mut sink = [0u8; 2048];
                 let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut sink)).await;
                 let _ = s.write_all(&bytes).await;
-                let _ = rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO));
-                drop(s);
+                if reset {
+                    let _ = rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO));
+                } else {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
             });
         }
     })

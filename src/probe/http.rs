@@ -57,11 +57,16 @@ pub fn parse_head(bytes: &[u8]) -> Result<ResponseHead, HeadError> {
     Ok(ResponseHead { status, headers })
 }
 
-/// A client for the GET: HTTP/1.1 only, any certificate accepted.
+/// A client for the GET: HTTP/1.1 only, any certificate accepted. Built once
+/// per process; every endpoint's GET shares it.
 pub fn client() -> Result<TlsConnector, rustls::Error> {
-    Ok(TlsConnector::from(Arc::new(crate::probe::tls::observer_config(vec![
-        b"http/1.1".to_vec(),
-    ])?)))
+    static CLIENT: std::sync::OnceLock<Result<TlsConnector, rustls::Error>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let config = crate::probe::tls::observer_config(vec![b"http/1.1".to_vec()])?;
+            Ok(TlsConnector::from(Arc::new(config)))
+        })
+        .clone()
 }
 
 /// `GET /` on `addr` over TLS with `Host: host`, returning the response head.

@@ -182,24 +182,28 @@ async fn a_name_mismatch_is_m_and_an_address_target_is_not_checked() {
     assert_eq!(report["name_check"]["status"], "not_checked", "{report:#}");
 }
 
+/// Run `openssl ARGS` in `dir`, failing the test with its stderr; its stdout.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// RSA-1024 and SHA-1 need OpenSSL: rcgen will not make them.
 fn openssl_pki(
     dir: &std::path::Path,
     leaf_bits: u32,
     digest: &str,
 ) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     run(&[
         "req",
         "-x509",
@@ -330,19 +334,7 @@ async fn a_stapled_revoked_ocsp_response_is_t() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (root, leaf, key) = openssl_pki(d, 2048, "sha256");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |args: &[&str]| openssl(d, args);
     let serial = run(&["x509", "-in", "leaf.pem", "-noout", "-serial"]);
     let serial = serial.trim().trim_start_matches("serial=");
     // An OpenSSL CA database with the leaf revoked, and a response signed by the CA.

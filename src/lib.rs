@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod record;
 pub mod scan;
 pub mod schedule;
+pub mod service;
 pub mod starttls;
 pub mod targets;
 pub mod testbed;

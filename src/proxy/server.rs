@@ -172,8 +172,8 @@ impl Shared {
                 return;
             }
             Ok(head) => match self.open(&head).await {
-                Ok((upstream, target)) => {
-                    self.tunnel(agent, upstream, &head, &buf[head.head_len..], peer, target)
+                Ok((upstream, target, forward)) => {
+                    self.tunnel(agent, upstream, &head, forward, &buf[head.head_len..], peer, target)
                         .await;
                     return;
                 }
@@ -303,17 +303,24 @@ impl Shared {
         }
     }
 
-    /// Checks the request and connects to its destination.
-    async fn open(&self, head: &RequestHead) -> Result<(TcpStream, String), Outcome> {
+    /// Checks the request and connects to its destination. For a forwarded
+    /// plain-HTTP request, also returns the head to send the origin.
+    async fn open(&self, head: &RequestHead) -> Result<(TcpStream, String, Option<Vec<u8>>), Outcome> {
         let refused = |status, why, detail: String| Outcome::Refused {
             status,
             why,
             target: head.target.chars().take(300).collect(),
             detail,
         };
-        if head.method != "CONNECT" {
+        let absolute = if head.method == "CONNECT" {
+            None
+        } else if self.config.forward_http
+            && let Some(pair) = request::parse_absolute(&head.target)
+        {
+            Some(pair)
+        } else {
             return Err(refused(405, Refusal::Method, format!("method {}", head.method)));
-        }
+        };
         if let Some(token) = &self.config.auth_token
             && !request::authorized(head.proxy_authorization.as_deref(), token)
         {
@@ -324,12 +331,21 @@ impl Shared {
             };
             return Err(refused(407, Refusal::Auth, detail.into()));
         }
-        let Some(authority) = request::parse_authority(&head.target) else {
-            return Err(refused(
-                400,
-                Refusal::BadRequest,
-                "CONNECT target is not host:port".into(),
-            ));
+        let (authority, forward) = match absolute {
+            Some((authority, path)) => {
+                let forward = request::forward_head(head, &authority, &path);
+                (authority, Some(forward))
+            }
+            None => match request::parse_authority(&head.target) {
+                Some(a) => (a, None),
+                None => {
+                    return Err(refused(
+                        400,
+                        Refusal::BadRequest,
+                        "CONNECT target is not host:port".into(),
+                    ));
+                }
+            },
         };
         let grant = self
             .config
@@ -348,7 +364,7 @@ impl Shared {
             match timeout_at(deadline, TcpStream::connect((ip, authority.port))).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    return Ok((s, head.target.clone()));
+                    return Ok((s, head.target.clone(), forward));
                 }
                 Ok(Err(e)) => last = format!("{ip}: {e}"),
                 Err(_) => {
@@ -383,6 +399,7 @@ impl Shared {
         mut agent: S,
         mut upstream: TcpStream,
         head: &RequestHead,
+        forward: Option<Vec<u8>>,
         early: &[u8],
         peer: SocketAddr,
         target: String,
@@ -392,9 +409,15 @@ impl Shared {
         let started = Instant::now();
         let established = format!("{} 200 Connection established\r\n\r\n", head.version);
         let ok = timeout(WRITE_TIMEOUT, async {
-            agent.write_all(established.as_bytes()).await?;
-            agent.flush().await?;
-            // Bytes the agent sent right behind its head (a ClientHello) belong to the tunnel.
+            match &forward {
+                // Plain HTTP: the origin gets the rewritten head, the agent its answer.
+                Some(head) => upstream.write_all(head).await?,
+                None => {
+                    agent.write_all(established.as_bytes()).await?;
+                    agent.flush().await?;
+                }
+            }
+            // Bytes the agent sent right behind its head (a ClientHello, a body) belong to the tunnel.
             upstream.write_all(early).await
         })
         .await;
@@ -451,6 +474,7 @@ impl Shared {
             agent = %peer,
             target = %target,
             http = %head.version,
+            mode = if forward.is_some() { "forward" } else { "connect" },
             bytes_up = up,
             bytes_down = down,
             duration_ms = started.elapsed().as_millis() as u64,

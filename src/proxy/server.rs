@@ -99,6 +99,15 @@ impl Drop for AgentSlot<'_> {
     }
 }
 
+/// A destination connected for a request.
+struct Opened {
+    upstream: TcpStream,
+    /// As the agent wrote it, for the log line.
+    target: String,
+    /// For a forwarded plain-HTTP request: the head to send the origin.
+    forward: Option<Vec<u8>>,
+}
+
 /// Where a request ended, for the log line and the counters.
 enum Outcome {
     Refused {
@@ -172,9 +181,8 @@ impl Shared {
                 return;
             }
             Ok(head) => match self.open(&head).await {
-                Ok((upstream, target, forward)) => {
-                    self.tunnel(agent, upstream, &head, forward, &buf[head.head_len..], peer, target)
-                        .await;
+                Ok(opened) => {
+                    self.tunnel(agent, opened, &head, &buf[head.head_len..], peer).await;
                     return;
                 }
                 Err(outcome) => outcome,
@@ -305,7 +313,7 @@ impl Shared {
 
     /// Checks the request and connects to its destination. For a forwarded
     /// plain-HTTP request, also returns the head to send the origin.
-    async fn open(&self, head: &RequestHead) -> Result<(TcpStream, String, Option<Vec<u8>>), Outcome> {
+    async fn open(&self, head: &RequestHead) -> Result<Opened, Outcome> {
         let refused = |status, why, detail: String| Outcome::Refused {
             status,
             why,
@@ -364,7 +372,11 @@ impl Shared {
             match timeout_at(deadline, TcpStream::connect((ip, authority.port))).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    return Ok((s, head.target.clone(), forward));
+                    return Ok(Opened {
+                        upstream: s,
+                        target: head.target.clone(),
+                        forward,
+                    });
                 }
                 Ok(Err(e)) => last = format!("{ip}: {e}"),
                 Err(_) => {
@@ -394,18 +406,15 @@ impl Shared {
         Ok(addrs)
     }
 
-    async fn tunnel<S>(
-        &self,
-        mut agent: S,
-        mut upstream: TcpStream,
-        head: &RequestHead,
-        forward: Option<Vec<u8>>,
-        early: &[u8],
-        peer: SocketAddr,
-        target: String,
-    ) where
+    async fn tunnel<S>(&self, mut agent: S, opened: Opened, head: &RequestHead, early: &[u8], peer: SocketAddr)
+    where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        let Opened {
+            mut upstream,
+            target,
+            forward,
+        } = opened;
         let started = Instant::now();
         let established = format!("{} 200 Connection established\r\n\r\n", head.version);
         let ok = timeout(WRITE_TIMEOUT, async {

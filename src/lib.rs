@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod checkpoint;
 pub mod detect;
 pub mod enumerate;
 pub mod grade;
@@ -25,6 +26,7 @@ pub mod record;
 pub mod scan;
 pub mod schedule;
 pub mod starttls;
+pub mod syn;
 pub mod targets;
 pub mod testbed;
 pub mod wire;

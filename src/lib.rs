@@ -15,6 +15,7 @@ pub mod grade;
 pub mod inventory;
 pub mod job;
 pub mod ocsp;
+pub mod outbox;
 pub mod output;
 pub mod permute;
 pub mod portscan;

@@ -23,6 +23,7 @@ pub mod probe;
 pub mod profile;
 pub mod proxy;
 pub mod record;
+pub mod report;
 pub mod scan;
 pub mod schedule;
 pub mod starttls;

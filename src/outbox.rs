@@ -304,6 +304,16 @@ fn unframe(bytes: &[u8]) -> Option<(Class, u32, Vec<u8>)> {
 impl<S: Storage> Outbox<S> {
     /// Opens the outbox, finishing what a crash interrupted (see [`Recovery`]).
     pub fn open(storage: S, limits: Limits) -> Result<(Self, Recovery), OutboxError> {
+        Self::open_inner(storage, limits, true)
+    }
+
+    /// Reads the outbox without repairing anything (for `sensor outbox
+    /// status` next to a running daemon, whose temporaries must not vanish).
+    pub fn inspect(storage: S, limits: Limits) -> Result<Self, OutboxError> {
+        Self::open_inner(storage, limits, false).map(|(ob, _)| ob)
+    }
+
+    fn open_inner(storage: S, limits: Limits, repair: bool) -> Result<(Self, Recovery), OutboxError> {
         let mut ob = Outbox {
             storage,
             limits,
@@ -319,6 +329,9 @@ impl<S: Storage> Outbox<S> {
         let mut max_seq = None::<u64>;
         for name in &names {
             if name.ends_with(TMP_SUFFIX) {
+                if !repair {
+                    continue;
+                }
                 ob.storage.remove(name).map_err(|e| ob.io("remove temporary", e))?;
                 rec.temporaries += 1;
             } else if let Some(seq) = name.strip_prefix(RECORD_PREFIX) {
@@ -328,6 +341,7 @@ impl<S: Storage> Outbox<S> {
                     Some((class, count, _)) => {
                         ob.index.insert(seq, (class, count, bytes.len() as u64));
                     }
+                    None if !repair => rec.corrupt += 1,
                     None => {
                         tracing::error!(file = %name, "outbox record fails its checksum; set aside");
                         ob.storage
@@ -348,6 +362,9 @@ impl<S: Storage> Outbox<S> {
             let bytes = ob.storage.read(&name).map_err(|e| ob.io("read batch", e))?;
             let parsed = unframe(&bytes).and_then(|(_, _, p)| serde_json::from_slice::<BatchFile>(&p).ok());
             let Some(b) = parsed else {
+                if !repair {
+                    continue;
+                }
                 // Batch files are written whole before anything is sent, so an
                 // unreadable one was never sent: forget it, its records go out again.
                 ob.storage.remove(&name).map_err(|e| ob.io("remove batch", e))?;
@@ -359,6 +376,8 @@ impl<S: Storage> Outbox<S> {
             let all_there = b.seqs.iter().all(|s| ob.index.contains_key(s));
             if name.starts_with(PARKED_PREFIX) {
                 ob.parked.insert(b.id, (b.seqs, b.reason));
+            } else if !all_there && !repair {
+                continue;
             } else if !all_there {
                 // Records are deleted only after upstream's ack: finish the deletion.
                 for s in &b.seqs {
@@ -370,12 +389,12 @@ impl<S: Storage> Outbox<S> {
             } else if ob.in_flight.is_none() {
                 rec.in_flight = Some(b.id.clone());
                 ob.in_flight = Some((b.id, b.seqs));
-            } else {
+            } else if repair {
                 // Only one batch is ever in flight; a second one cannot have been sent.
                 ob.storage.remove(&name).map_err(|e| ob.io("remove batch", e))?;
             }
         }
-        if rec.temporaries > 0 || rec.finished_batches > 0 || rec.corrupt > 0 {
+        if repair && (rec.temporaries > 0 || rec.finished_batches > 0 || rec.corrupt > 0) {
             ob.storage.sync_dir().map_err(|e| ob.io("sync directory", e))?;
         }
         ob.next_seq = max_seq.map_or(0, |s| s + 1);

@@ -26,6 +26,7 @@ pub mod record;
 pub mod report;
 pub mod scan;
 pub mod schedule;
+pub mod service;
 pub mod starttls;
 pub mod targets;
 pub mod testbed;

@@ -18,6 +18,9 @@ pub struct RequestHead {
     pub version: String,
     /// The `Proxy-Authorization` header value, if sent.
     pub proxy_authorization: Option<String>,
+    /// Every header, names lower-cased, values trimmed, in order (the
+    /// service routes on the same port need `Authorization`, `Content-Length`…).
+    pub headers: Vec<(String, String)>,
     /// Length of the head including the blank line; bytes after it belong to the tunnel.
     pub head_len: usize,
 }
@@ -72,6 +75,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Option<RequestHead>, HeadE
         return Err(HeadError::BadVersion(version.chars().take(16).collect()));
     }
     let mut proxy_authorization = None;
+    let mut headers = Vec::new();
     for line in lines {
         if line.is_empty() {
             continue;
@@ -84,12 +88,14 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Option<RequestHead>, HeadE
         if name.eq_ignore_ascii_case("proxy-authorization") {
             proxy_authorization = Some(value.trim().to_string());
         }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
     Ok(Some(RequestHead {
         method: method.to_string(),
         target: target.to_string(),
         version: version.to_string(),
         proxy_authorization,
+        headers,
         head_len,
     }))
 }

@@ -167,6 +167,10 @@ impl Shared {
     {
         let mut buf = Vec::with_capacity(1024);
         let outcome = match self.read_head(&mut agent, &mut buf, deadline).await {
+            Ok(head) if head.target.starts_with('/') && self.config.service.is_some() => {
+                self.route(agent, &head, buf, peer).await;
+                return;
+            }
             Ok(head) => match self.open(&head).await {
                 Ok((upstream, target)) => {
                     self.tunnel(agent, upstream, &head, &buf[head.head_len..], peer, target)
@@ -209,6 +213,64 @@ impl Shared {
             "HTTP/1.1"
         };
         if answer(&mut agent, status, reason, version, extra).await.is_ok() {
+            linger(&mut agent).await;
+        }
+    }
+
+    /// Serves one request of the sensor's own routes: reads the body (capped,
+    /// with a deadline), dispatches, answers and closes.
+    async fn route<S>(&self, mut agent: S, head: &RequestHead, mut buf: Vec<u8>, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let Some(router) = &self.config.service else {
+            return;
+        };
+        let answer = match crate::service::body_framing(&head.headers, &head.method, self.config.max_body) {
+            Err(refusal) => refusal,
+            Ok(framing) => {
+                let want = match framing {
+                    crate::service::BodyFraming::None => 0,
+                    crate::service::BodyFraming::Length(n) => n,
+                };
+                let mut body = buf.split_off(head.head_len);
+                drop(buf);
+                let deadline = Instant::now() + self.config.body_timeout;
+                let mut chunk = [0u8; 8192];
+                let mut complete = true;
+                while body.len() < want {
+                    match timeout_at(deadline, agent.read(&mut chunk)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => return,
+                        Ok(Ok(n)) => body.extend_from_slice(&chunk[..n]),
+                        Err(_) => {
+                            complete = false;
+                            break;
+                        }
+                    }
+                }
+                if complete {
+                    body.truncate(want);
+                    let req = crate::service::Request {
+                        method: head.method.clone(),
+                        path: head.target.clone(),
+                        headers: head.headers.clone(),
+                        body,
+                        peer,
+                    };
+                    router.dispatch(&req).await
+                } else {
+                    crate::service::Response::error(408, "request body not received in time")
+                }
+            }
+        };
+        tracing::debug!(agent = %peer, method = %head.method, path = %head.target.chars().take(200).collect::<String>(), status = answer.status, "service request");
+        let bytes = answer.to_bytes(&head.version);
+        let sent = timeout(WRITE_TIMEOUT, async {
+            agent.write_all(&bytes).await?;
+            agent.flush().await
+        })
+        .await;
+        if matches!(sent, Ok(Ok(()))) {
             linger(&mut agent).await;
         }
     }

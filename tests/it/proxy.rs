@@ -456,3 +456,54 @@ async fn plain_and_tls_agents_share_the_port() {
     assert_eq!(status(&answer), 200, "{answer}");
     echo_through(&mut s, 1000, 8).await;
 }
+
+/// The sensor's own routes share the port: origin-form requests reach the
+/// router (bodies read whole under a cap), CONNECT still tunnels.
+#[tokio::test]
+async fn service_routes_share_the_port_with_the_tunnels() {
+    use netsensor::service::{FnHandler, Response, Router, health};
+    let (echo, _echo) = echo_server().await;
+    let echo_handler = Arc::new(FnHandler(|req: &netsensor::service::Request| {
+        (req.path_only() == "/echo").then(|| Response::text(200, "application/octet-stream", req.body.clone()))
+    }));
+    let mut c = config(&["echo.test:80"], &[&format!("echo.test={}", echo.ip())]);
+    c.allow = Allowlist::parse(&[format!("echo.test:{}", echo.port())]).unwrap();
+    c.service = Some(Router::new().with(health()).with(echo_handler));
+    c.max_body = 1000;
+    let p = start_proxy(c).await;
+
+    let (mut s, answer) = request(p.addr, "GET /healthz HTTP/1.1\r\nHost: sensor\r\n\r\n").await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert_eq!(body, r#"{"status":"ok"}"#);
+
+    // A body split across writes arrives whole.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"world").await.unwrap();
+    let answer = read_head(&mut s).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert_eq!(body, "helloworld");
+
+    let (_s, answer) = request(p.addr, "POST /echo HTTP/1.1\r\nContent-Length: 1001\r\n\r\n").await;
+    assert_eq!(status(&answer), 413, "{answer}");
+    let (_s, answer) = request(p.addr, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+    assert_eq!(status(&answer), 411, "{answer}");
+    let (_s, answer) = request(p.addr, "GET /nothing HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 404"), "{answer}");
+
+    // And the tunnel still works on the same port.
+    let (mut s, answer) = request(
+        p.addr,
+        &format!("CONNECT echo.test:{} HTTP/1.1\r\nHost: echo.test\r\n\r\n", echo.port()),
+    )
+    .await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    echo_through(&mut s, 4096, 7).await;
+}

@@ -12,6 +12,7 @@ pub mod cert;
 pub mod detect;
 pub mod enumerate;
 pub mod grade;
+pub mod intake;
 pub mod inventory;
 pub mod job;
 pub mod ocsp;

@@ -606,6 +606,11 @@ impl<S: Storage> Outbox<S> {
         self.storage.read(RESYNC).is_ok()
     }
 
+    /// Owes upstream a full snapshot (something could not be reported).
+    pub fn mark_resync(&mut self) -> Result<(), OutboxError> {
+        self.write_durable(RESYNC, b"1")
+    }
+
     /// A full snapshot has been enqueued.
     pub fn clear_resync(&mut self) -> Result<(), OutboxError> {
         self.storage.remove(RESYNC).map_err(|e| self.io("remove", e))?;

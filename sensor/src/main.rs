@@ -4,8 +4,10 @@
 mod cli;
 mod demo;
 mod grade;
+mod outbox;
 mod profiles;
 mod proxy;
+mod reporting;
 mod run;
 
 use std::process::ExitCode;
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
             cli::Command::Inventory(i) => run::inventory(i),
             cli::Command::Profiles(p) => profiles::run(p),
             cli::Command::Proxy(p) => proxy::run(p).await,
+            cli::Command::Outbox(o) => outbox::run(o),
         }
     });
     match result {

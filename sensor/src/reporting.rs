@@ -1,0 +1,219 @@
+//! The daemon's reporting side: the outbox in the state directory, the
+//! delivery task, the snapshots, and the intake route for sensors that
+//! report to this one.
+//!
+//! Kept apart from `run.rs` so the daemon calls three things: [`Reporter::start`]
+//! once, [`Reporter::enqueue_run`] right after each `record_run` (with the
+//! inventory lock still held, so no other run's changes interleave), and
+//! [`intake`] when building the service routes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use netsensor::intake::{Intake, IntakeConfig};
+use netsensor::inventory::{Change, Filter, Inventory, Key};
+use netsensor::outbox::{Class, DirStorage, Limits, Outbox, OutboxError};
+use netsensor::record::rfc3339;
+use netsensor::report::delivery::{self, Client, Stats, UpstreamConfig};
+use netsensor::report::{self, Event, EventKind, SensorInfo};
+use netsensor::service::Handler;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+/// The outbox's directory inside the state directory.
+pub const OUTBOX_DIR: &str = "outbox";
+
+pub struct Reporter {
+    outbox: Arc<Mutex<Outbox<DirStorage>>>,
+    wake: Arc<Notify>,
+    pub stats: Arc<Stats>,
+}
+
+/// Opens the outbox of `state_dir`, logging what recovery repaired.
+pub fn open_outbox(state_dir: &Path, limits: Limits) -> anyhow::Result<Outbox<DirStorage>> {
+    let dir = state_dir.join(OUTBOX_DIR);
+    let storage = DirStorage::open(&dir).with_context(|| format!("cannot open the outbox {}", dir.display()))?;
+    let (ob, rec) = Outbox::open(storage, limits)?;
+    if rec.temporaries + rec.finished_batches + rec.corrupt > 0 || rec.in_flight.is_some() {
+        tracing::warn!(
+            temporaries = rec.temporaries,
+            finished_batches = rec.finished_batches,
+            corrupt = rec.corrupt,
+            in_flight = rec.in_flight.as_deref().unwrap_or("-"),
+            "outbox recovered after an unclean stop"
+        );
+    }
+    Ok(ob)
+}
+
+impl Reporter {
+    /// Opens the outbox, builds the HTTPS client (a bad URL, CA or identity
+    /// is an error now, not at the first report), starts delivery and the
+    /// snapshot timer (a snapshot now, then every `snapshot_every`).
+    pub fn start(
+        state_dir: &Path,
+        cfg: UpstreamConfig,
+        sensor: SensorInfo,
+        inventory: Arc<Mutex<Inventory>>,
+        snapshot_every: Duration,
+        limits: Limits,
+    ) -> anyhow::Result<Arc<Reporter>> {
+        let client = Client::new(&cfg)?;
+        let outbox = Arc::new(Mutex::new(open_outbox(state_dir, limits)?));
+        let wake = Arc::new(Notify::new());
+        let stats = Arc::new(Stats::default());
+        tracing::info!(endpoint = %client.endpoint(), sensor = %sensor.id, "reporting upstream");
+        tokio::spawn(delivery::run(
+            outbox.clone(),
+            client,
+            sensor,
+            cfg,
+            wake.clone(),
+            stats.clone(),
+        ));
+        let reporter = Arc::new(Reporter { outbox, wake, stats });
+        let r = reporter.clone();
+        tokio::spawn(async move {
+            let mut last = None::<tokio::time::Instant>;
+            loop {
+                let due = last.is_none_or(|t| t.elapsed() >= snapshot_every);
+                let owed = r.outbox.lock().map(|ob| ob.resync_needed()).unwrap_or(false);
+                if due || owed {
+                    let (r2, inv) = (r.clone(), inventory.clone());
+                    let done = tokio::task::spawn_blocking(move || r2.enqueue_snapshot(&inv, owed && !due)).await;
+                    match done {
+                        Ok(Ok(())) => last = Some(tokio::time::Instant::now()),
+                        Ok(Err(e)) => tracing::error!("snapshot not enqueued: {e:#}"),
+                        Err(e) => tracing::error!("snapshot task: {e}"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(30).min(snapshot_every)).await;
+            }
+        });
+        Ok(reporter)
+    }
+
+    /// Stores one run's changes in the outbox (durably) before the daemon
+    /// says anything about them. `inv` is the inventory the run was just
+    /// recorded in (lock held by the caller). A full outbox is logged and
+    /// owed as a resync (see `netsensor::outbox`).
+    pub fn enqueue_run(&self, inv: &Inventory, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let at = rfc3339(OffsetDateTime::now_utc());
+        let mut by_key = BTreeMap::new();
+        match inv.query(&Filter {
+            sensor: Some(String::new()),
+            ..Filter::default()
+        }) {
+            Ok(rows) => {
+                for s in rows {
+                    by_key.insert(s.key.clone(), s.record);
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot read the inventory for the report: {e}; a resync is owed");
+                self.mark_resync();
+                return;
+            }
+        }
+        let events = report::events_from_changes(changes, &at, |k: &Key| by_key.get(k).cloned());
+        if !self.store(Class::Change, &events) {
+            self.mark_resync();
+        }
+    }
+
+    fn store(&self, class: Class, events: &[Event]) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let mut ob = match self.outbox.lock() {
+            Ok(ob) => ob,
+            Err(_) => {
+                tracing::error!("outbox lock poisoned; events not stored");
+                return false;
+            }
+        };
+        let stored = report::enqueue(&mut ob, class, events);
+        let ok = stored.is_ok();
+        match stored {
+            Ok(n) => {
+                for e in events {
+                    tracing::debug!(target: "sensor::reporting::events", event = %e.event_id, kind = e.kind.as_str(), "event stored");
+                }
+                tracing::info!(events = n, kind = ?class, "events stored in the outbox");
+            }
+            Err(e @ OutboxError::Full { .. }) => {
+                tracing::error!("outbox full: {e}; a full snapshot will be sent when there is room again");
+            }
+            Err(e) => {
+                tracing::error!("events not stored in the outbox: {e}");
+            }
+        }
+        drop(ob);
+        self.wake.notify_one();
+        ok
+    }
+
+    fn mark_resync(&self) {
+        if let Ok(mut ob) = self.outbox.lock()
+            && let Err(e) = ob.mark_resync()
+        {
+            tracing::error!("cannot note the resync owed: {e}");
+        }
+    }
+
+    /// Enqueues the whole of this sensor's active inventory as `snapshot`
+    /// events. With `only_if_room`, waits until the outbox is below half its
+    /// cap (a resync after a full outbox).
+    fn enqueue_snapshot(&self, inventory: &Arc<Mutex<Inventory>>, only_if_room: bool) -> anyhow::Result<()> {
+        if only_if_room {
+            let ob = self.outbox.lock().map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
+            let st = ob.status();
+            if st.records * 2 >= st.max_records || st.bytes * 2 >= st.max_bytes {
+                return Ok(());
+            }
+        }
+        let rows = inventory
+            .lock()
+            .map_err(|_| anyhow::anyhow!("inventory lock poisoned"))?
+            .query(&Filter {
+                sensor: Some(String::new()),
+                active_only: true,
+                ..Filter::default()
+            })?;
+        let at = rfc3339(OffsetDateTime::now_utc());
+        let events: Vec<Event> = rows
+            .into_iter()
+            .map(|s| Event::new(EventKind::Snapshot, &at, Vec::new(), s.record))
+            .collect();
+        let n = events.len();
+        if !self.store(Class::Snapshot, &events) {
+            anyhow::bail!("the snapshot did not fit in the outbox; tried again later");
+        }
+        let mut ob = self.outbox.lock().map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
+        if ob.resync_needed() {
+            ob.clear_resync()?;
+        }
+        tracing::info!(endpoints = n, "snapshot enqueued");
+        Ok(())
+    }
+}
+
+/// The intake and endpoints API for the service port, when tokens are set.
+pub fn intake(inventory: Arc<Mutex<Inventory>>, tokens: BTreeMap<String, String>) -> Option<Arc<dyn Handler>> {
+    if tokens.is_empty() {
+        return None;
+    }
+    Some(Arc::new(Intake::new(
+        inventory,
+        IntakeConfig {
+            tokens,
+            max_decoded: netsensor::intake::DEFAULT_MAX_DECODED,
+        },
+    )))
+}

@@ -587,6 +587,38 @@ impl Inventory {
         })
     }
 
+    /// Endpoints by category and by grade letter (`none` when ungraded),
+    /// counted in SQL for the metrics scrape; gone endpoints are left out.
+    pub fn counts(&self) -> Result<Counts, InventoryError> {
+        let mut counts = Counts::default();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT CASE WHEN a.address IS NOT NULL AND e.category = 'discovered' THEN 'automatable'
+                        ELSE e.category END,
+                        coalesce(json_extract(e.record, '$.grade.letter'), 'none'), count(*)
+                 FROM endpoints e LEFT JOIN agents a ON a.address = e.address AND e.sensor = ''
+                 WHERE e.gone_at IS NULL GROUP BY 1, 2",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(self.db())?;
+        for row in rows {
+            let (category, grade, n) = row.map_err(self.db())?;
+            let n = n.max(0) as u64;
+            *counts.by_category.entry(category).or_default() += n;
+            *counts.by_grade.entry(grade).or_default() += n;
+        }
+        Ok(counts)
+    }
+
     /// Batches applied so far, for tests and metrics.
     pub fn batches_applied(&self) -> Result<u64, InventoryError> {
         self.conn
@@ -622,6 +654,13 @@ impl Inventory {
         .map_err(self.db())?;
         Ok(())
     }
+}
+
+/// Active endpoints counted by category and by grade letter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub by_category: std::collections::BTreeMap<String, u64>,
+    pub by_grade: std::collections::BTreeMap<String, u64>,
 }
 
 /// What a report event says of an endpoint (the wire format's `kind`).
@@ -982,6 +1021,16 @@ mod tests {
             .len()
         };
         assert_eq!(tagged("dmz"), 4);
+        let counts = inv.counts().unwrap();
+        assert_eq!(counts.by_category.get("discovered"), Some(&4));
+        assert_eq!(
+            counts
+                .by_grade
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect::<Vec<_>>(),
+            vec![("A", 1), ("C", 1), ("T", 1), ("none", 1)]
+        );
         assert_eq!(tagged("lab"), 0);
     }
 }

@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod config;
 pub mod detect;
 pub mod enumerate;
 pub mod grade;
 pub mod intake;
 pub mod inventory;
 pub mod job;
+pub mod metrics;
 pub mod ocsp;
 pub mod outbox;
 pub mod output;

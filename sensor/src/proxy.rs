@@ -80,25 +80,34 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
         );
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| usage("--tls-cert", format!("{}: {e}", cert.display())))?;
-        let key =
-            PrivateKeyDer::from_pem_file(key).map_err(|e| usage("--tls-key", format!("{}: {e}", key.display())))?;
-        let server =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
-                .map_err(|e| usage("--tls-cert", e))?;
-        config.tls = Some(Arc::new(server));
+        config.tls = Some(tls_config(cert, key, "--tls-cert", "--tls-key")?);
     }
     Ok((listen, config))
+}
+
+/// The service certificate and key (PEM) as a rustls server configuration;
+/// errors name the flag or key they came from.
+pub(crate) fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    cert_field: &str,
+    key_field: &str,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| usage(cert_field, format!("{}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| usage(key_field, format!("{}: {e}", key.display())))?;
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| usage(cert_field, e))?;
+    Ok(Arc::new(server))
 }
 
 /// Bind with a deep accept queue: agents arrive in bursts (a fleet renewing at
 /// once), and with the usual 128 the kernel drops SYNs and clients wait out a
 /// one-second retransmission (measured by benches/proxy.py).
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+pub(crate) fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {

@@ -76,10 +76,16 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
         "text" => {
             let s = &shown.status;
             println!("outbox {}", shown.dir);
-            println!("  depth:       {} record(s), {} event(s), {} bytes", s.records, s.events, s.bytes);
+            println!(
+                "  depth:       {} record(s), {} event(s), {} bytes",
+                s.records, s.events, s.bytes
+            );
             println!(
                 "  oldest:      {}",
-                shown.oldest_event_at.as_deref().unwrap_or(if s.records == 0 { "-" } else { "unknown" })
+                shown
+                    .oldest_event_at
+                    .as_deref()
+                    .unwrap_or(if s.records == 0 { "-" } else { "unknown" })
             );
             println!("  in flight:   {}", s.in_flight.as_deref().unwrap_or("-"));
             println!("  parked:      {} batch(es)", s.parked_batches.len());

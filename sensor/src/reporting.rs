@@ -96,6 +96,21 @@ impl Reporter {
         Ok(reporter)
     }
 
+    /// Delivery counters and the outbox's depth, for `/api/v1/status`.
+    pub fn summary(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = self.outbox.lock().map(|ob| ob.status()).ok();
+        serde_json::json!({
+            "delivered_batches": self.stats.delivered_batches.load(Relaxed),
+            "delivered_events": self.stats.delivered_events.load(Relaxed),
+            "retries": self.stats.retries.load(Relaxed),
+            "parked_batches": self.stats.parked.load(Relaxed),
+            "outbox_records": st.as_ref().map(|s| s.records),
+            "outbox_events": st.as_ref().map(|s| s.events),
+            "resync_owed": st.as_ref().map(|s| s.resync_needed),
+        })
+    }
+
     /// Stores one run's changes in the outbox (durably) before the daemon
     /// says anything about them. `inv` is the inventory the run was just
     /// recorded in (lock held by the caller). A full outbox is logged and
@@ -172,7 +187,10 @@ impl Reporter {
     /// cap (a resync after a full outbox).
     fn enqueue_snapshot(&self, inventory: &Arc<Mutex<Inventory>>, only_if_room: bool) -> anyhow::Result<()> {
         if only_if_room {
-            let ob = self.outbox.lock().map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
+            let ob = self
+                .outbox
+                .lock()
+                .map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
             let st = ob.status();
             if st.records * 2 >= st.max_records || st.bytes * 2 >= st.max_bytes {
                 return Ok(());
@@ -195,13 +213,90 @@ impl Reporter {
         if !self.store(Class::Snapshot, &events) {
             anyhow::bail!("the snapshot did not fit in the outbox; tried again later");
         }
-        let mut ob = self.outbox.lock().map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
+        let mut ob = self
+            .outbox
+            .lock()
+            .map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
         if ob.resync_needed() {
             ob.clear_resync()?;
         }
         tracing::info!(endpoints = n, "snapshot enqueued");
         Ok(())
     }
+}
+
+/// [`Reporter::start`] from the daemon's configuration (`[upstream]` or
+/// `--upstream`/`--token`).
+pub fn start_from_config(
+    up: &netsensor::config::Upstream,
+    state_dir: &Path,
+    sensor_id: &str,
+    sensor_name: Option<&str>,
+    inventory: Arc<Mutex<Inventory>>,
+) -> anyhow::Result<Arc<Reporter>> {
+    let token = match (&up.token, &up.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => netsensor::config::read_secret(f, "upstream.token_file")?,
+        (None, None) => {
+            return Err(crate::cli::UsageError(
+                "an upstream needs a token: --token T (or [upstream] token / token_file)".into(),
+            )
+            .into());
+        }
+    };
+    let mut cfg = UpstreamConfig::new(&up.url, &token);
+    cfg.ca_file = up.ca_bundle.clone();
+    cfg.client_cert = up.client_cert.clone();
+    cfg.client_key = up.client_key.clone();
+    let sensor = SensorInfo {
+        id: sensor_id.to_string(),
+        name: sensor_name.map_or_else(|| sensor_id.to_string(), str::to_string),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    Reporter::start(
+        state_dir,
+        cfg,
+        sensor,
+        inventory,
+        up.snapshot_every.max(Duration::from_secs(1)),
+        Limits::default(),
+    )
+    .map_err(|e| match e.downcast::<delivery::DeliveryError>() {
+        Ok(d) => crate::cli::UsageError(format!("upstream: {d}")).into(),
+        Err(e) => e,
+    })
+}
+
+/// The tokens the intake accepts: the configuration's and flags', plus
+/// `[intake] tokens_file` (TOML lines `sensor-id = "token"`).
+pub fn intake_tokens(intake: &netsensor::config::Intake) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut tokens = intake.tokens.clone();
+    if let Some(f) = &intake.tokens_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("intake.tokens_file {}", f.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let parsed = line
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')));
+            match parsed {
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => {
+                    tokens.insert(k.trim_matches('"').to_string(), v.to_string());
+                }
+                _ => {
+                    return Err(crate::cli::UsageError(format!(
+                        "{}:{}: write `sensor-id = \"token\"`",
+                        f.display(),
+                        n + 1
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(tokens)
 }
 
 /// The intake and endpoints API for the service port, when tokens are set.

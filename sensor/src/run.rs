@@ -314,6 +314,8 @@ struct Daemon {
     open_done: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     proxy: Arc<Counters>,
+    /// Reporting upstream (issue 7), when an upstream is configured.
+    reporter: Option<Arc<crate::reporting::Reporter>>,
 }
 
 impl Daemon {
@@ -352,6 +354,7 @@ impl Daemon {
             "scans_running": profiles.iter().filter(|p| p.running).count(),
             "profiles": profiles,
             "inventory": counts.by_category,
+            "reporting": self.reporter.as_ref().map(|r| r.summary()),
         })
     }
 
@@ -515,6 +518,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         gone_after: c.sensor.gone_after.max(1),
         ..DiffPolicy::default()
     };
+    let reporter = match &c.upstream {
+        Some(up) => Some(crate::reporting::start_from_config(
+            up,
+            &c.sensor.state_dir,
+            &settings.sensor_id,
+            c.sensor.name.as_deref(),
+            inventory.clone(),
+        )?),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         sensor_id: settings.sensor_id.clone(),
         sensor_name: c.sensor.name.clone(),
@@ -528,6 +541,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         open_done: AtomicU64::new(0),
         errors: Mutex::new(BTreeMap::new()),
         proxy: Arc::new(Counters::default()),
+        reporter,
     });
     netsensor::portscan::raise_fd_limit();
 
@@ -746,9 +760,13 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
         let _ = agents.try_send(ip);
     }));
 
+    let intake = crate::reporting::intake(
+        daemon.inventory.clone(),
+        crate::reporting::intake_tokens(&s.config.intake)?,
+    );
     let status = daemon.clone();
     let metrics = daemon;
-    let router = Router::new()
+    let mut router = Router::new()
         .with(service::health())
         .with(Arc::new(FnHandler(move |req: &Request| {
             (req.path_only() == "/api/v1/status").then(|| Response::json(200, &status.status()))
@@ -757,6 +775,9 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
             (req.path_only() == "/metrics")
                 .then(|| Response::text(200, netsensor::metrics::CONTENT_TYPE, metrics.metrics()))
         })));
+    if let Some(h) = intake {
+        router = router.with(h);
+    }
     pc.service = Some(router);
     Ok(pc)
 }
@@ -817,6 +838,7 @@ async fn run_profile(
     let name = profile.name.clone();
     let tags = profile.tags.clone();
     let inventory = daemon.inventory.clone();
+    let reporter = daemon.reporter.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut inv = inventory
             .lock()
@@ -830,6 +852,10 @@ async fn run_profile(
             complete,
         };
         let changes = inv.record_run(&run, &policy)?;
+        // Into the durable outbox before anything else is said about them.
+        if let Some(r) = &reporter {
+            r.enqueue_run(&inv, &changes);
+        }
         Ok::<_, anyhow::Error>((changes, records.len()))
     })
     .await;

@@ -38,8 +38,9 @@ pub struct UpstreamConfig {
     pub token: String,
     /// Verify upstream only against these PEM CAs (instead of the system store).
     pub ca_file: Option<PathBuf>,
-    /// PEM with a client certificate chain and its private key (mTLS).
-    pub identity: Option<PathBuf>,
+    /// Client certificate chain and its private key, PEM (mTLS).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     /// Whole-request deadline.
     pub timeout: Duration,
     /// Caps per batch: events and (uncompressed) payload bytes.
@@ -55,7 +56,8 @@ impl UpstreamConfig {
             url: url.to_string(),
             token: token.to_string(),
             ca_file: None,
-            identity: None,
+            client_cert: None,
+            client_key: None,
             timeout: Duration::from_secs(30),
             max_events: 500,
             max_bytes: 4 << 20,
@@ -220,13 +222,18 @@ impl Client {
             }
             b = b.tls_certs_only(certs);
         }
-        if let Some(path) = &cfg.identity {
-            let pem = std::fs::read(path).map_err(|e| DeliveryError::Identity {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).map_err(|e| DeliveryError::Identity {
+                    path: p.display().to_string(),
+                    reason: e.to_string(),
+                })
+            };
+            let mut pem = read(cert)?;
+            pem.push(b'\n');
+            pem.extend_from_slice(&read(key)?);
             let id = reqwest::Identity::from_pem(&pem).map_err(|e| DeliveryError::Identity {
-                path: path.display().to_string(),
+                path: cert.display().to_string(),
                 reason: error_chain(&e),
             })?;
             b = b.identity(id);
@@ -432,7 +439,6 @@ pub async fn run<S: Storage + Send + 'static>(
                 stats.parked.fetch_add(1, Relaxed);
                 had_error = true;
                 tracing::error!(batch = %id, status, error = %reason, "upstream refused the report for good; batch parked in the outbox (see `sensor outbox status`)");
-                eprintln!("sensor: report: batch {id} parked: {reason}");
             }
         }
     }

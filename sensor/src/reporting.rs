@@ -248,6 +248,14 @@ pub fn start_from_config(
     cfg.ca_file = up.ca_bundle.clone();
     cfg.client_cert = up.client_cert.clone();
     cfg.client_key = up.client_key.clone();
+    // The longest wait between attempts (default 5 min); tests and labs shorten it.
+    if let Some(ms) = std::env::var("SENSOR_UPSTREAM_BACKOFF_MAX_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        cfg.backoff_max = Duration::from_millis(ms.max(1));
+        cfg.backoff_base = cfg.backoff_base.min(cfg.backoff_max);
+    }
     let sensor = SensorInfo {
         id: sensor_id.to_string(),
         name: sensor_name.map_or_else(|| sensor_id.to_string(), str::to_string),

@@ -610,3 +610,99 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
     assert!(!stored.is_empty());
     assert_exactly_once(&applied, &stored, &BTreeSet::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_upstream_is_verified_against_the_configured_ca_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    // The central sensor serves TLS on its service port with a private CA.
+    let chain = testbed::issue_chain("central", &["127.0.0.1"], KeyKind::EcdsaP256).unwrap();
+    std::fs::write(p("central.pem"), chain.chain_pem()).unwrap();
+    std::fs::write(p("central.key"), &chain.leaf_key_pem).unwrap();
+    std::fs::write(p("ca.pem"), &chain.root_pem).unwrap();
+    let other = testbed::issue_chain("someone else", &["127.0.0.1"], KeyKind::EcdsaP256).unwrap();
+    std::fs::write(p("other-ca.pem"), &other.root_pem).unwrap();
+    let central_port = free_port();
+    std::fs::write(
+        p("central.toml"),
+        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
+    )
+    .unwrap();
+    let mut central = sensor()
+        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .arg(format!("127.0.0.1:{central_port}"))
+        .arg("--tls-cert")
+        .arg(p("central.pem"))
+        .arg("--tls-key")
+        .arg(p("central.key"))
+        .arg("--state-dir")
+        .arg(p("central-state"))
+        .arg("--profile")
+        .arg(p("central.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(p("central.log")).unwrap())
+        .spawn()
+        .unwrap();
+
+    let tls = free_port();
+    let _server = tls_server(tls, "segment https").await;
+    std::fs::write(
+        p("seg.toml"),
+        format!("name = \"seg\"\ntargets = [\"127.0.0.1\"]\nports = \"{tls}\"\nanalyses = [\"certificates\"]\n"),
+    )
+    .unwrap();
+    let start = |name: &str, ca: &str| {
+        let config = p(&format!("{name}.conf.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[upstream]\nurl = \"https://127.0.0.1:{central_port}\"\ntoken = \"{TOKEN}\"\nca_bundle = \"{}\"\n",
+                p(ca).display()
+            ),
+        )
+        .unwrap();
+        sensor()
+            .args(["run", "--sensor-id", name, "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(p(name))
+            .arg("--profile")
+            .arg(p("seg.toml"))
+            .env("SENSOR_UPSTREAM_BACKOFF_MAX_MS", "1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p(&format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let outbox = |name: &str| -> Value {
+        let out = sensor()
+            .args(["outbox", "status", "-o", "json", "--state-dir"])
+            .arg(p(name))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let mut good = start("seg-good", "ca.pem");
+    let mut bad = start("seg-wrong-ca", "other-ca.pem");
+    eventually("the segment trusting the right CA delivered", 60, || {
+        outbox("seg-good")["events"].as_u64() == Some(0)
+            && std::fs::read_to_string(p("central.log"))
+                .unwrap_or_default()
+                .contains("report applied")
+    })
+    .await;
+    eventually("the segment trusting another CA refused the certificate", 60, || {
+        outbox("seg-wrong-ca")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.to_ascii_lowercase().contains("certificate"))
+    })
+    .await;
+    let st = outbox("seg-wrong-ca");
+    assert!(st["events"].as_u64().unwrap_or(0) >= 1, "kept for later: {st:#}");
+    eprintln!("wrong CA: {}", st["last_error"]);
+    term(&mut good);
+    term(&mut bad);
+    term(&mut central);
+}

@@ -374,8 +374,23 @@ impl<S: Storage> Outbox<S> {
                 max_seq = max_seq.max(Some(*s));
             }
             let all_there = b.seqs.iter().all(|s| ob.index.contains_key(s));
+            if name.starts_with(BATCH_PREFIX) && names.contains(&format!("{PARKED_PREFIX}{}", b.id)) {
+                // A crash while parking: the parked file is durable, so the park stands.
+                if repair {
+                    ob.storage.remove(&name).map_err(|e| ob.io("remove batch", e))?;
+                }
+                continue;
+            }
             if name.starts_with(PARKED_PREFIX) {
-                ob.parked.insert(b.id, (b.seqs, b.reason));
+                // Only the records still there (an operator may have removed some).
+                let seqs: Vec<u64> = b.seqs.into_iter().filter(|s| ob.index.contains_key(s)).collect();
+                if seqs.is_empty() {
+                    if repair {
+                        ob.storage.remove(&name).map_err(|e| ob.io("remove parked batch", e))?;
+                    }
+                    continue;
+                }
+                ob.parked.insert(b.id, (seqs, b.reason));
             } else if !all_there && !repair {
                 continue;
             } else if !all_there {
@@ -665,6 +680,25 @@ impl<S: Storage> Outbox<S> {
     }
 }
 
+/// Puts parked batch `id` back into delivery (its records go out again in a
+/// new batch). Works on the directory alone, so it is safe next to a
+/// running daemon, which sees the change at its next start.
+pub fn unpark<S: Storage>(storage: &mut S, id: &str) -> Result<bool, OutboxError> {
+    let name = format!("{PARKED_PREFIX}{id}");
+    let io = |op: &str, source: io::Error, st: &S| OutboxError::Io {
+        dir: st.describe(),
+        op: op.to_string(),
+        source,
+    };
+    let names = storage.list().map_err(|e| io("list", e, storage))?;
+    if !names.contains(&name) {
+        return Ok(false);
+    }
+    storage.remove(&name).map_err(|e| io("remove", e, storage))?;
+    storage.sync_dir().map_err(|e| io("fsync directory", e, storage))?;
+    Ok(true)
+}
+
 /// A fresh random id (128 bits, hex) for batches and events: unique across
 /// restarts and outbox resets, which a counter is not.
 pub fn random_id() -> String {
@@ -882,12 +916,15 @@ mod crash_tests {
             max_events: u32,
             lost: bool,
         },
+        /// Upstream refuses the next batch for good: it is parked.
+        Refuse,
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             3 => prop_oneof![Just(Class::Change), Just(Class::Snapshot)].prop_map(Op::Enqueue),
             2 => (1u32..4, any::<bool>()).prop_map(|(max_events, lost)| Op::Deliver { max_events, lost }),
+            1 => Just(Op::Refuse),
         ]
     }
 
@@ -913,6 +950,7 @@ mod crash_tests {
     }
 
     struct Outcome {
+        parked: Vec<Vec<u8>>,
         steps: u64,
         confirmed: Vec<Vec<u8>>,
         maybe: Vec<Vec<u8>>,
@@ -968,6 +1006,16 @@ mod crash_tests {
                         Err(_) => true,
                     }
                 }
+                Op::Refuse => match ob.next_batch(2, 1 << 20, || {
+                    ids += 1;
+                    format!("batch{ids}")
+                }) {
+                    // Upstream acknowledges a batch it applied before (idempotency) and refuses others.
+                    Ok(Some(b)) if upstream.batches.contains_key(&b.id) => ob.ack(&b.id).is_err(),
+                    Ok(Some(b)) => ob.park(&b.id, "422").is_err(),
+                    Ok(None) => false,
+                    Err(_) => true,
+                },
             };
             if failed {
                 // The process died: reboot the disk and open again, no more crashes.
@@ -994,8 +1042,21 @@ mod crash_tests {
                 None => break,
             }
         }
-        assert_eq!(ob.status().records, 0, "drained");
+        let st = ob.status();
+        let parked_records: usize = st.parked_batches.iter().map(|p| p.records).sum();
+        assert_eq!(st.records, parked_records, "drained but for parked batches");
+        let mut parked = Vec::new();
+        for p in &st.parked_batches {
+            let name = format!("{PARKED_PREFIX}{}", p.id);
+            let bytes = ob.storage().read(&name).expect("parked batch file");
+            let (_, _, body) = unframe(&bytes).expect("parked batch framed");
+            let bf: BatchFile = serde_json::from_slice(&body).expect("parked batch json");
+            for s in bf.seqs {
+                parked.push(ob.load(s).expect("parked record").payload);
+            }
+        }
         Outcome {
+            parked,
             steps: total,
             confirmed,
             maybe,
@@ -1011,13 +1072,16 @@ mod crash_tests {
             for k in 0..=clean.steps {
                 let o = play(&ops, Some(k));
                 let applied = o.upstream.applied();
-                for p in &o.confirmed {
+                for p in &o.parked {
+                    prop_assert!(!applied.contains_key(p), "crash at step {}: a parked record was applied", k);
+                }
+                for p in o.confirmed.iter().filter(|p| !o.parked.contains(p)) {
                     prop_assert_eq!(applied.get(p).copied(), Some(1), "crash at step {}: confirmed {:?} applied {:?} times", k, p, applied.get(p));
                 }
                 for p in &o.maybe {
                     prop_assert!(applied.get(p).copied().unwrap_or(0) <= 1, "crash at step {}: in-flight record applied twice", k);
                 }
-                prop_assert_eq!(applied.len(), o.confirmed.len() + o.maybe.iter().filter(|p| applied.contains_key(*p)).count(),
+                prop_assert_eq!(applied.len() + o.parked.len(), o.confirmed.len() + o.maybe.iter().filter(|p| applied.contains_key(*p) || o.parked.contains(*p)).count(),
                     "crash at step {}: something applied that was never enqueued", k);
             }
         }

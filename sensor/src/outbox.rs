@@ -23,6 +23,21 @@ pub struct OutboxArgs {
 pub enum OutboxCommand {
     /// Depth, oldest record, batch in flight, parked batches, last error.
     Status(StatusArgs),
+    /// Put parked batches back into delivery (after fixing what upstream
+    /// refused); a running daemon picks them up at its next start.
+    Requeue(RequeueArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RequeueArgs {
+    #[arg(long, default_value = "/var/lib/sensor", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// The parked batch id (see `sensor outbox status`); repeatable.
+    #[arg(long = "batch", value_name = "ID", required_unless_present = "all")]
+    pub batches: Vec<String>,
+    /// Every parked batch.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -46,7 +61,38 @@ struct Shown {
 pub fn run(args: OutboxArgs) -> anyhow::Result<()> {
     match args.command {
         OutboxCommand::Status(s) => status(s),
+        OutboxCommand::Requeue(r) => requeue(r),
     }
+}
+
+fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
+    let dir = args.state_dir.join(crate::reporting::OUTBOX_DIR);
+    if !dir.is_dir() {
+        return Err(UsageError(format!("no outbox in {}", args.state_dir.display())).into());
+    }
+    let mut storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let ids: Vec<String> = if args.all {
+        Outbox::inspect(DirStorage::open(&dir)?, Limits::default())?
+            .status()
+            .parked_batches
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    } else {
+        args.batches
+    };
+    let mut missing = Vec::new();
+    for id in &ids {
+        if netsensor::outbox::unpark(&mut storage, id)? {
+            println!("requeued {id}");
+        } else {
+            missing.push(id.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(UsageError(format!("no parked batch {}", missing.join(", "))).into());
+    }
+    Ok(())
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<()> {

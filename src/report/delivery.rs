@@ -127,6 +127,12 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outco
     let reason = format!("HTTP {status}: {}", body.trim());
     match status {
         200..=299 => Outcome::Acked { status },
+        // Redirects are not followed (a POST must not turn into a GET, nor the
+        // token travel elsewhere): the URL is wrong until someone fixes it.
+        300..=399 => Outcome::Permanent {
+            status,
+            reason: format!("{reason} (redirected: configure the final URL)"),
+        },
         408 | 429 => Outcome::Retry {
             reason,
             after: retry_after,
@@ -204,6 +210,7 @@ impl Client {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("netsensor/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         if let Some(path) = &cfg.ca_file {
             let pem = std::fs::read(path).map_err(|e| DeliveryError::Ca {
@@ -439,6 +446,9 @@ pub async fn run<S: Storage + Send + 'static>(
                 stats.parked.fetch_add(1, Relaxed);
                 had_error = true;
                 tracing::error!(batch = %id, status, error = %reason, "upstream refused the report for good; batch parked in the outbox (see `sensor outbox status`)");
+                // A refusal of every batch (a revoked token) must not burn
+                // through the outbox at full speed: pace the next one.
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
@@ -475,6 +485,10 @@ mod tests {
             Outcome::Permanent { status: 401, .. }
         ));
         assert!(matches!(classify(422, None, ""), Outcome::Permanent { .. }));
+        assert!(matches!(
+            classify(308, None, ""),
+            Outcome::Permanent { status: 308, .. }
+        ));
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Proxy {
     pub max_tunnels_per_agent: usize,
     /// `NAME=ADDR` answers before DNS.
     pub resolve: Vec<String>,
+    /// Forward plain-HTTP absolute-form requests to allowlisted destinations.
+    pub forward_plain_http: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -131,6 +133,7 @@ impl Default for Config {
                 max_tunnels: 1024,
                 max_tunnels_per_agent: 256,
                 resolve: Vec::new(),
+                forward_plain_http: false,
             },
             intake: Intake::default(),
         }
@@ -206,6 +209,8 @@ struct RawProxy {
     max_tunnels_per_agent: Option<usize>,
     #[serde(default)]
     resolve: Vec<String>,
+    #[serde(default)]
+    forward_plain_http: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -411,6 +416,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             .map_err(|e| err("proxy.resolve", e.to_string(), "write NAME=ADDR"))?;
     }
     c.proxy.resolve = p.resolve;
+    c.proxy.forward_plain_http = p.forward_plain_http;
 
     for (sensor, token) in &raw.intake.tokens {
         if token.len() < 16 {

@@ -29,6 +29,9 @@ pub struct ProxyArgs {
     /// Require `Proxy-Authorization: Bearer T` (or Basic with password T) from agents.
     #[arg(long, value_name = "T", env = "SENSOR_PROXY_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// Also forward plain-HTTP requests (`GET http://host/…`) to allowlisted destinations (off by default: 405).
+    #[arg(long)]
+    pub forward_http: bool,
     /// Answer NAME with ADDR before asking DNS, like curl's --resolve (repeatable).
     #[arg(long, value_name = "NAME=ADDR")]
     pub resolve: Vec<String>,
@@ -66,6 +69,7 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
         connect_timeout: Duration::from_secs(args.connect_timeout),
         max_tunnels: args.max_tunnels,
         max_tunnels_per_agent: args.max_tunnels_per_agent,
+        forward_http: args.forward_http,
         ..ProxyConfig::default()
     };
     for entry in &args.resolve {

@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// Require `Proxy-Authorization` with this token from agents.
     #[arg(long, value_name = "T", env = "SENSOR_PROXY_TOKEN", hide_env_values = true)]
     pub proxy_auth_token: Option<String>,
+    /// Also forward plain-HTTP requests (`GET http://host/…`) to allowlisted destinations.
+    #[arg(long)]
+    pub forward_http: bool,
     /// Answer NAME with ADDR before DNS for proxy destinations (repeatable).
     #[arg(long, value_name = "NAME=ADDR")]
     pub resolve: Vec<String>,
@@ -150,6 +153,7 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
         c.proxy.auth_token_file = None;
     }
     c.proxy.resolve.extend(args.resolve.iter().cloned());
+    c.proxy.forward_plain_http |= args.forward_http;
     if let Some(url) = &args.upstream {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(usage(format!("--upstream `{url}`: write an https:// URL")));
@@ -720,6 +724,7 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
         connect_timeout: p.connect_timeout,
         max_tunnels: p.max_tunnels,
         max_tunnels_per_agent: p.max_tunnels_per_agent,
+        forward_http: p.forward_plain_http,
         ..ProxyConfig::default()
     };
     for r in &p.resolve {

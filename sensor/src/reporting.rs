@@ -111,6 +111,68 @@ impl Reporter {
         })
     }
 
+    /// The reporting series of `/metrics`.
+    pub fn metrics(&self, e: &mut netsensor::metrics::Exposition) {
+        use netsensor::metrics::Kind;
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = self.outbox.lock().map(|ob| ob.status()).unwrap_or_default();
+        let counters = [
+            (
+                "netsensor_report_batches_delivered_total",
+                "Report batches upstream acknowledged.",
+                &self.stats.delivered_batches,
+            ),
+            (
+                "netsensor_report_events_delivered_total",
+                "Events in acknowledged batches.",
+                &self.stats.delivered_events,
+            ),
+            (
+                "netsensor_report_retries_total",
+                "Delivery attempts that will be retried (errors, 408, 429, 5xx).",
+                &self.stats.retries,
+            ),
+            (
+                "netsensor_report_batches_parked_total",
+                "Batches upstream refused for good (parked in the outbox).",
+                &self.stats.parked,
+            ),
+        ];
+        for (name, help, n) in counters {
+            e.single(name, Kind::Counter, help, n.load(Relaxed) as f64);
+        }
+        e.single(
+            "netsensor_outbox_records",
+            Kind::Gauge,
+            "Records in the outbox (pending and parked).",
+            st.records as f64,
+        );
+        e.single(
+            "netsensor_outbox_events",
+            Kind::Gauge,
+            "Events in the outbox.",
+            st.events as f64,
+        );
+        e.single(
+            "netsensor_outbox_bytes",
+            Kind::Gauge,
+            "Bytes of outbox records.",
+            st.bytes as f64,
+        );
+        e.single(
+            "netsensor_outbox_parked_batches",
+            Kind::Gauge,
+            "Parked batches waiting for `sensor outbox requeue`.",
+            st.parked_batches.len() as f64,
+        );
+        e.single(
+            "netsensor_outbox_resync_owed",
+            Kind::Gauge,
+            "1 while a full snapshot is owed upstream (the outbox was full).",
+            if st.resync_needed { 1.0 } else { 0.0 },
+        );
+    }
+
     /// Stores one run's changes in the outbox (durably) before the daemon
     /// says anything about them. `inv` is the inventory the run was just
     /// recorded in (lock held by the caller). A full outbox is logged and

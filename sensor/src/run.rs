@@ -487,6 +487,9 @@ impl Daemon {
         ] {
             e.sample("netsensor_proxy_refused_total", &[("reason", why)], n as f64);
         }
+        if let Some(r) = &self.reporter {
+            r.metrics(&mut e);
+        }
         e.finish()
     }
 }

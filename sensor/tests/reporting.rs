@@ -671,6 +671,7 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
         format!("name = \"seg\"\ntargets = [\"127.0.0.1\"]\nports = \"{tls}\"\nanalyses = [\"certificates\"]\n"),
     )
     .unwrap();
+    let seg_listen = free_port();
     let start = |name: &str, ca: &str| {
         let config = p(&format!("{name}.conf.toml"));
         std::fs::write(
@@ -681,10 +682,12 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
             ),
         )
         .unwrap();
-        sensor()
-            .args(["run", "--sensor-id", name, "--config"])
-            .arg(&config)
-            .arg("--state-dir")
+        let mut cmd = sensor();
+        cmd.args(["run", "--sensor-id", name, "--config"]).arg(&config);
+        if name == "seg-good" {
+            cmd.arg("--listen").arg(format!("127.0.0.1:{seg_listen}"));
+        }
+        cmd.arg("--state-dir")
             .arg(p(name))
             .arg("--profile")
             .arg(p("seg.toml"))
@@ -721,6 +724,28 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
     let st = outbox("seg-wrong-ca");
     assert!(st["events"].as_u64().unwrap_or(0) >= 1, "kept for later: {st:#}");
     eprintln!("wrong CA: {}", st["last_error"]);
+    // The reporting series in /metrics.
+    let metrics = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{seg_listen}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(value("netsensor_report_batches_delivered_total") >= 1.0, "{metrics}");
+    assert_eq!(value("netsensor_outbox_records"), 0.0, "{metrics}");
     term(&mut good);
     term(&mut bad);
     term(&mut central);

@@ -263,13 +263,23 @@ impl Reporter {
             .map_err(|_| anyhow::anyhow!("inventory lock poisoned"))?
             .query(&Filter {
                 sensor: Some(String::new()),
-                active_only: true,
                 ..Filter::default()
             })?;
         let at = rfc3339(OffsetDateTime::now_utc());
+        // Active endpoints as `snapshot`, gone ones as `gone` (as last seen):
+        // upstream converges on the whole state, including a `gone` whose
+        // event a crash between the inventory's commit and the outbox lost.
         let events: Vec<Event> = rows
             .into_iter()
-            .map(|s| Event::new(EventKind::Snapshot, &at, Vec::new(), s.record))
+            .map(|s| match s.gone_at {
+                None => Event::new(EventKind::Snapshot, &at, Vec::new(), s.record),
+                Some(g) => Event::new(
+                    EventKind::Gone,
+                    &at,
+                    vec![format!("gone since {g} (snapshot)")],
+                    s.record,
+                ),
+            })
             .collect();
         let n = events.len();
         if !self.store(Class::Snapshot, &events) {

@@ -750,3 +750,110 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
     term(&mut bad);
     term(&mut central);
 }
+
+/// Changes stored in the inventory but never put in the outbox (what a kill
+/// between the two would leave) reach upstream through the start snapshot,
+/// gone endpoints included.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    let (a, b) = (free_port(), free_port());
+    let _sa = tls_server(a, "snapshot a").await;
+    let sb = tls_server(b, "snapshot b").await;
+    std::fs::write(
+        p("seg.toml"),
+        format!(
+            "name = \"seg\"\ntargets = [\"127.0.0.1\"]\nports = \"{a},{b}\"\nanalyses = [\"certificates\"]\nconnect_timeout = \"300ms\"\n\n[schedule]\nevery = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let inventory = || -> Vec<Value> {
+        let out = sensor()
+            .args(["inventory", "-o", "json", "--state-dir"])
+            .arg(p("seg-state"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    // Without an upstream: new endpoints, then one gone, all unreported.
+    let mut seg = sensor()
+        .args(["run", "--gone-after", "1", "--sensor-id", "seg-1", "--state-dir"])
+        .arg(p("seg-state"))
+        .arg("--profile")
+        .arg(p("seg.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("both endpoints found", 60, || inventory().len() == 2).await;
+    sb.abort();
+    eventually("one endpoint gone", 60, || {
+        inventory().iter().any(|e| e["gone_at"].is_string())
+    })
+    .await;
+    term(&mut seg);
+
+    let central_port = free_port();
+    std::fs::write(
+        p("central.toml"),
+        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
+    )
+    .unwrap();
+    let mut central = sensor()
+        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .arg(format!("127.0.0.1:{central_port}"))
+        .arg("--state-dir")
+        .arg(p("central-state"))
+        .arg("--profile")
+        .arg(p("central.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A profile that scans nothing new, so only the snapshot can carry it.
+    std::fs::write(
+        p("idle.toml"),
+        "name = \"idle\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
+    )
+    .unwrap();
+    let mut seg = sensor()
+        .args(["run", "--sensor-id", "seg-1", "--token", TOKEN, "--upstream"])
+        .arg(format!("http://127.0.0.1:{central_port}"))
+        .arg("--state-dir")
+        .arg(p("seg-state"))
+        .arg("--profile")
+        .arg(p("idle.toml"))
+        .env("SENSOR_UPSTREAM_BACKOFF_MAX_MS", "500")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut items = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{central_port}/api/v1/endpoints?sensor=seg-1"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+        {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            items = v["items"].as_array().cloned().unwrap_or_default();
+            if items.len() == 2 && items.iter().any(|e| e["gone_at"].is_string()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    term(&mut seg);
+    term(&mut central);
+    assert_eq!(items.len(), 2, "{items:#?}");
+    let gone: Vec<_> = items.iter().filter(|e| e["gone_at"].is_string()).collect();
+    assert_eq!(gone.len(), 1, "{items:#?}");
+    assert_eq!(gone[0]["port"], b);
+}

@@ -116,7 +116,8 @@ fn is_hex32(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn is_sensor_id(s: &str) -> bool {
+/// A sensor id as reports carry it (`docs/schema/report.schema.json`).
+pub fn is_sensor_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 

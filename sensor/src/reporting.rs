@@ -306,6 +306,12 @@ pub fn start_from_config(
     sensor_name: Option<&str>,
     inventory: Arc<Mutex<Inventory>>,
 ) -> anyhow::Result<Arc<Reporter>> {
+    if !netsensor::intake::is_sensor_id(sensor_id) {
+        return Err(crate::cli::UsageError(format!(
+            "sensor id `{sensor_id}` cannot go into reports: use 1-64 letters, digits, `.`, `_` or `-` (--sensor-id or [sensor] id)"
+        ))
+        .into());
+    }
     let token = match (&up.token, &up.token_file) {
         (Some(t), _) => t.clone(),
         (None, Some(f)) => netsensor::config::read_secret(f, "upstream.token_file")?,

@@ -857,3 +857,135 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     assert_eq!(gone.len(), 1, "{items:#?}");
     assert_eq!(gone[0]["port"], b);
 }
+
+const MTLS_UPSTREAM: &str = r#"
+import http.server, json, ssl, sys
+port, cert, key, client_ca, log_path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(client_ca)
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        subject = dict(x[0] for x in self.connection.getpeercert()["subject"])
+        with open(log_path, "a") as f:
+            f.write(json.dumps({"client": subject.get("commonName")}) + "\n")
+        body = b'{"applied": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+class S(http.server.HTTPServer):
+    allow_reuse_address = True
+    def handle_error(self, request, client_address):
+        pass
+
+srv = S(("127.0.0.1", port), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+
+/// mTLS: the client certificate configured in `[upstream]` is presented;
+/// without it an upstream that requires one is not reached (and the events wait).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_is_presented_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    let server = testbed::issue_chain("mtls upstream", &["127.0.0.1"], KeyKind::EcdsaP256).unwrap();
+    let client = testbed::issue_chain("mtls client", &["seg-mtls.sensor.test"], KeyKind::EcdsaP256).unwrap();
+    std::fs::write(p("server.pem"), server.chain_pem()).unwrap();
+    std::fs::write(p("server.key"), &server.leaf_key_pem).unwrap();
+    std::fs::write(p("server-ca.pem"), &server.root_pem).unwrap();
+    std::fs::write(p("client.pem"), client.chain_pem()).unwrap();
+    std::fs::write(p("client.key"), &client.leaf_key_pem).unwrap();
+    std::fs::write(p("client-ca.pem"), &client.root_pem).unwrap();
+    std::fs::write(p("upstream.py"), MTLS_UPSTREAM).unwrap();
+    let port = free_port();
+    let log = p("mtls.jsonl");
+    let mut upstream = Command::new("python3")
+        .arg(p("upstream.py"))
+        .arg(port.to_string())
+        .arg(p("server.pem"))
+        .arg(p("server.key"))
+        .arg(p("client-ca.pem"))
+        .arg(&log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tls = free_port();
+    let _server = tls_server(tls, "mtls target").await;
+    std::fs::write(
+        p("seg.toml"),
+        format!("name = \"seg\"\ntargets = [\"127.0.0.1\"]\nports = \"{tls}\"\nanalyses = [\"certificates\"]\n"),
+    )
+    .unwrap();
+    let start = |name: &str, with_cert: bool| {
+        let mut conf = format!(
+            "[upstream]\nurl = \"https://127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nca_bundle = \"{}\"\n",
+            p("server-ca.pem").display()
+        );
+        if with_cert {
+            conf.push_str(&format!(
+                "client_cert = \"{}\"\nclient_key = \"{}\"\n",
+                p("client.pem").display(),
+                p("client.key").display()
+            ));
+        }
+        let config = p(&format!("{name}.conf.toml"));
+        std::fs::write(&config, conf).unwrap();
+        sensor()
+            .args(["run", "--sensor-id", name, "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(p(name))
+            .arg("--profile")
+            .arg(p("seg.toml"))
+            .env("SENSOR_UPSTREAM_BACKOFF_MAX_MS", "1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p(&format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let outbox = |name: &str| -> Value {
+        let out = sensor()
+            .args(["outbox", "status", "-o", "json", "--state-dir"])
+            .arg(p(name))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let mut with = start("seg-with-cert", true);
+    let mut without = start("seg-without-cert", false);
+    eventually("the report with a client certificate accepted", 60, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("seg-mtls.sensor.test")
+    })
+    .await;
+    eventually("the sensor without a client certificate kept its events", 60, || {
+        let st = outbox("seg-without-cert");
+        st["events"].as_u64().unwrap_or(0) >= 1 && st["last_error"].is_string()
+    })
+    .await;
+    eventually("the sensor with one drained its outbox", 30, || {
+        outbox("seg-with-cert")["records"].as_u64() == Some(0)
+    })
+    .await;
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(lines.lines().all(|l| l.contains("seg-mtls.sensor.test")), "{lines}");
+    eprintln!(
+        "without a client certificate: {}",
+        outbox("seg-without-cert")["last_error"]
+    );
+    term(&mut with);
+    term(&mut without);
+    term(&mut upstream);
+}

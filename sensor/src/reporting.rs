@@ -90,7 +90,7 @@ impl Reporter {
                         Err(e) => tracing::error!("snapshot task: {e}"),
                     }
                 }
-                tokio::time::sleep(Duration::from_secs(30).min(snapshot_every)).await;
+                tokio::time::sleep(Duration::from_secs(5).min(snapshot_every)).await;
             }
         });
         Ok(reporter)
@@ -339,13 +339,22 @@ pub fn start_from_config(
         name: sensor_name.map_or_else(|| sensor_id.to_string(), str::to_string),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    // The outbox cap (default 100 000 records, 1 GiB); see docs/reporting.md.
+    let mut limits = Limits::default();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = env("SENSOR_OUTBOX_MAX_RECORDS") {
+        limits.max_records = n.max(1) as usize;
+    }
+    if let Some(n) = env("SENSOR_OUTBOX_MAX_BYTES") {
+        limits.max_bytes = n.max(4096);
+    }
     Reporter::start(
         state_dir,
         cfg,
         sensor,
         inventory,
         up.snapshot_every.max(Duration::from_secs(1)),
-        Limits::default(),
+        limits,
     )
     .map_err(|e| match e.downcast::<delivery::DeliveryError>() {
         Ok(d) => crate::cli::UsageError(format!("upstream: {d}")).into(),

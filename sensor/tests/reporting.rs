@@ -989,3 +989,123 @@ async fn a_client_certificate_is_presented_when_configured() {
     term(&mut without);
     term(&mut upstream);
 }
+
+/// The outbox cap: over it a change is refused with an error in the log and a
+/// resync owed; once upstream is back and the outbox has room, a snapshot
+/// brings upstream level, the refused `gone` included.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut servers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        servers.push(tls_server(*port, &format!("cap {i}")).await);
+    }
+    let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    std::fs::write(
+        p("seg.toml"),
+        format!(
+            "name = \"seg\"\ntargets = [\"127.0.0.1\"]\nports = \"{list}\"\nanalyses = [\"certificates\"]\nconnect_timeout = \"300ms\"\n\n[schedule]\nevery = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let central_port = free_port();
+    let seg_log = p("seg.log");
+    let mut seg = sensor()
+        .args([
+            "run",
+            "--gone-after",
+            "1",
+            "--sensor-id",
+            "seg-1",
+            "--token",
+            TOKEN,
+            "--upstream",
+        ])
+        .arg(format!("http://127.0.0.1:{central_port}"))
+        .arg("--state-dir")
+        .arg(p("seg-state"))
+        .arg("--profile")
+        .arg(p("seg.toml"))
+        .env("SENSOR_OUTBOX_MAX_RECORDS", "2")
+        .env("SENSOR_UPSTREAM_BACKOFF_MAX_MS", "500")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&seg_log).unwrap())
+        .spawn()
+        .unwrap();
+    let outbox = || -> Value {
+        let out = sensor()
+            .args(["outbox", "status", "-o", "json", "--state-dir"])
+            .arg(p("seg-state"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    // Upstream down: the first run's record, then one gone (record 2), then
+    // a second gone that does not fit.
+    eventually("the first run stored", 60, || outbox()["records"].as_u64() == Some(1)).await;
+    servers.pop().unwrap().abort();
+    eventually("the first gone stored", 60, || outbox()["records"].as_u64() == Some(2)).await;
+    servers.pop().unwrap().abort();
+    eventually("the outbox full and a resync owed", 60, || {
+        outbox()["resync_needed"] == true
+    })
+    .await;
+    let text = std::fs::read_to_string(&seg_log).unwrap_or_default();
+    assert!(text.contains("outbox full"), "the refusal is logged:\n{text}");
+    assert_eq!(outbox()["records"].as_u64(), Some(2), "the cap holds");
+
+    // Upstream back: the two records, then the resync snapshot.
+    std::fs::write(
+        p("central.toml"),
+        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
+    )
+    .unwrap();
+    let mut central = sensor()
+        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .arg(format!("127.0.0.1:{central_port}"))
+        .arg("--state-dir")
+        .arg(p("central-state"))
+        .arg("--profile")
+        .arg(p("central.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut items = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{central_port}/api/v1/endpoints?sensor=seg-1"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+        {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            items = v["items"].as_array().cloned().unwrap_or_default();
+            if items.iter().filter(|e| e["gone_at"].is_string()).count() == 2 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = outbox();
+    term(&mut seg);
+    term(&mut central);
+    assert_eq!(items.len(), 3, "{items:#?}");
+    let gone: BTreeSet<u64> = items
+        .iter()
+        .filter(|e| e["gone_at"].is_string())
+        .filter_map(|e| e["port"].as_u64())
+        .collect();
+    assert_eq!(
+        gone,
+        [ports[1], ports[2]].iter().map(|p| u64::from(*p)).collect(),
+        "{items:#?}"
+    );
+    assert_eq!(st["resync_needed"], false, "the resync was done: {st:#}");
+}

@@ -53,6 +53,8 @@ pub enum Command {
     Profiles(crate::profiles::ProfilesArgs),
     /// Serve the agent proxy alone: CONNECT tunnels to allowlisted destinations.
     Proxy(crate::proxy::ProxyArgs),
+    /// What is waiting to reach upstream: `sensor outbox status --state-dir DIR`.
+    Outbox(crate::outbox::OutboxArgs),
 }
 
 /// The invalid-input error class: exit code 2, nothing was scanned.

@@ -47,6 +47,9 @@ pub enum Command {
     Profiles(crate::profiles::ProfilesArgs),
     /// Serve the agent proxy alone: CONNECT tunnels to allowlisted destinations.
     Proxy(crate::proxy::ProxyArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(crate::assets::AssetsArgs),
 }
 
 /// The invalid-input error class: exit code 2, nothing was scanned.

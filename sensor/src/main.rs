@@ -1,6 +1,7 @@
 //! `sensor`: the netsensor appliance binary. Thin by design: argument
 //! parsing, logging, terminal progress and wiring; the engine is `netsensor`.
 
+mod assets;
 mod cli;
 mod demo;
 mod grade;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             cli::Command::Inventory(i) => run::inventory(i),
             cli::Command::Profiles(p) => profiles::run(p),
             cli::Command::Proxy(p) => proxy::run(p).await,
+            cli::Command::GenerateAssets(a) => assets::run(a),
         }
     });
     match result {

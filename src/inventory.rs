@@ -17,7 +17,49 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Category, EndpointRecord};
 
 /// Current schema version; `migrate` brings older stores up to it.
-pub const SCHEMA: i64 = 1;
+pub const SCHEMA: i64 = MIGRATIONS.len() as i64;
+
+/// Each step takes the store from version `i` to `i + 1`, in one
+/// transaction. Never edit a released step: add one.
+const MIGRATIONS: [&str; 2] = [
+    // 1: endpoints keyed by (address, port, SNI), and the run log.
+    "CREATE TABLE endpoints (
+        address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL,
+        profile TEXT NOT NULL, category TEXT NOT NULL,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+        missed_runs INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]',
+        record TEXT NOT NULL,
+        PRIMARY KEY (address, port, sni));
+     CREATE INDEX endpoints_category ON endpoints(category);
+     CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL,
+        started_at TEXT NOT NULL, finished_at TEXT);",
+    // 2: the reporting sensor joins the key (a central sensor merges
+    // segments whose private addresses may overlap); `gone_at` marks an
+    // endpoint reported gone (set for rows already missing three runs, the
+    // old default); agents seen through the proxy; applied report batches;
+    // per-profile resume state.
+    "CREATE TABLE endpoints2 (
+        address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL,
+        sensor TEXT NOT NULL DEFAULT '',
+        profile TEXT NOT NULL, category TEXT NOT NULL,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+        missed_runs INTEGER NOT NULL DEFAULT 0, gone_at TEXT,
+        tags TEXT NOT NULL DEFAULT '[]', record TEXT NOT NULL,
+        PRIMARY KEY (address, port, sni, sensor));
+     INSERT INTO endpoints2(address, port, sni, sensor, profile, category, first_seen, last_seen,
+        missed_runs, gone_at, tags, record)
+        SELECT address, port, sni, '', profile, category, first_seen, last_seen, missed_runs,
+            CASE WHEN missed_runs >= 3 THEN last_seen END, tags, record FROM endpoints;
+     DROP TABLE endpoints;
+     ALTER TABLE endpoints2 RENAME TO endpoints;
+     CREATE INDEX endpoints_category ON endpoints(category);
+     CREATE INDEX endpoints_profile ON endpoints(sensor, profile);
+     CREATE TABLE agents (address TEXT PRIMARY KEY, first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL, tunnels INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE batches (batch_id TEXT PRIMARY KEY, sensor TEXT NOT NULL,
+        applied_at TEXT NOT NULL, events INTEGER NOT NULL);
+     CREATE TABLE scan_state (profile TEXT PRIMARY KEY, state TEXT NOT NULL);",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -41,21 +83,45 @@ pub struct Key {
     pub address: String,
     pub port: u16,
     pub sni: String,
+    /// The sensor that reported it; empty for this sensor's own scans.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sensor: String,
 }
 
 impl Key {
+    /// The key of one of this sensor's own records.
     pub fn of(r: &EndpointRecord) -> Key {
         Key {
             address: r.address.to_string(),
             port: r.port,
             sni: r.hostname.clone().unwrap_or_default(),
+            sensor: String::new(),
         }
+    }
+
+    /// A stable identifier for the API: hex of the first 16 bytes of
+    /// SHA-256 over the key's parts, so ids survive restarts and merges.
+    pub fn id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.sensor.as_str(),
+            self.address.as_str(),
+            &self.port.to_string(),
+            self.sni.as_str(),
+        ] {
+            h.update((part.len() as u32).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
 /// One stored endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stored {
+    /// [`Key::id`].
+    pub id: String,
     pub key: Key,
     pub profile: String,
     pub category: Category,
@@ -63,6 +129,8 @@ pub struct Stored {
     pub last_seen: String,
     /// Consecutive runs of its profile that did not see it.
     pub missed_runs: u32,
+    /// When it was reported gone (still kept, until seen again).
+    pub gone_at: Option<String>,
     pub tags: Vec<String>,
     pub record: EndpointRecord,
 }
@@ -206,32 +274,16 @@ impl Inventory {
                 found: version,
             });
         }
-        if version < 1 {
-            let tx = self.conn.transaction().map_err(|source| InventoryError::Db {
-                path: self.path.clone(),
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let path = self.path.clone();
+            let db = move |source| InventoryError::Db {
+                path: path.clone(),
                 source,
-            })?;
-            tx.execute_batch(
-                "CREATE TABLE endpoints (
-                    address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL,
-                    profile TEXT NOT NULL, category TEXT NOT NULL,
-                    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
-                    missed_runs INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]',
-                    record TEXT NOT NULL,
-                    PRIMARY KEY (address, port, sni));
-                 CREATE INDEX endpoints_category ON endpoints(category);
-                 CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL,
-                    started_at TEXT NOT NULL, finished_at TEXT);
-                 PRAGMA user_version = 1;",
-            )
-            .map_err(|source| InventoryError::Db {
-                path: self.path.clone(),
-                source,
-            })?;
-            tx.commit().map_err(|source| InventoryError::Db {
-                path: self.path.clone(),
-                source,
-            })?;
+            };
+            let tx = self.conn.transaction().map_err(&db)?;
+            tx.execute_batch(step).map_err(&db)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1).map_err(&db)?;
+            tx.commit().map_err(&db)?;
         }
         Ok(())
     }
@@ -275,7 +327,7 @@ impl Inventory {
             seen.insert(key.clone());
             let before: Option<String> = tx
                 .query_row(
-                    "SELECT record FROM endpoints WHERE address = ?1 AND port = ?2 AND sni = ?3",
+                    "SELECT record FROM endpoints WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ''",
                     params![key.address, key.port, key.sni],
                     |row| row.get(0),
                 )
@@ -298,8 +350,8 @@ impl Inventory {
                         Err(_) => vec!["stored record unreadable; replaced".into()],
                     };
                     tx.execute(
-                        "UPDATE endpoints SET profile = ?4, category = ?5, last_seen = ?6, missed_runs = 0, tags = ?7, record = ?8
-                         WHERE address = ?1 AND port = ?2 AND sni = ?3",
+                        "UPDATE endpoints SET profile = ?4, category = ?5, last_seen = ?6, missed_runs = 0, gone_at = NULL,
+                         tags = ?7, record = ?8 WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ''",
                         params![key.address, key.port, key.sni, profile, r.category.as_str(), r.scanned_at, tags_json, json],
                     )
                     .map_err(&db)?;
@@ -315,7 +367,7 @@ impl Inventory {
         }
         // Everything of this profile not seen this run is one run more missing.
         let mut stmt = tx
-            .prepare("SELECT address, port, sni, missed_runs FROM endpoints WHERE profile = ?1")
+            .prepare("SELECT address, port, sni, missed_runs FROM endpoints WHERE profile = ?1 AND sensor = ''")
             .map_err(&db)?;
         let missing: Vec<(Key, u32)> = stmt
             .query_map(params![profile], |row| {
@@ -324,6 +376,7 @@ impl Inventory {
                         address: row.get(0)?,
                         port: row.get(1)?,
                         sni: row.get(2)?,
+                        sensor: String::new(),
                     },
                     row.get::<_, u32>(3)?,
                 ))
@@ -336,8 +389,10 @@ impl Inventory {
         for (key, missed) in missing {
             let missed = missed.saturating_add(1);
             tx.execute(
-                "UPDATE endpoints SET missed_runs = ?4 WHERE address = ?1 AND port = ?2 AND sni = ?3",
-                params![key.address, key.port, key.sni, missed],
+                "UPDATE endpoints SET missed_runs = ?4,
+                    gone_at = CASE WHEN ?4 >= ?5 THEN coalesce(gone_at, ?6) END
+                 WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ''",
+                params![key.address, key.port, key.sni, missed, gone_after, finished_at],
             )
             .map_err(&db)?;
             if missed == gone_after {
@@ -365,46 +420,296 @@ impl Inventory {
 
     /// Stored endpoints, optionally of one category, ordered by address and port.
     pub fn list(&self, category: Option<Category>) -> Result<Vec<Stored>, InventoryError> {
+        self.query(&Filter {
+            category,
+            ..Filter::default()
+        })
+    }
+
+    /// Stored endpoints matching `filter`, ordered by sensor, address, port
+    /// and SNI. An endpoint of a host where a certificate agent was seen
+    /// through the proxy is `automatable` (if its TLS was discovered).
+    pub fn query(&self, filter: &Filter) -> Result<Vec<Stored>, InventoryError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT address, port, sni, profile, first_seen, last_seen, missed_runs, tags, record
-                 FROM endpoints WHERE (?1 IS NULL OR category = ?1) ORDER BY address, port, sni",
+                "SELECT e.address, e.port, e.sni, e.sensor, e.profile, e.first_seen, e.last_seen, e.missed_runs,
+                        e.gone_at, e.tags, e.record, a.address IS NOT NULL
+                 FROM endpoints e LEFT JOIN agents a ON a.address = e.address AND e.sensor = ''
+                 WHERE (?1 IS NULL OR e.sensor = ?1)
+                 ORDER BY e.sensor, e.address, e.port, e.sni",
             )
             .map_err(self.db())?;
         let rows = stmt
-            .query_map(params![category.map(Category::as_str)], |row| {
+            .query_map(params![filter.sensor], |row| {
                 Ok((
                     Key {
                         address: row.get(0)?,
                         port: row.get(1)?,
                         sni: row.get(2)?,
+                        sensor: row.get(3)?,
                     },
-                    row.get::<_, String>(3)?,
                     row.get::<_, String>(4)?,
                     row.get::<_, String>(5)?,
-                    row.get::<_, u32>(6)?,
-                    row.get::<_, String>(7)?,
-                    row.get::<_, String>(8)?,
+                    row.get::<_, String>(6)?,
+                    row.get::<_, u32>(7)?,
+                    row.get::<_, Option<String>>(8)?,
+                    row.get::<_, String>(9)?,
+                    row.get::<_, String>(10)?,
+                    row.get::<_, bool>(11)?,
                 ))
             })
             .map_err(self.db())?;
         let mut out = Vec::new();
         for row in rows {
-            let (key, profile, first_seen, last_seen, missed_runs, tags, record) = row.map_err(self.db())?;
+            let (key, profile, first_seen, last_seen, missed_runs, gone_at, tags, record, agent) =
+                row.map_err(self.db())?;
             let record: EndpointRecord = serde_json::from_str(&record)?;
-            out.push(Stored {
+            let category = if agent && record.category == Category::Discovered {
+                Category::Automatable
+            } else {
+                record.category
+            };
+            let stored = Stored {
+                id: key.id(),
                 key,
                 profile,
-                category: record.category,
+                category,
                 first_seen,
                 last_seen,
                 missed_runs,
+                gone_at,
                 tags: serde_json::from_str(&tags).unwrap_or_default(),
                 record,
-            });
+            };
+            if filter.matches(&stored) {
+                out.push(stored);
+            }
         }
         Ok(out)
+    }
+
+    /// One endpoint by [`Key::id`].
+    pub fn get(&self, id: &str) -> Result<Option<Stored>, InventoryError> {
+        Ok(self.query(&Filter::default())?.into_iter().find(|s| s.id == id))
+    }
+
+    /// Notes that a certificate agent on `address` used the proxy at `at`:
+    /// its host's TLS endpoints become `automatable`.
+    pub fn mark_agent(&mut self, address: &str, at: &str) -> Result<(), InventoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO agents(address, first_seen, last_seen, tunnels) VALUES (?1, ?2, ?2, 1)
+                 ON CONFLICT(address) DO UPDATE SET last_seen = ?2, tunnels = tunnels + 1",
+                params![address, at],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// Applies one report batch from another sensor, at most once: a
+    /// `batch_id` seen before is acknowledged and not applied again. One
+    /// transaction: a batch is applied whole or not at all.
+    pub fn apply_report(
+        &mut self,
+        sensor: &str,
+        batch_id: &str,
+        received_at: &str,
+        events: &[(EventKind, EndpointRecord)],
+    ) -> Result<Applied, InventoryError> {
+        let path = self.path.clone();
+        let db = move |source| InventoryError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&db)?;
+        let seen: Option<String> = tx
+            .query_row(
+                "SELECT sensor FROM batches WHERE batch_id = ?1",
+                params![batch_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(&db)?;
+        if seen.is_some() {
+            return Ok(Applied {
+                applied: false,
+                events: 0,
+            });
+        }
+        let tags = serde_json::to_string(&[format!("sensor:{sensor}")])?;
+        for (kind, r) in events {
+            let key = Key {
+                sensor: sensor.to_string(),
+                ..Key::of(r)
+            };
+            match kind {
+                EventKind::Gone => {
+                    tx.execute(
+                        "UPDATE endpoints SET gone_at = coalesce(gone_at, ?5)
+                         WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ?4",
+                        params![key.address, key.port, key.sni, key.sensor, received_at],
+                    )
+                    .map_err(&db)?;
+                }
+                EventKind::New | EventKind::Changed | EventKind::Snapshot => {
+                    let json = serde_json::to_string(r)?;
+                    tx.execute(
+                        "INSERT INTO endpoints(address, port, sni, sensor, profile, category, first_seen, last_seen,
+                            missed_runs, gone_at, tags, record)
+                         VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?6, 0, NULL, ?7, ?8)
+                         ON CONFLICT(address, port, sni, sensor) DO UPDATE SET category = ?5,
+                            last_seen = max(last_seen, ?6), missed_runs = 0, gone_at = NULL, record = ?8",
+                        params![
+                            key.address,
+                            key.port,
+                            key.sni,
+                            key.sensor,
+                            r.category.as_str(),
+                            r.scanned_at,
+                            tags,
+                            json
+                        ],
+                    )
+                    .map_err(&db)?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO batches(batch_id, sensor, applied_at, events) VALUES (?1, ?2, ?3, ?4)",
+            params![batch_id, sensor, received_at, events.len() as i64],
+        )
+        .map_err(&db)?;
+        tx.commit().map_err(&db)?;
+        Ok(Applied {
+            applied: true,
+            events: events.len(),
+        })
+    }
+
+    /// Endpoints by category and by grade letter (`none` when ungraded),
+    /// counted in SQL for the metrics scrape; gone endpoints are left out.
+    pub fn counts(&self) -> Result<Counts, InventoryError> {
+        let mut counts = Counts::default();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT CASE WHEN a.address IS NOT NULL AND e.category = 'discovered' THEN 'automatable'
+                        ELSE e.category END,
+                        coalesce(json_extract(e.record, '$.grade.letter'), 'none'), count(*)
+                 FROM endpoints e LEFT JOIN agents a ON a.address = e.address AND e.sensor = ''
+                 WHERE e.gone_at IS NULL GROUP BY 1, 2",
+            )
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(self.db())?;
+        for row in rows {
+            let (category, grade, n) = row.map_err(self.db())?;
+            let n = n.max(0) as u64;
+            *counts.by_category.entry(category).or_default() += n;
+            *counts.by_grade.entry(grade).or_default() += n;
+        }
+        Ok(counts)
+    }
+
+    /// Batches applied so far, for tests and metrics.
+    pub fn batches_applied(&self) -> Result<u64, InventoryError> {
+        self.conn
+            .query_row("SELECT count(*) FROM batches", [], |row| row.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(self.db())
+    }
+
+    /// The saved resume state of `profile` (see the daemon's checkpoints).
+    pub fn scan_state(&self, profile: &str) -> Result<Option<String>, InventoryError> {
+        self.conn
+            .query_row(
+                "SELECT state FROM scan_state WHERE profile = ?1",
+                params![profile],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.db())
+    }
+
+    /// Saves (`Some`) or clears (`None`) the resume state of `profile`.
+    pub fn set_scan_state(&mut self, profile: &str, state: Option<&str>) -> Result<(), InventoryError> {
+        match state {
+            Some(st) => self.conn.execute(
+                "INSERT INTO scan_state(profile, state) VALUES (?1, ?2)
+                 ON CONFLICT(profile) DO UPDATE SET state = ?2",
+                params![profile, st],
+            ),
+            None => self
+                .conn
+                .execute("DELETE FROM scan_state WHERE profile = ?1", params![profile]),
+        }
+        .map_err(self.db())?;
+        Ok(())
+    }
+}
+
+/// Active endpoints counted by category and by grade letter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub by_category: std::collections::BTreeMap<String, u64>,
+    pub by_grade: std::collections::BTreeMap<String, u64>,
+}
+
+/// What a report event says of an endpoint (the wire format's `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    New,
+    Changed,
+    Gone,
+    Snapshot,
+}
+
+/// The outcome of [`Inventory::apply_report`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// False when the batch had been applied before (nothing changed now).
+    pub applied: bool,
+    pub events: usize,
+}
+
+/// Which stored endpoints [`Inventory::query`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub category: Option<Category>,
+    /// Only endpoints graded strictly worse than this (ungraded never match).
+    pub grade_below: Option<crate::grade::Letter>,
+    /// Only endpoints carrying this tag.
+    pub tag: Option<String>,
+    /// Only endpoints reported by this sensor (`""`: this sensor's own).
+    pub sensor: Option<String>,
+    /// Leave out endpoints reported gone.
+    pub active_only: bool,
+}
+
+impl Filter {
+    pub fn matches(&self, s: &Stored) -> bool {
+        if self.category.is_some_and(|c| c != s.category) {
+            return false;
+        }
+        if let Some(bar) = self.grade_below {
+            match &s.record.grade {
+                Some(g) if g.letter.is_below(bar) => {}
+                _ => return false,
+            }
+        }
+        if self.tag.as_ref().is_some_and(|t| !s.tags.contains(t)) {
+            return false;
+        }
+        !(self.active_only && s.gone_at.is_some())
     }
 }
 
@@ -532,5 +837,200 @@ mod tests {
         drop(conn);
         let err = Inventory::open(&path).err().unwrap().to_string();
         assert!(err.contains("schema 99") && err.contains("upgrade the sensor"), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_store_migrates_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.sqlite");
+        let old = rec("127.0.0.1", 443, "AA", "2026-10-01T00:00:00Z");
+        {
+            // A store exactly as a version-1 sensor left it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let json = serde_json::to_string(&old).unwrap();
+            conn.execute(
+                "INSERT INTO endpoints VALUES ('127.0.0.1', 443, '', 'lab', 'discovered', ?1, ?1, 0, '[\"dc1\"]', ?2)",
+                params!["2026-10-01T00:00:00Z", json],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO endpoints VALUES ('127.0.0.9', 22, '', 'lab', 'unsecured', ?1, ?1, 4, '[]', ?2)",
+                params!["2026-10-01T00:00:00Z", json.replace("127.0.0.1", "127.0.0.9")],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO runs(profile, started_at, finished_at) VALUES ('lab', '2026-10-01T00:00:00Z', NULL)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut inv = Inventory::open(&path).unwrap();
+        let version: i64 = inv.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA);
+        let all = inv.list(None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].key, Key::of(&old));
+        assert_eq!(all[0].tags, vec!["dc1".to_string()]);
+        assert_eq!(all[0].gone_at, None);
+        assert_eq!(
+            all[1].gone_at.as_deref(),
+            Some("2026-10-01T00:00:00Z"),
+            "missing 4 runs: gone"
+        );
+        assert_eq!(inv.last_run("lab").unwrap().as_deref(), Some("2026-10-01T00:00:00Z"));
+        // The migrated store keeps working: the same endpoint is not new.
+        let c = inv
+            .record_run(
+                &run(
+                    "2026-10-02T00:00:00Z",
+                    &[rec("127.0.0.1", 443, "AA", "2026-10-02T00:00:00Z")],
+                ),
+                &POLICY,
+            )
+            .unwrap();
+        assert!(c.is_empty(), "{c:?}");
+        // Opening again is a no-op.
+        drop(inv);
+        assert_eq!(Inventory::open(&path).unwrap().list(None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn agents_make_their_hosts_automatable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let t = "2026-11-01T00:00:00Z";
+        let mut plain = rec("127.0.0.2", 80, "", t);
+        plain.category = Category::Unsecured;
+        inv.record_run(&run(t, &[rec("127.0.0.1", 443, "AA", t), plain]), &POLICY)
+            .unwrap();
+        inv.mark_agent("127.0.0.1", t).unwrap();
+        inv.mark_agent("127.0.0.2", t).unwrap();
+        let auto = inv.list(Some(Category::Automatable)).unwrap();
+        assert_eq!(auto.len(), 1);
+        assert_eq!(auto[0].key.address, "127.0.0.1");
+        // A plaintext port stays unsecured: there is no certificate to automate.
+        assert_eq!(inv.list(Some(Category::Unsecured)).unwrap().len(), 1);
+        assert!(inv.list(Some(Category::Discovered)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_report_batch_applies_once_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let t = "2026-11-01T00:00:00Z";
+        let local = rec("10.0.0.1", 443, "LOCAL", t);
+        inv.record_run(&run(t, std::slice::from_ref(&local)), &POLICY).unwrap();
+        // The same address in another segment is another endpoint.
+        let events = vec![
+            (EventKind::New, rec("10.0.0.1", 443, "REMOTE", t)),
+            (EventKind::Snapshot, rec("10.0.0.2", 443, "R2", t)),
+        ];
+        let a = inv.apply_report("seg-a", "b-1", t, &events).unwrap();
+        assert_eq!(
+            a,
+            Applied {
+                applied: true,
+                events: 2
+            }
+        );
+        let again = inv.apply_report("seg-a", "b-1", t, &events).unwrap();
+        assert!(!again.applied);
+        assert_eq!(inv.batches_applied().unwrap(), 1);
+        let all = inv.list(None).unwrap();
+        assert_eq!(all.len(), 3);
+        let remote: Vec<_> = all.iter().filter(|s| s.key.sensor == "seg-a").collect();
+        assert_eq!(remote.len(), 2);
+        assert!(remote.iter().all(|s| s.tags == vec!["sensor:seg-a".to_string()]));
+        let ids: HashSet<_> = all.iter().map(|s| s.id.clone()).collect();
+        assert_eq!(ids.len(), 3, "ids are distinct across sensors");
+        assert_eq!(inv.get(&remote[0].id).unwrap().unwrap().key, remote[0].key);
+        inv.apply_report(
+            "seg-a",
+            "b-2",
+            "2026-11-02T00:00:00Z",
+            &[(EventKind::Gone, rec("10.0.0.2", 443, "R2", t))],
+        )
+        .unwrap();
+        let active = inv
+            .query(&Filter {
+                active_only: true,
+                sensor: Some("seg-a".into()),
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].key.address, "10.0.0.1");
+    }
+
+    #[test]
+    fn filters_by_grade_and_tag() {
+        use crate::grade::{Grade, Letter};
+        let dir = tempfile::tempdir().unwrap();
+        let mut inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let t = "2026-11-01T00:00:00Z";
+        let graded = |addr: &str, letter: Letter| {
+            let mut r = rec(addr, 443, addr, t);
+            r.grade = Some(Grade {
+                letter,
+                score: 0,
+                protocol_score: 0,
+                key_exchange_score: 0,
+                cipher_score: 0,
+                caps: Vec::new(),
+                warnings: Vec::new(),
+                if_trusted: None,
+                notes: Vec::new(),
+            });
+            r
+        };
+        let records = [
+            graded("127.0.0.1", Letter::A),
+            graded("127.0.0.2", Letter::C),
+            graded("127.0.0.3", Letter::T),
+            rec("127.0.0.4", 443, "x", t),
+        ];
+        let tags = vec!["dmz".to_string()];
+        inv.record_run(
+            &Run {
+                tags: &tags,
+                ..run(t, &records)
+            },
+            &POLICY,
+        )
+        .unwrap();
+        let below = |l| {
+            inv.query(&Filter {
+                grade_below: Some(l),
+                ..Filter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|s| s.key.address)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(below(Letter::B), vec!["127.0.0.2", "127.0.0.3"]);
+        assert_eq!(below(Letter::APlus).len(), 3, "ungraded never matches");
+        let tagged = |t: &str| {
+            inv.query(&Filter {
+                tag: Some(t.into()),
+                ..Filter::default()
+            })
+            .unwrap()
+            .len()
+        };
+        assert_eq!(tagged("dmz"), 4);
+        let counts = inv.counts().unwrap();
+        assert_eq!(counts.by_category.get("discovered"), Some(&4));
+        assert_eq!(
+            counts
+                .by_grade
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect::<Vec<_>>(),
+            vec![("A", 1), ("C", 1), ("T", 1), ("none", 1)]
+        );
+        assert_eq!(tagged("lab"), 0);
     }
 }

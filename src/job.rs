@@ -65,6 +65,7 @@ pub async fn run<R>(
     profile: &Profile,
     base: &ScanOptions,
     seed: u64,
+    progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
     resolve: R,
 ) -> Result<Vec<EndpointRecord>, JobError>
@@ -84,14 +85,7 @@ where
         .with_shard(profile.shard);
     let (tx, mut rx) = mpsc::channel(256);
     let opts = options(profile, base);
-    let job = tokio::spawn(scan::run_until(
-        Arc::new(plan),
-        0,
-        opts,
-        Arc::new(Progress::default()),
-        stop,
-        tx,
-    ));
+    let job = tokio::spawn(scan::run_until(Arc::new(plan), 0, opts, progress, stop, tx));
     let mut records = Vec::new();
     while let Some(r) = rx.recv().await {
         records.push(r);

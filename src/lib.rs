@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod config;
 pub mod detect;
 pub mod enumerate;
 pub mod grade;
 pub mod inventory;
 pub mod job;
+pub mod metrics;
 pub mod ocsp;
 pub mod output;
 pub mod permute;
@@ -24,6 +26,7 @@ pub mod proxy;
 pub mod record;
 pub mod scan;
 pub mod schedule;
+pub mod service;
 pub mod starttls;
 pub mod targets;
 pub mod testbed;

@@ -439,14 +439,14 @@ fn parse_window(w: &str) -> Option<(u16, u16)> {
     (a != b).then_some((a, b))
 }
 
-fn line_at(text: &str, offset: usize) -> usize {
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
     text.get(..offset.min(text.len()))
         .map_or(1, |t| t.matches('\n').count() + 1)
 }
 
 /// The line where `key = …` is written (first occurrence), for errors that
 /// come from validation rather than from the TOML parser.
-fn line_of_key(text: &str, key: &str) -> Option<usize> {
+pub(crate) fn line_of_key(text: &str, key: &str) -> Option<usize> {
     text.lines()
         .position(|l| {
             let l = l.trim_start();

@@ -41,8 +41,12 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Run as the appliance: every profile on its schedule, with the inventory.
     Run(crate::run::RunArgs),
-    /// Read the inventory of a state directory.
-    Inventory(crate::run::InventoryArgs),
+    /// Read the inventory of a state directory (or `inventory export` it whole).
+    Inventory(crate::inventory::InventoryArgs),
+    /// Ask a running daemon what it is doing (over its service port).
+    Status(crate::status::StatusArgs),
+    /// Validate the appliance's configuration file.
+    Config(crate::config::ConfigArgs),
     /// Validate scan profiles without scanning.
     Profiles(crate::profiles::ProfilesArgs),
     /// Serve the agent proxy alone: CONNECT tunnels to allowlisted destinations.

@@ -3,11 +3,14 @@
 
 mod assets;
 mod cli;
+mod config;
 mod demo;
 mod grade;
+mod inventory;
 mod profiles;
 mod proxy;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -25,7 +28,10 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse_from(cli::normalise_args(std::env::args_os()));
-    cli::init_logging(args.verbose);
+    // The daemon sets up its own logging from its configuration (text or JSON).
+    if !matches!(args.command, cli::Command::Run(_)) {
+        cli::init_logging(args.verbose);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -39,7 +45,9 @@ fn main() -> ExitCode {
             cli::Command::Demo(demo) => demo::run(demo).await,
             cli::Command::Grade(g) => grade::run(g).await,
             cli::Command::Run(r) => run::run(r).await,
-            cli::Command::Inventory(i) => run::inventory(i),
+            cli::Command::Inventory(i) => inventory::run(i),
+            cli::Command::Status(s) => status::run(s).await,
+            cli::Command::Config(c) => config::run(c),
             cli::Command::Profiles(p) => profiles::run(p),
             cli::Command::Proxy(p) => proxy::run(p).await,
             cli::Command::GenerateAssets(a) => assets::run(a),

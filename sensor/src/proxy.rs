@@ -29,6 +29,9 @@ pub struct ProxyArgs {
     /// Require `Proxy-Authorization: Bearer T` (or Basic with password T) from agents.
     #[arg(long, value_name = "T", env = "SENSOR_PROXY_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// Also forward plain-HTTP requests (`GET http://host/…`) to allowlisted destinations (off by default: 405).
+    #[arg(long)]
+    pub forward_http: bool,
     /// Answer NAME with ADDR before asking DNS, like curl's --resolve (repeatable).
     #[arg(long, value_name = "NAME=ADDR")]
     pub resolve: Vec<String>,
@@ -66,6 +69,7 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
         connect_timeout: Duration::from_secs(args.connect_timeout),
         max_tunnels: args.max_tunnels,
         max_tunnels_per_agent: args.max_tunnels_per_agent,
+        forward_http: args.forward_http,
         ..ProxyConfig::default()
     };
     for entry in &args.resolve {
@@ -80,25 +84,34 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
         );
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| usage("--tls-cert", format!("{}: {e}", cert.display())))?;
-        let key =
-            PrivateKeyDer::from_pem_file(key).map_err(|e| usage("--tls-key", format!("{}: {e}", key.display())))?;
-        let server =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
-                .map_err(|e| usage("--tls-cert", e))?;
-        config.tls = Some(Arc::new(server));
+        config.tls = Some(tls_config(cert, key, "--tls-cert", "--tls-key")?);
     }
     Ok((listen, config))
+}
+
+/// The service certificate and key (PEM) as a rustls server configuration;
+/// errors name the flag or key they came from.
+pub(crate) fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    cert_field: &str,
+    key_field: &str,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| usage(cert_field, format!("{}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| usage(key_field, format!("{}: {e}", key.display())))?;
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| usage(cert_field, e))?;
+    Ok(Arc::new(server))
 }
 
 /// Bind with a deep accept queue: agents arrive in bursts (a fleet renewing at
 /// once), and with the usual 128 the kernel drops SYNs and clients wait out a
 /// one-second retransmission (measured by benches/proxy.py).
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+pub(crate) fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {

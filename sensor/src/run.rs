@@ -1,19 +1,32 @@
 //! `sensor run`: the appliance. Runs every profile on its schedule, keeps the
-//! inventory, reloads profiles on SIGHUP, drains on SIGTERM.
+//! inventory, serves port 48999 (agent proxy, health, metrics, status),
+//! reloads profiles on SIGHUP, drains on SIGTERM.
+//!
+//! Settings come from the configuration file and are overridden by flags, so
+//! the packaged service (`--config /etc/sensor/sensor.toml`) and a quick
+//! start from flags alone run the same code. Everything is validated before
+//! the first port is bound or the first probe is sent.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use netsensor::config::{self, Config, LogFormat};
 use netsensor::inventory::{Change, DiffPolicy, Inventory, Run};
+use netsensor::metrics::{Exposition, Kind};
+use netsensor::portscan::Progress;
 use netsensor::profile::{self, Profile};
+use netsensor::proxy::{self as engine_proxy, Allowlist, Counters, ProxyConfig};
 use netsensor::record::rfc3339;
 use netsensor::scan::{self, ScanOptions};
 use netsensor::schedule::{self, Due};
+use netsensor::service::{self, FnHandler, Request, Response, Router};
+use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
@@ -22,50 +35,239 @@ use crate::cli::UsageError;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// A scan profile (TOML); repeatable. Without any, every `*.toml` in --profiles-dir.
+    /// Configuration file (TOML). Default: /etc/sensor/sensor.toml when it exists; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A scan profile (TOML); repeatable. Without any, every `*.toml` in the profiles directory.
     #[arg(long = "profile", value_name = "FILE")]
     pub profiles: Vec<PathBuf>,
-    /// Where profiles live when no --profile is given.
-    #[arg(long, default_value = "/etc/sensor/profiles.d", value_name = "DIR")]
-    pub profiles_dir: PathBuf,
-    /// The sensor's state: the inventory database.
-    #[arg(long, default_value = "/var/lib/sensor", value_name = "DIR")]
-    pub state_dir: PathBuf,
-    /// Trust this PEM bundle of private CAs too (repeatable).
+    /// Where profiles live when no --profile is given [default: /etc/sensor/profiles.d].
+    #[arg(long, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
+    /// The sensor's state: the inventory database [default: /var/lib/sensor].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Trust this PEM bundle of private CAs too (repeatable; added to the config's).
     #[arg(long = "ca-bundle", value_name = "FILE")]
     pub ca_bundles: Vec<PathBuf>,
-    /// Consecutive complete runs without an endpoint before it is reported gone.
-    #[arg(long, default_value_t = 3)]
-    pub gone_after: u32,
-    /// Seconds to let running scans finish after SIGTERM.
-    #[arg(long, default_value_t = 30)]
-    pub grace: u64,
+    /// Consecutive complete runs without an endpoint before it is reported gone [default: 3].
+    #[arg(long, value_name = "N")]
+    pub gone_after: Option<u32>,
+    /// Seconds to let running scans finish after SIGTERM [default: 30].
+    #[arg(long, value_name = "S")]
+    pub grace: Option<u64>,
+    /// Serve port 48999's services here: agent proxy, /healthz, /metrics, status, report intake.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Proxy destination agents may reach: HOST:PORT, *.DOMAIN:PORT, IP:PORT (repeatable; added to the config's).
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Require `Proxy-Authorization` with this token from agents.
+    #[arg(long, value_name = "T", env = "SENSOR_PROXY_TOKEN", hide_env_values = true)]
+    pub proxy_auth_token: Option<String>,
+    /// Also forward plain-HTTP requests (`GET http://host/…`) to allowlisted destinations.
+    #[arg(long)]
+    pub forward_http: bool,
+    /// Answer NAME with ADDR before DNS for proxy destinations (repeatable).
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub resolve: Vec<String>,
+    /// Service certificate chain (PEM): TLS on the service port, told apart from plain by the first byte.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Report changes to this upstream (`https://…`; `http://` only for closed segments and tests).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Bearer token presented to the upstream.
+    #[arg(long, value_name = "T", env = "SENSOR_UPSTREAM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Accept reports from sensors presenting this bearer token (repeatable).
+    #[arg(long = "accept-token", value_name = "T")]
+    pub accept_tokens: Vec<String>,
+    /// This sensor's id in reports [default: derived from /etc/machine-id].
+    #[arg(long, value_name = "ID")]
+    pub sensor_id: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
 }
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
-/// Every profile, validated; one bad profile refuses them all.
-fn load_profiles(args: &RunArgs) -> anyhow::Result<Vec<Profile>> {
-    let paths: Vec<PathBuf> = if args.profiles.is_empty() {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&args.profiles_dir)
-            .with_context(|| format!("cannot read the profiles directory {}", args.profiles_dir.display()))
-            .map_err(usage)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
+/// What the daemon runs with: the configuration with the flags applied.
+pub struct Settings {
+    pub config: Config,
+    pub config_file: Option<PathBuf>,
+    /// Explicit `--profile` files (else the profiles directory).
+    pub profile_files: Vec<PathBuf>,
+    pub sensor_id: String,
+}
+
+/// Reads the configuration (if any) and applies the flags over it.
+pub fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
+    let config_file = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => {
+            let default = PathBuf::from(config::DEFAULT_PATH);
+            default.exists().then_some(default)
+        }
+    };
+    let mut c = match &config_file {
+        Some(p) => config::load(p).map_err(usage)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.profiles_dir {
+        c.sensor.profiles_dir = d.clone();
+    }
+    if let Some(d) = &args.state_dir {
+        c.sensor.state_dir = d.clone();
+    }
+    c.sensor.ca_bundles.extend(args.ca_bundles.iter().cloned());
+    if let Some(n) = args.gone_after {
+        if n == 0 {
+            return Err(usage("--gone-after: give 1 or more complete runs"));
+        }
+        c.sensor.gone_after = n;
+    }
+    if let Some(g) = args.grace {
+        c.sensor.grace = Duration::from_secs(g);
+    }
+    if let Some(l) = &args.listen {
+        c.service.listen = Some(
+            l.parse()
+                .map_err(|_| usage(format!("--listen `{l}`: write ADDR:PORT, e.g. 127.0.0.1:48999")))?,
+        );
+    }
+    if args.tls_cert.is_some() {
+        c.service.tls_cert = args.tls_cert.clone();
+        c.service.tls_key = args.tls_key.clone();
+    }
+    c.proxy.allow.extend(args.allow.iter().cloned());
+    Allowlist::parse(&c.proxy.allow).map_err(|e| usage(format!("--allow: {e}")))?;
+    if let Some(t) = &args.proxy_auth_token {
+        c.proxy.auth_token = Some(t.clone());
+        c.proxy.auth_token_file = None;
+    }
+    c.proxy.resolve.extend(args.resolve.iter().cloned());
+    c.proxy.forward_plain_http |= args.forward_http;
+    if let Some(url) = &args.upstream {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(usage(format!("--upstream `{url}`: write an https:// URL")));
+        }
+        let snapshot_every = c
+            .upstream
+            .as_ref()
+            .map_or(Duration::from_secs(6 * 3600), |u| u.snapshot_every);
+        let mut up = c.upstream.take().unwrap_or(config::Upstream {
+            url: url.clone(),
+            token: None,
+            token_file: None,
+            ca_bundle: None,
+            client_cert: None,
+            client_key: None,
+            snapshot_every,
+        });
+        up.url = url.clone();
+        c.upstream = Some(up);
+    }
+    if let Some(t) = &args.token {
+        let Some(up) = c.upstream.as_mut() else {
+            return Err(usage(
+                "--token: give --upstream URL too (or [upstream] url in the config)",
+            ));
+        };
+        up.token = Some(t.clone());
+        up.token_file = None;
+    }
+    for (i, t) in args.accept_tokens.iter().enumerate() {
+        if t.len() < 16 {
+            return Err(usage("--accept-token: use a token of 16 characters or more"));
+        }
+        // Flag tokens are not tied to one sensor id: the report names its sensor.
+        c.intake.tokens.insert(format!("*{i}"), t.clone());
+    }
+    if let Some(f) = &args.log_format {
+        c.log.format = match f.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(usage(format!("--log-format `{other}`: use text or json"))),
+        };
+    }
+    if let Some(id) = &args.sensor_id {
+        c.sensor.id = Some(id.clone());
+    }
+    let sensor_id = c.sensor.id.clone().unwrap_or_else(derived_sensor_id);
+    Ok(Settings {
+        config: c,
+        config_file,
+        profile_files: args.profiles.clone(),
+        sensor_id,
+    })
+}
+
+/// `sensor-` and the first 12 characters of the machine id, else the host name.
+fn derived_sensor_id() -> String {
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        let id: String = id.trim().chars().filter(char::is_ascii_alphanumeric).take(12).collect();
+        if !id.is_empty() {
+            return format!("sensor-{id}");
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(56)
+        .collect();
+    if host.is_empty() {
+        "sensor".into()
+    } else {
+        format!("sensor-{host}")
+    }
+}
+
+/// The daemon's logging: text or JSON lines on stderr (journald keeps them).
+fn init_logging(c: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SENSOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},rustls=error", c.log.level)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match c.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+/// Every profile, validated; one bad profile refuses them all. An empty
+/// profiles directory is not an error: a freshly installed sensor waits
+/// for profiles (added, then SIGHUP).
+fn load_profiles(s: &Settings) -> anyhow::Result<Vec<Profile>> {
+    let dir = &s.config.sensor.profiles_dir;
+    let paths: Vec<PathBuf> = if s.profile_files.is_empty() {
+        let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && s.config_file.is_some() => Vec::new(),
+            Err(e) => {
+                return Err(usage(format!(
+                    "cannot read the profiles directory {}: {e} (give --profile FILE or --profiles-dir DIR)",
+                    dir.display()
+                )));
+            }
+        };
         found.sort();
         found
     } else {
-        args.profiles.clone()
+        s.profile_files.clone()
     };
-    if paths.is_empty() {
-        return Err(usage(format!(
-            "no scan profiles: give --profile FILE or put *.toml profiles in {}",
-            args.profiles_dir.display()
-        )));
-    }
     let mut profiles = Vec::new();
     let mut errors = Vec::new();
     for p in &paths {
@@ -87,35 +289,301 @@ fn load_profiles(args: &RunArgs) -> anyhow::Result<Vec<Profile>> {
     Ok(profiles)
 }
 
+/// What `/api/v1/status` and `sensor status` show of one profile.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProfileStatus {
+    pub name: String,
+    pub summary: String,
+    pub running: bool,
+    pub runs: u64,
+    pub skipped: u64,
+    pub last_started: Option<String>,
+    pub last_finished: Option<String>,
+    pub last_outcome: Option<String>,
+    pub last_endpoints: usize,
+    pub last_changes: usize,
+}
+
+/// The daemon's state shared with the service routes.
+struct Daemon {
+    sensor_id: String,
+    sensor_name: Option<String>,
+    started_at: String,
+    state_dir: PathBuf,
+    listen: Mutex<Option<SocketAddr>>,
+    inventory: Arc<Mutex<Inventory>>,
+    profiles: Mutex<BTreeMap<String, ProfileStatus>>,
+    live: Mutex<HashMap<String, Arc<Progress>>>,
+    probes_done: AtomicU64,
+    open_done: AtomicU64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    proxy: Arc<Counters>,
+}
+
+impl Daemon {
+    fn error(&self, kind: &'static str) {
+        let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        *e.entry(kind).or_default() += 1;
+    }
+
+    fn profile<R>(&self, name: &str, f: impl FnOnce(&mut ProfileStatus) -> R) -> R {
+        let mut map = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        f(map.entry(name.to_string()).or_insert_with(|| ProfileStatus {
+            name: name.to_string(),
+            ..ProfileStatus::default()
+        }))
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let profiles: Vec<ProfileStatus> = self
+            .profiles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let counts = self
+            .inventory
+            .lock()
+            .ok()
+            .and_then(|i| i.counts().ok())
+            .unwrap_or_default();
+        serde_json::json!({
+            "sensor": {"id": self.sensor_id, "name": self.sensor_name, "version": env!("CARGO_PKG_VERSION")},
+            "started_at": self.started_at,
+            "state_dir": self.state_dir,
+            "listen": *self.listen.lock().unwrap_or_else(|p| p.into_inner()),
+            "scans_running": profiles.iter().filter(|p| p.running).count(),
+            "profiles": profiles,
+            "inventory": counts.by_category,
+        })
+    }
+
+    fn metrics(&self) -> String {
+        let mut e = Exposition::new();
+        e.family("netsensor_build_info", Kind::Gauge, "The sensor's version.")
+            .sample(
+                "netsensor_build_info",
+                &[("version", env!("CARGO_PKG_VERSION")), ("sensor", &self.sensor_id)],
+                1.0,
+            );
+        let profiles: Vec<ProfileStatus> = self
+            .profiles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        e.single(
+            "netsensor_scans_running",
+            Kind::Gauge,
+            "Profile runs in progress.",
+            profiles.iter().filter(|p| p.running).count() as f64,
+        );
+        e.family("netsensor_runs_total", Kind::Counter, "Profile runs started.");
+        for p in &profiles {
+            e.sample("netsensor_runs_total", &[("profile", &p.name)], p.runs as f64);
+        }
+        e.family(
+            "netsensor_runs_skipped_total",
+            Kind::Counter,
+            "Runs that came due while the previous run of the profile was still going.",
+        );
+        for p in &profiles {
+            e.sample(
+                "netsensor_runs_skipped_total",
+                &[("profile", &p.name)],
+                p.skipped as f64,
+            );
+        }
+        let (mut probes, mut open) = (
+            self.probes_done.load(Ordering::Relaxed),
+            self.open_done.load(Ordering::Relaxed),
+        );
+        for p in self.live.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            probes += p.probed.load(Ordering::Relaxed);
+            open += p.open.load(Ordering::Relaxed);
+        }
+        e.single(
+            "netsensor_probes_total",
+            Kind::Counter,
+            "Connect probes finished (rate() gives probes/s).",
+            probes as f64,
+        );
+        e.single(
+            "netsensor_open_ports_total",
+            Kind::Counter,
+            "Open ports found.",
+            open as f64,
+        );
+        let counts = self
+            .inventory
+            .lock()
+            .ok()
+            .and_then(|i| i.counts().ok())
+            .unwrap_or_default();
+        e.family(
+            "netsensor_endpoints",
+            Kind::Gauge,
+            "Endpoints in the inventory by category (gone left out).",
+        );
+        for c in ["discovered", "unsecured", "automatable"] {
+            let n = counts.by_category.get(c).copied().unwrap_or(0);
+            e.sample("netsensor_endpoints", &[("category", c)], n as f64);
+        }
+        e.family(
+            "netsensor_endpoints_by_grade",
+            Kind::Gauge,
+            "Endpoints in the inventory by grade.",
+        );
+        for (g, n) in &counts.by_grade {
+            e.sample("netsensor_endpoints_by_grade", &[("grade", g)], *n as f64);
+        }
+        e.family("netsensor_errors_total", Kind::Counter, "Errors by kind.");
+        for (k, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            e.sample("netsensor_errors_total", &[("kind", k)], *n as f64);
+        }
+        let s = self.proxy.snapshot();
+        e.single(
+            "netsensor_proxy_tunnels_open",
+            Kind::Gauge,
+            "Agent tunnels open.",
+            s.tunnels_open as f64,
+        );
+        e.single(
+            "netsensor_proxy_tunnels_total",
+            Kind::Counter,
+            "Agent tunnels established.",
+            s.tunnels_total as f64,
+        );
+        e.family(
+            "netsensor_proxy_bytes_total",
+            Kind::Counter,
+            "Bytes carried by agent tunnels.",
+        )
+        .sample("netsensor_proxy_bytes_total", &[("direction", "up")], s.bytes_up as f64)
+        .sample(
+            "netsensor_proxy_bytes_total",
+            &[("direction", "down")],
+            s.bytes_down as f64,
+        );
+        e.family(
+            "netsensor_proxy_refused_total",
+            Kind::Counter,
+            "Proxy requests refused by reason.",
+        );
+        for (why, n) in [
+            ("bad_request", s.refused_bad_request),
+            ("too_large", s.refused_too_large),
+            ("head_timeout", s.refused_head_timeout),
+            ("method", s.refused_method),
+            ("auth", s.refused_auth),
+            ("not_allowed", s.refused_not_allowed),
+            ("agent_limit", s.refused_agent_limit),
+            ("unreachable", s.refused_unreachable),
+        ] {
+            e.sample("netsensor_proxy_refused_total", &[("reason", why)], n as f64);
+        }
+        e.finish()
+    }
+}
+
 struct Running {
     handle: JoinHandle<()>,
     stop: Arc<AtomicBool>,
+    /// A due run was already counted as skipped while this one runs.
+    skip_noted: bool,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut profiles = load_profiles(&args)?;
-    std::fs::create_dir_all(&args.state_dir)
-        .with_context(|| format!("cannot create the state directory {}", args.state_dir.display()))?;
-    let db_path = args.state_dir.join("inventory.sqlite");
+    let settings = settings(&args)?;
+    init_logging(&settings.config);
+    let mut profiles = load_profiles(&settings)?;
+    let c = settings.config.clone();
+    if profiles.is_empty() && c.service.listen.is_none() && settings.config_file.is_none() {
+        return Err(usage(format!(
+            "nothing to do: no scan profiles (give --profile FILE or put *.toml profiles in {}) and no --listen",
+            c.sensor.profiles_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&c.sensor.state_dir)
+        .with_context(|| format!("cannot create the state directory {}", c.sensor.state_dir.display()))?;
+    let db_path = c.sensor.state_dir.join("inventory.sqlite");
     let inventory = Arc::new(Mutex::new(Inventory::open(&db_path)?));
-    let trust = Arc::new(crate::cli::load_trust(&args.ca_bundles)?);
+    let trust = Arc::new(crate::cli::load_trust(&c.sensor.ca_bundles)?);
     let base = ScanOptions {
         trust,
         ..ScanOptions::default()
     };
     let policy = DiffPolicy {
-        gone_after: args.gone_after.max(1),
+        gone_after: c.sensor.gone_after.max(1),
         ..DiffPolicy::default()
     };
+    let daemon = Arc::new(Daemon {
+        sensor_id: settings.sensor_id.clone(),
+        sensor_name: c.sensor.name.clone(),
+        started_at: rfc3339(OffsetDateTime::now_utc()),
+        state_dir: c.sensor.state_dir.clone(),
+        listen: Mutex::new(None),
+        inventory: inventory.clone(),
+        profiles: Mutex::new(BTreeMap::new()),
+        live: Mutex::new(HashMap::new()),
+        probes_done: AtomicU64::new(0),
+        open_done: AtomicU64::new(0),
+        errors: Mutex::new(BTreeMap::new()),
+        proxy: Arc::new(Counters::default()),
+    });
     netsensor::portscan::raise_fd_limit();
 
-    eprintln!(
-        "sensor {} running: state {}",
+    // The service port: validated and bound before any scan starts.
+    let (service_stop, service_stopped) = tokio::sync::oneshot::channel::<()>();
+    let service_task = match c.service.listen {
+        None => None,
+        Some(listen) => {
+            let proxy_config = proxy_config(&settings, daemon.clone())?;
+            let listener = crate::proxy::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+            let local = listener.local_addr().context("listener address")?;
+            *daemon.listen.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
+            let counters = daemon.proxy.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = engine_proxy::run(listener, proxy_config, counters, async {
+                    let _ = service_stopped.await;
+                })
+                .await
+                {
+                    tracing::error!(error = %e, "service listener failed");
+                }
+            }))
+        }
+    };
+
+    let listening = daemon
+        .listen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or("no service port".to_string(), |a| format!("serving {a}"));
+    tracing::info!(
+        "sensor {} ({}) running: state {}, {listening}, proxy allows {} destination(s), {} profile(s){}",
         env!("CARGO_PKG_VERSION"),
-        args.state_dir.display()
+        daemon.sensor_id,
+        c.sensor.state_dir.display(),
+        c.proxy.allow.len(),
+        profiles.len(),
+        settings
+            .config_file
+            .as_ref()
+            .map(|p| format!(", config {}", p.display()))
+            .unwrap_or_default()
     );
+    if profiles.is_empty() {
+        tracing::warn!(
+            "no scan profiles in {}: nothing will be scanned until profiles are added and the sensor is reloaded (SIGHUP)",
+            c.sensor.profiles_dir.display()
+        );
+    }
     for p in &profiles {
-        eprintln!("  profile {}", p.summary());
+        tracing::info!("profile {}", p.summary());
+        daemon.profile(&p.name, |s| s.summary = p.summary());
     }
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -131,40 +599,55 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
-                match load_profiles(&args) {
+                match load_profiles(&settings) {
                     Ok(new) => {
-                        eprintln!("sensor: SIGHUP: {} profile(s) reloaded (running scans continue)", new.len());
+                        tracing::info!("SIGHUP: {} profile(s) reloaded (running scans continue)", new.len());
                         for p in &new {
-                            eprintln!("  profile {}", p.summary());
+                            tracing::info!("profile {}", p.summary());
+                            daemon.profile(&p.name, |s| s.summary = p.summary());
                         }
                         profiles = new;
                     }
-                    Err(e) => eprintln!("sensor: SIGHUP: profiles not reloaded, keeping the previous ones:\n{e:#}"),
+                    Err(e) => {
+                        daemon.error("reload");
+                        tracing::error!("SIGHUP: profiles not reloaded, keeping the previous ones:\n{e:#}");
+                    }
                 }
             }
         }
         running.retain(|_, r| !r.handle.is_finished());
         let now = OffsetDateTime::now_utc();
         for p in &profiles {
-            if let Some(r) = running.get(&p.name) {
+            let last = || {
+                inventory
+                    .lock()
+                    .ok()
+                    .and_then(|inv| inv.last_run(&p.name).ok().flatten())
+                    .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok())
+            };
+            if let Some(r) = running.get_mut(&p.name) {
                 // A run still going when its window closes stops here and starts again in the next window.
                 if p.schedule.as_ref().is_some_and(|s| !schedule::may_run(s, now)) && !r.stop.load(Ordering::Relaxed) {
-                    eprintln!("sensor: profile `{}`: window closed, stopping the run", p.name);
+                    tracing::info!("profile `{}`: window closed, stopping the run", p.name);
                     r.stop.store(true, Ordering::Relaxed);
+                }
+                if !r.skip_noted
+                    && let Some(s) = &p.schedule
+                    && schedule::due(s, last(), now) == Due::Now
+                {
+                    r.skip_noted = true;
+                    daemon.profile(&p.name, |st| st.skipped += 1);
+                    tracing::warn!(
+                        "profile `{}`: a run is due but the previous one is still going; skipped",
+                        p.name
+                    );
                 }
                 continue;
             }
             let due = match &p.schedule {
                 None if ran_once.contains(&p.name) => Due::Never,
                 None => Due::Now,
-                Some(s) => {
-                    let last = inventory
-                        .lock()
-                        .ok()
-                        .and_then(|inv| inv.last_run(&p.name).ok().flatten())
-                        .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok());
-                    schedule::due(s, last, now)
-                }
+                Some(s) => schedule::due(s, last(), now),
             };
             if due != Due::Now {
                 continue;
@@ -175,17 +658,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 p.clone(),
                 base.clone(),
                 stop.clone(),
-                inventory.clone(),
+                daemon.clone(),
                 policy,
             ));
-            running.insert(p.name.clone(), Running { handle, stop });
+            running.insert(
+                p.name.clone(),
+                Running {
+                    handle,
+                    stop,
+                    skip_noted: false,
+                },
+            );
         }
     }
 
-    eprintln!(
-        "sensor: stopping: {} scan(s) running, up to {}s to finish",
+    tracing::info!(
+        "stopping: {} scan(s) running, up to {}s to finish",
         running.len(),
-        args.grace
+        c.sensor.grace.as_secs()
     );
     for r in running.values() {
         r.stop.store(true, Ordering::Relaxed);
@@ -195,29 +685,135 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let _ = r.handle.await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(args.grace), drain)
-        .await
-        .is_err()
-    {
-        eprintln!("sensor: grace period over; exiting with scans unfinished");
+    if tokio::time::timeout(c.sensor.grace, drain).await.is_err() {
+        tracing::warn!("grace period over; exiting with scans unfinished");
+    }
+    let _ = service_stop.send(());
+    if let Some(t) = service_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
     Ok(())
+}
+
+/// The proxy and the service routes of port 48999, from the settings.
+fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig> {
+    let p = &s.config.proxy;
+    let auth_token = match (&p.auth_token, &p.auth_token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(config::read_secret(f, "proxy.auth_token_file").map_err(usage)?),
+        (None, None) => None,
+    };
+    let mut pc = ProxyConfig {
+        allow: Allowlist::parse(&p.allow).map_err(|e| usage(format!("proxy.allow: {e}")))?,
+        auth_token,
+        idle_timeout: p.idle_timeout,
+        connect_timeout: p.connect_timeout,
+        max_tunnels: p.max_tunnels,
+        max_tunnels_per_agent: p.max_tunnels_per_agent,
+        forward_http: p.forward_plain_http,
+        ..ProxyConfig::default()
+    };
+    for r in &p.resolve {
+        pc.add_resolve(r).map_err(|e| usage(format!("proxy.resolve: {e}")))?;
+    }
+    pc.validate().map_err(|e| usage(format!("proxy: {e}")))?;
+    if let (Some(cert), Some(key)) = (&s.config.service.tls_cert, &s.config.service.tls_key) {
+        pc.tls = Some(crate::proxy::tls_config(
+            cert,
+            key,
+            "service.tls_cert",
+            "service.tls_key",
+        )?);
+    }
+
+    // An agent that used the proxy marks its host automatable; the store is
+    // written off the proxy's path (a bounded queue, dropped when full).
+    let (agents, mut agent_rx) = tokio::sync::mpsc::channel::<IpAddr>(1024);
+    let marker = daemon.clone();
+    tokio::spawn(async move {
+        while let Some(ip) = agent_rx.recv().await {
+            let d = marker.clone();
+            let at = rfc3339(OffsetDateTime::now_utc());
+            let r = tokio::task::spawn_blocking(move || {
+                d.inventory
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("inventory lock poisoned"))
+                    .and_then(|mut inv| Ok(inv.mark_agent(&ip.to_string(), &at)?))
+            })
+            .await;
+            if !matches!(r, Ok(Ok(()))) {
+                marker.error("inventory");
+                tracing::warn!(agent = %ip, "cannot mark the agent's host automatable");
+            }
+        }
+    });
+    pc.on_agent = Some(Arc::new(move |ip| {
+        let _ = agents.try_send(ip);
+    }));
+
+    let status = daemon.clone();
+    let metrics = daemon;
+    let router = Router::new()
+        .with(service::health())
+        .with(Arc::new(FnHandler(move |req: &Request| {
+            (req.path_only() == "/api/v1/status").then(|| Response::json(200, &status.status()))
+        })))
+        .with(Arc::new(FnHandler(move |req: &Request| {
+            (req.path_only() == "/metrics")
+                .then(|| Response::text(200, netsensor::metrics::CONTENT_TYPE, metrics.metrics()))
+        })));
+    pc.service = Some(router);
+    Ok(pc)
 }
 
 async fn run_profile(
     profile: Profile,
     base: ScanOptions,
     stop: Arc<AtomicBool>,
-    inventory: Arc<Mutex<Inventory>>,
+    daemon: Arc<Daemon>,
     policy: DiffPolicy,
 ) {
     let started = rfc3339(OffsetDateTime::now_utc());
     let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+    let progress = Arc::new(Progress::default());
+    daemon
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(profile.name.clone(), progress.clone());
+    daemon.profile(&profile.name, |s| {
+        s.running = true;
+        s.runs += 1;
+        s.last_started = Some(started.clone());
+    });
     tracing::info!(profile = %profile.name, "run started");
-    let records = match netsensor::job::run(&profile, &base, seed, stop.clone(), scan::resolve).await {
+    let result = netsensor::job::run(&profile, &base, seed, progress.clone(), stop.clone(), scan::resolve).await;
+    daemon
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&profile.name);
+    daemon
+        .probes_done
+        .fetch_add(progress.probed.load(Ordering::Relaxed), Ordering::Relaxed);
+    daemon
+        .open_done
+        .fetch_add(progress.open.load(Ordering::Relaxed), Ordering::Relaxed);
+    let finish = |outcome: String, endpoints: usize, changes: usize| {
+        daemon.profile(&profile.name, |s| {
+            s.running = false;
+            s.last_finished = Some(rfc3339(OffsetDateTime::now_utc()));
+            s.last_outcome = Some(outcome);
+            s.last_endpoints = endpoints;
+            s.last_changes = changes;
+        });
+    };
+    let records = match result {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sensor: {e}");
+            daemon.error("scan");
+            tracing::error!(profile = %profile.name, "{e}");
+            finish(format!("failed: {e}"), 0, 0);
             return;
         }
     };
@@ -225,6 +821,7 @@ async fn run_profile(
     let finished = rfc3339(OffsetDateTime::now_utc());
     let name = profile.name.clone();
     let tags = profile.tags.clone();
+    let inventory = daemon.inventory.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut inv = inventory
             .lock()
@@ -245,104 +842,46 @@ async fn run_profile(
         Ok(Ok((changes, n))) => {
             for c in &changes {
                 match c {
-                    Change::New { key } => eprintln!(
-                        "sensor: `{}`: new {}:{} {}",
-                        profile.name, key.address, key.port, key.sni
+                    Change::New { key } => tracing::info!(
+                        profile = %profile.name,
+                        "`{}`: new {}:{} {}", profile.name, key.address, key.port, key.sni
                     ),
-                    Change::Changed { key, reasons } => eprintln!(
-                        "sensor: `{}`: changed {}:{} {}: {}",
+                    Change::Changed { key, reasons } => tracing::info!(
+                        profile = %profile.name,
+                        "`{}`: changed {}:{} {}: {}",
                         profile.name,
                         key.address,
                         key.port,
                         key.sni,
                         reasons.join("; ")
                     ),
-                    Change::Gone { key, missed_runs } => eprintln!(
-                        "sensor: `{}`: gone {}:{} {} (not seen in {missed_runs} runs)",
+                    Change::Gone { key, missed_runs } => tracing::info!(
+                        profile = %profile.name,
+                        "`{}`: gone {}:{} {} (not seen in {missed_runs} runs)",
                         profile.name, key.address, key.port, key.sni
                     ),
                 }
             }
-            eprintln!(
-                "sensor: `{}`: run {}: {n} endpoint(s), {} change(s)",
+            let how = if complete { "finished" } else { "stopped early" };
+            tracing::info!(
+                profile = %profile.name,
+                endpoints = n,
+                changes = changes.len(),
+                "`{}`: run {how}: {n} endpoint(s), {} change(s)",
                 profile.name,
-                if complete { "finished" } else { "stopped early" },
                 changes.len()
             );
+            finish(how.to_string(), n, changes.len());
         }
-        Ok(Err(e)) => eprintln!("sensor: `{}`: cannot store the run: {e:#}", profile.name),
-        Err(e) => eprintln!("sensor: `{}`: {e}", profile.name),
-    }
-}
-
-/// `sensor inventory`: read the inventory of a state directory.
-#[derive(Args, Debug)]
-pub struct InventoryArgs {
-    #[arg(long, default_value = "/var/lib/sensor", value_name = "DIR")]
-    pub state_dir: PathBuf,
-    /// Only this category: discovered, unsecured, automatable.
-    #[arg(long)]
-    pub category: Option<String>,
-    /// table or json.
-    #[arg(short = 'o', long = "output", default_value = "table")]
-    pub format: String,
-}
-
-pub fn inventory(args: InventoryArgs) -> anyhow::Result<()> {
-    use netsensor::record::Category;
-    let category = match args.category.as_deref() {
-        None => None,
-        Some("discovered") => Some(Category::Discovered),
-        Some("unsecured") => Some(Category::Unsecured),
-        Some("automatable") => Some(Category::Automatable),
-        Some(other) => {
-            return Err(usage(format!(
-                "--category `{other}`: use discovered, unsecured or automatable"
-            )));
+        Ok(Err(e)) => {
+            daemon.error("inventory");
+            tracing::error!(profile = %profile.name, "cannot store the run: {e:#}");
+            finish(format!("failed: {e:#}"), 0, 0);
         }
-    };
-    let db = args.state_dir.join("inventory.sqlite");
-    if !Path::new(&db).exists() {
-        return Err(usage(format!(
-            "no inventory in {}: run `sensor run --state-dir {}` first",
-            args.state_dir.display(),
-            args.state_dir.display()
-        )));
-    }
-    let inv = Inventory::open(&db)?;
-    let rows = inv.list(category)?;
-    match args.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
-        "table" => {
-            println!(
-                "{:<40} {:>5}  {:<24} {:<11} {:<5} {:<20} LAST SEEN",
-                "ADDRESS", "PORT", "SNI", "CATEGORY", "GRADE", "PROFILE"
-            );
-            for r in &rows {
-                let grade = r
-                    .record
-                    .grade
-                    .as_ref()
-                    .map(|g| g.letter.to_string())
-                    .unwrap_or_default();
-                println!(
-                    "{:<40} {:>5}  {:<24} {:<11} {:<5} {:<20} {}{}",
-                    r.key.address,
-                    r.key.port,
-                    r.key.sni,
-                    r.category.as_str(),
-                    grade,
-                    r.profile,
-                    r.last_seen,
-                    if r.missed_runs > 0 {
-                        format!(" (missed {} runs)", r.missed_runs)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
+        Err(e) => {
+            daemon.error("internal");
+            tracing::error!(profile = %profile.name, "{e}");
+            finish(format!("failed: {e}"), 0, 0);
         }
-        other => return Err(usage(format!("unknown output format `{other}`: use table or json"))),
     }
-    Ok(())
 }

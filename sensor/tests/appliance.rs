@@ -187,3 +187,213 @@ fn a_broken_profile_refuses_to_start_and_names_the_problem() {
     let out = sensor().args(["profiles", "check"]).arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// One plain-HTTP GET to the daemon's service port: (status, body).
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: sensor\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The daemon from a configuration file: JSON logs, the service port with
+/// health, metrics and status, the proxy marking its agents' hosts
+/// automatable, and the inventory read back filtered and exported.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_from_a_config_file_serves_health_metrics_status_and_the_proxy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (state, profiles) = (dir.path().join("state"), dir.path().join("profiles.d"));
+    std::fs::create_dir_all(&profiles).unwrap();
+    let tls = free_port();
+    let _server = tls_server(format!("127.0.0.1:{tls}").parse().unwrap(), "config one").await;
+    std::fs::write(
+        profiles.join("lab.toml"),
+        format!(
+            "name = \"lab\"\ntargets = [\"127.0.0.1\"]\nports = \"{tls}\"\nanalyses = [\"full\"]\ntags = [\"lab\"]\n"
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sensor]\nid = \"test-sensor\"\nstate_dir = \"{}\"\nprofiles_dir = \"{}\"\n\n[log]\nformat = \"json\"\n\n\
+             [service]\nlisten = \"{listen}\"\n\n[proxy]\nallow = [\"127.0.0.1:{tls}\"]\n",
+            state.display(),
+            profiles.display()
+        ),
+    )
+    .unwrap();
+    let check = sensor().args(["config", "check"]).arg(&config).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stdout).contains(&listen));
+
+    let log_path = dir.path().join("sensor.log");
+    let mut child = sensor()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    eventually("the run in the inventory", 60, || inventory(&state).len() == 1).await;
+    eventually("the run's status", 10, || read_log().contains("run finished")).await;
+
+    let (status, body) = get(&listen, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, metrics) = get(&listen, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("netsensor_endpoints{category=\"discovered\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("netsensor_runs_total{profile=\"lab\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("netsensor_endpoints_by_grade{grade=\""), "{metrics}");
+    let probes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("netsensor_probes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(probes >= 1.0, "{metrics}");
+
+    let out = sensor()
+        .args(["status", "-o", "json", "--listen", &listen])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sensor"]["id"], "test-sensor");
+    assert_eq!(v["profiles"][0]["name"], "lab");
+    assert_eq!(v["profiles"][0]["last_outcome"], "finished");
+    assert_eq!(v["profiles"][0]["last_endpoints"], 1);
+    let out = sensor().args(["status", "--config"]).arg(&config).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lab"), "{out:?}");
+
+    // An agent on 127.0.0.1 tunnels through the daemon: its host becomes automatable.
+    let mut s = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    s.write_all(format!("CONNECT 127.0.0.1:{tls} HTTP/1.1\r\nHost: 127.0.0.1:{tls}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 39];
+    s.read_exact(&mut head).await.unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    drop(s);
+    let automatable = || {
+        let out = sensor()
+            .args(["inventory", "--category", "automatable", "-o", "csv", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count() == 2
+    };
+    eventually("the agent's host automatable", 10, automatable).await;
+    // A destination off the allowlist is refused.
+    let (status, _) = get(&listen, "/nope").await;
+    assert_eq!(status, 404);
+
+    // Filters and the export.
+    let count = |args: &[&str]| {
+        let out = sensor()
+            .args(["inventory", "-o", "json", "--state-dir"])
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap().len()
+    };
+    assert_eq!(count(&["--tag", "lab"]), 1);
+    assert_eq!(count(&["--tag", "other"]), 0);
+    assert_eq!(count(&["--grade-below", "A+"]), 1, "a private test CA grades T");
+    assert_eq!(count(&["--grade-below", "M"]), 0);
+    let bad = sensor()
+        .args(["inventory", "--grade-below", "Q", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let export = dir.path().join("export.ndjson");
+    let out = sensor()
+        .args(["inventory", "export", "--state-dir"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["key"]["port"], tls);
+
+    // Every log line is one JSON object; the startup line says what it serves.
+    let log = read_log();
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
+    assert!(log.contains(&format!("serving {listen}")), "{log}");
+    assert!(
+        log.contains("\"outcome\":\"closed\"") || log.contains("\"message\":\"tunnel\""),
+        "{log}"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "the daemon did not stop within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}: {}", read_log());
+}
+
+#[test]
+fn a_broken_config_refuses_to_start_and_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("sensor.toml");
+    std::fs::write(
+        &c,
+        "[sensor]\nstate_dir = \"/tmp/x\"\n\n[service]\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    for args in [&["config", "check"][..], &["run", "--config"][..]] {
+        let out = sensor().args(args).arg(&c).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("sensor.toml:5") && err.contains("`service.listen`") && err.contains("fix:"),
+            "{err}"
+        );
+    }
+}

@@ -392,6 +392,11 @@ fn start_pebble(dir: &Path, tls: &(PathBuf, PathBuf, PathBuf), eab: bool) -> Peb
         .arg(&config_path)
         .env("PEBBLE_VA_ALWAYS_VALID", "1")
         .env("PEBBLE_VA_NOSLEEP", "1")
+        // Pebble rejects 5 % of nonces by default to exercise client retries;
+        // Debian's certbot on Python 3.11 then crashes with "AttributeError:
+        // can't set attribute" (certbot#9539) instead of retrying. The proxy
+        // is what is tested here, not certbot's retry path.
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()

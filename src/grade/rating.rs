@@ -71,6 +71,28 @@ impl Letter {
         }
     }
 
+    /// Reads `A+`, `a`, `B`…, as written on the command line.
+    pub fn parse(s: &str) -> Option<Letter> {
+        let all = [
+            Letter::APlus,
+            Letter::A,
+            Letter::AMinus,
+            Letter::B,
+            Letter::C,
+            Letter::D,
+            Letter::E,
+            Letter::F,
+            Letter::T,
+            Letter::M,
+        ];
+        all.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Strictly worse than `other` (T and M are worse than F).
+    pub fn is_below(self, other: Letter) -> bool {
+        self.rank() > other.rank()
+    }
+
     /// The worse of two score letters (A+ … F).
     pub fn worst(self, other: Letter) -> Letter {
         if other.rank() > self.rank() { other } else { self }

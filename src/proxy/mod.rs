@@ -52,6 +52,16 @@ pub struct ProxyConfig {
     /// Serve TLS to agents whose first byte is a handshake record (0x16).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub on_agent: Option<AgentHook>,
+    /// Forward plain-HTTP absolute-form requests (`GET http://host/path`)
+    /// to allowlisted destinations too; off by default (405).
+    pub forward_http: bool,
+    /// The sensor's own routes (`/healthz`, `/metrics`, the API): origin-form
+    /// requests go there; without it they are answered 405 like any non-CONNECT.
+    pub service: Option<crate::service::Router>,
+    /// Largest request body the service routes accept (413 beyond).
+    pub max_body: usize,
+    /// Time to receive a service request's body once its head arrived.
+    pub body_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -68,6 +78,10 @@ impl Default for ProxyConfig {
             idle_timeout: Duration::from_secs(300),
             tls: None,
             on_agent: None,
+            forward_http: false,
+            service: None,
+            max_body: 16 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

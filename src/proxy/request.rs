@@ -18,6 +18,9 @@ pub struct RequestHead {
     pub version: String,
     /// The `Proxy-Authorization` header value, if sent.
     pub proxy_authorization: Option<String>,
+    /// Every header, names lower-cased, values trimmed, in order (the
+    /// service routes on the same port need `Authorization`, `Content-Length`…).
+    pub headers: Vec<(String, String)>,
     /// Length of the head including the blank line; bytes after it belong to the tunnel.
     pub head_len: usize,
 }
@@ -72,6 +75,7 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Option<RequestHead>, HeadE
         return Err(HeadError::BadVersion(version.chars().take(16).collect()));
     }
     let mut proxy_authorization = None;
+    let mut headers = Vec::new();
     for line in lines {
         if line.is_empty() {
             continue;
@@ -84,12 +88,14 @@ pub fn parse_head(buf: &[u8], limit: usize) -> Result<Option<RequestHead>, HeadE
         if name.eq_ignore_ascii_case("proxy-authorization") {
             proxy_authorization = Some(value.trim().to_string());
         }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
     Ok(Some(RequestHead {
         method: method.to_string(),
         target: target.to_string(),
         version: version.to_string(),
         proxy_authorization,
+        headers,
         head_len,
     }))
 }
@@ -134,6 +140,75 @@ pub fn parse_authority(target: &str) -> Option<Authority> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
     (valid && port != 0).then_some(Authority { host, port })
+}
+
+/// Splits an absolute-form target (`http://host[:port]/path?query`) into
+/// the destination and the origin-form path to send it. Only `http`: an
+/// `https://` URL would have to be fetched by the proxy in TLS, which this
+/// pass-through proxy never does. User info (`user@host`) is refused.
+pub fn parse_absolute(target: &str) -> Option<(Authority, String)> {
+    let rest = target
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .map(|_| &target[7..])?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.contains('@') {
+        return None;
+    }
+    let with_port = if authority.ends_with(']') || !authority.contains(':') {
+        format!("{authority}:80")
+    } else {
+        authority.to_string()
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    Some((parse_authority(&with_port)?, path))
+}
+
+/// The head to send the origin for a forwarded plain-HTTP request: the
+/// request line in origin form, the agent's end-to-end headers (hop-by-hop
+/// and proxy credentials dropped) and `Connection: close` (one request per
+/// connection keeps the forwarding path stateless).
+pub fn forward_head(head: &RequestHead, authority: &Authority, path: &str) -> Vec<u8> {
+    const HOP: [&str; 8] = [
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
+    let mut out = format!("{} {path} {}\r\n", head.method, head.version);
+    let mut host = false;
+    for (name, value) in &head.headers {
+        if HOP.contains(&name.as_str()) {
+            continue;
+        }
+        host |= name == "host";
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !host {
+        let h = if authority.host.contains(':') {
+            format!("[{}]", authority.host)
+        } else {
+            authority.host.clone()
+        };
+        if authority.port == 80 {
+            out.push_str(&format!("host: {h}\r\n"));
+        } else {
+            out.push_str(&format!("host: {h}:{}\r\n", authority.port));
+        }
+    }
+    out.push_str("connection: close\r\n\r\n");
+    out.into_bytes()
 }
 
 /// Checks a `Proxy-Authorization` value against the configured token:
@@ -315,5 +390,36 @@ mod tests {
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
         assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
         assert_eq!(base64_decode("Y"), None);
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        let (a, p) = parse_absolute("http://Repo.Example/pkg?x=1").unwrap();
+        assert_eq!((a.host.as_str(), a.port, p.as_str()), ("repo.example", 80, "/pkg?x=1"));
+        let (a, p) = parse_absolute("HTTP://repo.example:8080").unwrap();
+        assert_eq!((a.port, p.as_str()), (8080, "/"));
+        let (a, p) = parse_absolute("http://[::1]?q").unwrap();
+        assert_eq!((a.host.as_str(), a.port, p.as_str()), ("::1", 80, "/?q"));
+        assert!(parse_absolute("https://repo.example/").is_none());
+        assert!(parse_absolute("http://user:pw@repo.example/").is_none());
+        assert!(parse_absolute("/relative").is_none());
+        assert!(parse_absolute("http://:80/").is_none());
+    }
+
+    #[test]
+    fn forwarded_heads_drop_hop_by_hop_headers_and_credentials() {
+        let raw = b"GET http://repo.example:8080/x HTTP/1.1\r\nHost: repo.example:8080\r\nProxy-Authorization: Bearer t\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n";
+        let head = parse_head(raw, 8192).unwrap().unwrap();
+        let (a, p) = parse_absolute(&head.target).unwrap();
+        let out = String::from_utf8(forward_head(&head, &a, &p)).unwrap();
+        assert_eq!(
+            out,
+            "GET /x HTTP/1.1\r\nhost: repo.example:8080\r\naccept: */*\r\nconnection: close\r\n\r\n"
+        );
+        let raw = b"GET http://repo.example/ HTTP/1.0\r\n\r\n";
+        let head = parse_head(raw, 8192).unwrap().unwrap();
+        let (a, p) = parse_absolute(&head.target).unwrap();
+        let out = String::from_utf8(forward_head(&head, &a, &p)).unwrap();
+        assert_eq!(out, "GET / HTTP/1.0\r\nhost: repo.example\r\nconnection: close\r\n\r\n");
     }
 }

@@ -99,6 +99,15 @@ impl Drop for AgentSlot<'_> {
     }
 }
 
+/// A destination connected for a request.
+struct Opened {
+    upstream: TcpStream,
+    /// As the agent wrote it, for the log line.
+    target: String,
+    /// For a forwarded plain-HTTP request: the head to send the origin.
+    forward: Option<Vec<u8>>,
+}
+
 /// Where a request ended, for the log line and the counters.
 enum Outcome {
     Refused {
@@ -167,10 +176,13 @@ impl Shared {
     {
         let mut buf = Vec::with_capacity(1024);
         let outcome = match self.read_head(&mut agent, &mut buf, deadline).await {
+            Ok(head) if head.target.starts_with('/') && self.config.service.is_some() => {
+                self.route(agent, &head, buf, peer).await;
+                return;
+            }
             Ok(head) => match self.open(&head).await {
-                Ok((upstream, target)) => {
-                    self.tunnel(agent, upstream, &head, &buf[head.head_len..], peer, target)
-                        .await;
+                Ok(opened) => {
+                    self.tunnel(agent, opened, &head, &buf[head.head_len..], peer).await;
                     return;
                 }
                 Err(outcome) => outcome,
@@ -213,6 +225,64 @@ impl Shared {
         }
     }
 
+    /// Serves one request of the sensor's own routes: reads the body (capped,
+    /// with a deadline), dispatches, answers and closes.
+    async fn route<S>(&self, mut agent: S, head: &RequestHead, mut buf: Vec<u8>, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let Some(router) = &self.config.service else {
+            return;
+        };
+        let answer = match crate::service::body_framing(&head.headers, &head.method, self.config.max_body) {
+            Err(refusal) => refusal,
+            Ok(framing) => {
+                let want = match framing {
+                    crate::service::BodyFraming::None => 0,
+                    crate::service::BodyFraming::Length(n) => n,
+                };
+                let mut body = buf.split_off(head.head_len);
+                drop(buf);
+                let deadline = Instant::now() + self.config.body_timeout;
+                let mut chunk = [0u8; 8192];
+                let mut complete = true;
+                while body.len() < want {
+                    match timeout_at(deadline, agent.read(&mut chunk)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => return,
+                        Ok(Ok(n)) => body.extend_from_slice(&chunk[..n]),
+                        Err(_) => {
+                            complete = false;
+                            break;
+                        }
+                    }
+                }
+                if complete {
+                    body.truncate(want);
+                    let req = crate::service::Request {
+                        method: head.method.clone(),
+                        path: head.target.clone(),
+                        headers: head.headers.clone(),
+                        body,
+                        peer,
+                    };
+                    router.dispatch(&req).await
+                } else {
+                    crate::service::Response::error(408, "request body not received in time")
+                }
+            }
+        };
+        tracing::debug!(agent = %peer, method = %head.method, path = %head.target.chars().take(200).collect::<String>(), status = answer.status, "service request");
+        let bytes = answer.to_bytes(&head.version);
+        let sent = timeout(WRITE_TIMEOUT, async {
+            agent.write_all(&bytes).await?;
+            agent.flush().await
+        })
+        .await;
+        if matches!(sent, Ok(Ok(()))) {
+            linger(&mut agent).await;
+        }
+    }
+
     /// Reads until the head is complete, at most `max_head` bytes (plus one
     /// read), before `deadline`.
     async fn read_head<S>(&self, agent: &mut S, buf: &mut Vec<u8>, deadline: Instant) -> Result<RequestHead, Outcome>
@@ -241,17 +311,24 @@ impl Shared {
         }
     }
 
-    /// Checks the request and connects to its destination.
-    async fn open(&self, head: &RequestHead) -> Result<(TcpStream, String), Outcome> {
+    /// Checks the request and connects to its destination. For a forwarded
+    /// plain-HTTP request, also returns the head to send the origin.
+    async fn open(&self, head: &RequestHead) -> Result<Opened, Outcome> {
         let refused = |status, why, detail: String| Outcome::Refused {
             status,
             why,
             target: head.target.chars().take(300).collect(),
             detail,
         };
-        if head.method != "CONNECT" {
+        let absolute = if head.method == "CONNECT" {
+            None
+        } else if self.config.forward_http
+            && let Some(pair) = request::parse_absolute(&head.target)
+        {
+            Some(pair)
+        } else {
             return Err(refused(405, Refusal::Method, format!("method {}", head.method)));
-        }
+        };
         if let Some(token) = &self.config.auth_token
             && !request::authorized(head.proxy_authorization.as_deref(), token)
         {
@@ -262,12 +339,21 @@ impl Shared {
             };
             return Err(refused(407, Refusal::Auth, detail.into()));
         }
-        let Some(authority) = request::parse_authority(&head.target) else {
-            return Err(refused(
-                400,
-                Refusal::BadRequest,
-                "CONNECT target is not host:port".into(),
-            ));
+        let (authority, forward) = match absolute {
+            Some((authority, path)) => {
+                let forward = request::forward_head(head, &authority, &path);
+                (authority, Some(forward))
+            }
+            None => match request::parse_authority(&head.target) {
+                Some(a) => (a, None),
+                None => {
+                    return Err(refused(
+                        400,
+                        Refusal::BadRequest,
+                        "CONNECT target is not host:port".into(),
+                    ));
+                }
+            },
         };
         let grant = self
             .config
@@ -286,7 +372,11 @@ impl Shared {
             match timeout_at(deadline, TcpStream::connect((ip, authority.port))).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    return Ok((s, head.target.clone()));
+                    return Ok(Opened {
+                        upstream: s,
+                        target: head.target.clone(),
+                        forward,
+                    });
                 }
                 Ok(Err(e)) => last = format!("{ip}: {e}"),
                 Err(_) => {
@@ -316,23 +406,27 @@ impl Shared {
         Ok(addrs)
     }
 
-    async fn tunnel<S>(
-        &self,
-        mut agent: S,
-        mut upstream: TcpStream,
-        head: &RequestHead,
-        early: &[u8],
-        peer: SocketAddr,
-        target: String,
-    ) where
+    async fn tunnel<S>(&self, mut agent: S, opened: Opened, head: &RequestHead, early: &[u8], peer: SocketAddr)
+    where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        let Opened {
+            mut upstream,
+            target,
+            forward,
+        } = opened;
         let started = Instant::now();
         let established = format!("{} 200 Connection established\r\n\r\n", head.version);
         let ok = timeout(WRITE_TIMEOUT, async {
-            agent.write_all(established.as_bytes()).await?;
-            agent.flush().await?;
-            // Bytes the agent sent right behind its head (a ClientHello) belong to the tunnel.
+            match &forward {
+                // Plain HTTP: the origin gets the rewritten head, the agent its answer.
+                Some(head) => upstream.write_all(head).await?,
+                None => {
+                    agent.write_all(established.as_bytes()).await?;
+                    agent.flush().await?;
+                }
+            }
+            // Bytes the agent sent right behind its head (a ClientHello, a body) belong to the tunnel.
             upstream.write_all(early).await
         })
         .await;
@@ -389,6 +483,7 @@ impl Shared {
             agent = %peer,
             target = %target,
             http = %head.version,
+            mode = if forward.is_some() { "forward" } else { "connect" },
             bytes_up = up,
             bytes_down = down,
             duration_ms = started.elapsed().as_millis() as u64,

@@ -456,3 +456,107 @@ async fn plain_and_tls_agents_share_the_port() {
     assert_eq!(status(&answer), 200, "{answer}");
     echo_through(&mut s, 1000, 8).await;
 }
+
+/// The sensor's own routes share the port: origin-form requests reach the
+/// router (bodies read whole under a cap), CONNECT still tunnels.
+#[tokio::test]
+async fn service_routes_share_the_port_with_the_tunnels() {
+    use netsensor::service::{FnHandler, Response, Router, health};
+    let (echo, _echo) = echo_server().await;
+    let echo_handler = Arc::new(FnHandler(|req: &netsensor::service::Request| {
+        (req.path_only() == "/echo").then(|| Response::text(200, "application/octet-stream", req.body.clone()))
+    }));
+    let mut c = config(&["echo.test:80"], &[&format!("echo.test={}", echo.ip())]);
+    c.allow = Allowlist::parse(&[format!("echo.test:{}", echo.port())]).unwrap();
+    c.service = Some(Router::new().with(health()).with(echo_handler));
+    c.max_body = 1000;
+    let p = start_proxy(c).await;
+
+    let (mut s, answer) = request(p.addr, "GET /healthz HTTP/1.1\r\nHost: sensor\r\n\r\n").await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert_eq!(body, r#"{"status":"ok"}"#);
+
+    // A body split across writes arrives whole.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"world").await.unwrap();
+    let answer = read_head(&mut s).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert_eq!(body, "helloworld");
+
+    let (_s, answer) = request(p.addr, "POST /echo HTTP/1.1\r\nContent-Length: 1001\r\n\r\n").await;
+    assert_eq!(status(&answer), 413, "{answer}");
+    let (_s, answer) = request(p.addr, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+    assert_eq!(status(&answer), 411, "{answer}");
+    let (_s, answer) = request(p.addr, "GET /nothing HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 404"), "{answer}");
+
+    // And the tunnel still works on the same port.
+    let (mut s, answer) = request(
+        p.addr,
+        &format!("CONNECT echo.test:{} HTTP/1.1\r\nHost: echo.test\r\n\r\n", echo.port()),
+    )
+    .await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    echo_through(&mut s, 4096, 7).await;
+}
+
+/// Plain-HTTP forwarding, when enabled: an absolute-form GET reaches an
+/// allowlisted origin in origin form without the proxy credentials, and the
+/// answer comes back; off the allowlist it is 403, and disabled it is 405.
+#[tokio::test]
+async fn plain_http_forwarding_when_enabled() {
+    let origin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = origin.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let seen2 = seen.clone();
+    let _origin = Tasks(vec![tokio::spawn(async move {
+        while let Ok((mut s, _)) = origin.accept().await {
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+                if s.read(&mut b).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            *seen2.lock().unwrap() = String::from_utf8_lossy(&head).into_owned();
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+                .await;
+        }
+    })]);
+    let mut c = config(&[&format!("repo.test:{port}")], &["repo.test=127.0.0.1"]);
+    c.auth_token = Some("t0k".into());
+    c.forward_http = true;
+    let p = start_proxy(c).await;
+    let (mut s, answer) = request(
+        p.addr,
+        &format!("GET http://repo.test:{port}/pkg?v=1 HTTP/1.1\r\nHost: repo.test:{port}\r\nProxy-Authorization: Bearer t0k\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert_eq!(body, "hello");
+    let head = seen.lock().unwrap().clone();
+    assert!(head.starts_with("GET /pkg?v=1 HTTP/1.1\r\n"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("proxy-authorization"), "{head}");
+    assert!(head.contains("connection: close\r\n"), "{head}");
+
+    let (_s, answer) = request(
+        p.addr,
+        "GET http://other.test/ HTTP/1.1\r\nProxy-Authorization: Bearer t0k\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&answer), 403, "{answer}");
+    let (_s, answer) = request(p.addr, &format!("GET http://repo.test:{port}/ HTTP/1.1\r\n\r\n")).await;
+    assert_eq!(status(&answer), 407, "credentials apply to forwarding too: {answer}");
+}

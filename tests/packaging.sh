@@ -237,6 +237,34 @@ runuser -u sensor -- /usr/bin/sensor profiles check /usr/share/doc/sensor/exampl
     fail "the sensor user cannot run the installed binary"
 echo "   user sensor (uid $uid), unit enabled, not started"
 
+step "the unit's command as the sensor user: no profiles, no scan; SIGHUP reloads; SIGTERM stops"
+# ExecStart of sensor.service with the unit's identity and capabilities
+# (setpriv execs in place, so $! is the sensor itself), the listener on a free
+# loopback port (--listen overrides [service] listen): nothing else on 48999 matters.
+caps=-all,+net_raw,+net_bind_service
+setpriv --reuid=sensor --regid=sensor --init-groups --no-new-privs \
+    --bounding-set="$caps" --inh-caps="$caps" --ambient-caps="$caps" -- \
+    /usr/bin/sensor run --config /etc/sensor/sensor.toml --listen 127.0.0.1:0 \
+    >"$work/daemon.log" 2>&1 &
+daemon=$!
+sleep 2
+kill -0 "$daemon" 2>/dev/null || { cat "$work/daemon.log" >&2; fail "sensor run exited with an empty profiles directory"; }
+grep -q 'no scan profiles' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "sensor run did not say it has no profiles"; }
+cp "/proc/$daemon/status" "$work/daemon.status"
+kill -HUP "$daemon"
+sleep 1
+grep -q 'SIGHUP' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "SIGHUP was not handled"; }
+kill -TERM "$daemon"
+rc=0
+timeout 45 tail --pid="$daemon" -f /dev/null || fail "sensor run did not stop within TimeoutStopSec=45"
+wait "$daemon" || rc=$?
+[ "$rc" = 0 ] || { cat "$work/daemon.log" >&2; fail "sensor run exited $rc on SIGTERM"; }
+grep -q '^CapAmb:.*0000000000002400$' "$work/daemon.status" ||
+    fail "the daemon did not run with exactly CAP_NET_RAW and CAP_NET_BIND_SERVICE: $(grep ^Cap "$work/daemon.status")"
+[ -f /var/lib/sensor/inventory.sqlite ] || fail "the daemon did not create its inventory in /var/lib/sensor"
+[ "$(stat -c %U /var/lib/sensor/inventory.sqlite)" = sensor ] || fail "the inventory is not owned by sensor"
+sed 's/^/   /' "$work/daemon.log"
+
 step "dpkg -i again (upgrade keeps a changed conffile, profiles and state)"
 echo '# operator edit' >>/etc/sensor/sensor.toml
 cp /usr/share/doc/sensor/examples/loopback-demo.toml /etc/sensor/profiles.d/

@@ -62,6 +62,16 @@ done
 [ -n "$(field Maintainer)" ] || fail "no Maintainer"
 echo "   Depends: $depends"
 
+if command -v lintian >/dev/null; then
+    step "lintian"
+    lint_rc=0
+    lintian --fail-on error,warning --tag-display-limit 0 "$deb" >"$work/lintian" 2>&1 || lint_rc=$?
+    grep -v 'running with root privileges' "$work/lintian" || true
+    [ "$lint_rc" = 0 ] || fail "lintian reports errors or warnings"
+else
+    skip "lintian: not installed (optional: apt-get install lintian)"
+fi
+
 step "maintainer scripts and conffiles"
 dpkg-deb -e "$deb" "$work/DEBIAN"
 [ "$(cat "$work/DEBIAN/conffiles")" = /etc/sensor/sensor.toml ] ||
@@ -94,6 +104,8 @@ expected=(
     ./usr/share/doc/sensor/README.md
     ./usr/share/doc/sensor/README.Debian
     ./usr/share/doc/sensor/copyright
+    ./usr/share/doc/sensor/changelog.Debian.gz
+    ./usr/share/lintian/overrides/sensor
     ./usr/share/doc/sensor/examples/README.md
     ./usr/share/doc/sensor/examples/loopback-demo.toml
     ./usr/share/doc/sensor/examples/loopback-scheduled.toml
@@ -186,8 +198,12 @@ grep -qi 'cap-drop ALL' "$cf" || fail "$cf: the capabilities are not documented"
 
 # --- 6. a real install, upgrade, remove and purge -----------------------------
 why_not=""
+# Runs of this test in other worktrees or CI on the same machine take turns here.
+exec 9>/tmp/netsensor-packaging.lock
 if [ "${SENSOR_PKG_INSTALL:-1}" = 0 ]; then
     why_not="SENSOR_PKG_INSTALL=0"
+elif ! flock -w 600 9; then
+    why_not="another packaging test held /tmp/netsensor-packaging.lock for 10 minutes"
 elif [ "$(id -u)" -ne 0 ]; then
     why_not="not root"
 elif dpkg -s sensor >/dev/null 2>&1; then
@@ -196,8 +212,8 @@ elif getent passwd sensor >/dev/null || getent group sensor >/dev/null; then
     why_not="a sensor user or group already exists"
 elif [ -e /etc/sensor ] || [ -e /var/lib/sensor ]; then
     why_not="/etc/sensor or /var/lib/sensor already exists"
-elif ! dpkg -s ca-certificates adduser >/dev/null 2>&1; then
-    why_not="ca-certificates or adduser is not installed"
+elif ! dpkg -s ca-certificates adduser procps >/dev/null 2>&1; then
+    why_not="ca-certificates, adduser or procps is not installed"
 fi
 if [ -n "$why_not" ]; then
     skip "dpkg install/upgrade/remove/purge: $why_not"
@@ -220,7 +236,7 @@ enabled_link=/etc/systemd/system/multi-user.target.wants/sensor.service
 
 step "dpkg -i (fresh install)"
 installed_here=1
-dpkg_ -i "$deb" || fail "dpkg -i failed"
+dpkg_ -i --force-confdef --force-confold "$deb" || fail "dpkg -i failed"
 IFS=: read -r _ _ uid _ _ home shell < <(getent passwd sensor) || fail "no sensor user"
 if [ "$uid" -ge 1000 ] || [ "$home" != /var/lib/sensor ]; then fail "sensor user: uid $uid home $home"; fi
 case "$shell" in */nologin | */false) ;; *) fail "sensor user has a login shell: $shell" ;; esac
@@ -269,7 +285,7 @@ step "dpkg -i again (upgrade keeps a changed conffile, profiles and state)"
 echo '# operator edit' >>/etc/sensor/sensor.toml
 cp /usr/share/doc/sensor/examples/loopback-demo.toml /etc/sensor/profiles.d/
 touch /var/lib/sensor/keep-me
-dpkg_ -i "$deb" || fail "reinstall failed"
+dpkg_ -i --force-confdef --force-confold "$deb" || fail "reinstall failed"
 grep -q '^# operator edit' /etc/sensor/sensor.toml || fail "the upgrade lost the operator's sensor.toml"
 if [ ! -f /etc/sensor/profiles.d/loopback-demo.toml ] || [ ! -f /var/lib/sensor/keep-me ]; then
     fail "the upgrade lost profiles or state"

@@ -195,6 +195,7 @@ grep -Eq '^(ADD|FROM .*:latest)' "$cf" && fail "$cf: ADD or a :latest base"
 grep -q -- '--uid 999 --gid sensor' "$cf" || fail "$cf: the user's uid is not the 999 of USER"
 grep -q 'set -eux' "$cf" || fail "$cf: the RUN step does not stop on errors"
 grep -qi 'cap-drop ALL' "$cf" || fail "$cf: the capabilities are not documented"
+grep -qx 'HEALTHCHECK .*CMD \["/usr/bin/sensor", "status"\]' "$cf" || fail "$cf: no exec-form HEALTHCHECK by sensor status"
 
 # --- 6. a real install, upgrade, remove and purge -----------------------------
 why_not=""
@@ -267,6 +268,10 @@ sleep 2
 kill -0 "$daemon" 2>/dev/null || { cat "$work/daemon.log" >&2; fail "sensor run exited with an empty profiles directory"; }
 grep -q 'no scan profiles' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "sensor run did not say it has no profiles"; }
 cp "/proc/$daemon/status" "$work/daemon.status"
+port=$(grep -o 'serving 127\.0\.0\.1:[0-9]*' "$work/daemon.log" | head -1 | cut -d: -f2)
+[ -n "$port" ] || { cat "$work/daemon.log" >&2; fail "sensor run does not say where it serves"; }
+# The container's HEALTHCHECK: sensor status answers while the daemon serves.
+/usr/bin/sensor status --listen "127.0.0.1:$port" >/dev/null || fail "sensor status cannot reach the daemon"
 kill -HUP "$daemon"
 sleep 1
 grep -q 'SIGHUP' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "SIGHUP was not handled"; }

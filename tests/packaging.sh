@@ -7,7 +7,9 @@
 #      `config check` on the shipped configuration (when this build has it),
 #      the man pages and completions,
 #   4. systemd-analyze verify and security on the unit,
-#   5. a scripted review of packaging/Containerfile (no container engine here),
+#   5. a scripted review of packaging/Containerfile (no container engine here)
+#      and its steps replayed in a debootstrap chroot of its base
+#      (packaging/check-container.sh; SENSOR_PKG_CONTAINER=0 skips),
 #   6. where this machine allows it (root, no sensor package, user or
 #      /etc/sensor yet), install, upgrade, remove and purge the package for real
 #      with dpkg to exercise the maintainer scripts (SENSOR_PKG_INSTALL=0 skips).
@@ -196,6 +198,17 @@ grep -q -- '--uid 999 --gid sensor' "$cf" || fail "$cf: the user's uid is not th
 grep -q 'set -eux' "$cf" || fail "$cf: the RUN step does not stop on errors"
 grep -qi 'cap-drop ALL' "$cf" || fail "$cf: the capabilities are not documented"
 grep -qx 'HEALTHCHECK .*CMD \["/usr/bin/sensor", "status"\]' "$cf" || fail "$cf: no exec-form HEALTHCHECK by sensor status"
+
+step "Containerfile in a bookworm minbase chroot (RUN, CMD as USER, HEALTHCHECK)"
+if [ "${SENSOR_PKG_CONTAINER:-1}" = 0 ]; then
+    skip "container chroot: SENSOR_PKG_CONTAINER=0"
+elif [ "$(id -u)" -ne 0 ]; then
+    skip "container chroot: not root"
+elif ! command -v debootstrap >/dev/null; then
+    skip "container chroot: debootstrap is not installed (apt-get install debootstrap)"
+else
+    packaging/check-container.sh "$deb" || fail "the Containerfile's steps fail in a chroot of its base"
+fi
 
 # --- 6. a real install, upgrade, remove and purge -----------------------------
 why_not=""

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod checkpoint;
 pub mod config;
 pub mod detect;
 pub mod enumerate;
@@ -28,6 +29,7 @@ pub mod scan;
 pub mod schedule;
 pub mod service;
 pub mod starttls;
+pub mod syn;
 pub mod targets;
 pub mod testbed;
 pub mod wire;

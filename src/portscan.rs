@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use crate::checkpoint::Tracker;
 use crate::targets::{ScanPlan, Target};
 
 /// How a port answered a connect.
@@ -171,6 +172,26 @@ pub fn run_blocking<F>(
 where
     F: Fn(Target, Connect) + Sync,
 {
+    run_tracked(plan, start, cfg, progress, stop, None, |_, t, c| report(t, c))
+}
+
+/// [`run_blocking`] that also reports each outcome's position in the plan
+/// and, with a `tracker` (checkpoint/resume), skips the positions it says
+/// were done before and marks positions without a target (other shard,
+/// excluded) done. Marking probed positions done is the caller's job: it
+/// knows when their records are out.
+pub fn run_tracked<F>(
+    plan: &ScanPlan,
+    start: u128,
+    cfg: &PortscanConfig,
+    progress: &Progress,
+    stop: &AtomicBool,
+    tracker: Option<&Tracker>,
+    report: F,
+) -> io::Result<()>
+where
+    F: Fn(u128, Target, Connect) + Sync,
+{
     let threads = match cfg.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
@@ -191,6 +212,7 @@ where
                     rate,
                     timeout: cfg.connect_timeout,
                     retries: cfg.retries,
+                    tracker,
                 };
                 scope.spawn(move || lane.run(progress, stop, report))
             })
@@ -216,24 +238,31 @@ struct Lane<'a> {
     rate: Option<f64>,
     timeout: Duration,
     retries: u8,
+    tracker: Option<&'a Tracker>,
 }
 
 struct Slot {
     stream: mio::net::TcpStream,
+    index: u128,
     target: Target,
     attempt: u8,
     generation: u32,
 }
 
 impl Lane<'_> {
-    fn run<F: Fn(Target, Connect)>(mut self, progress: &Progress, stop: &AtomicBool, report: &F) -> io::Result<()> {
+    fn run<F: Fn(u128, Target, Connect)>(
+        mut self,
+        progress: &Progress,
+        stop: &AtomicBool,
+        report: &F,
+    ) -> io::Result<()> {
         let mut poll = Poll::new()?;
         let mut events = Events::with_capacity(1024);
         let mut slots: Vec<Option<Slot>> = Vec::new();
         let mut generations: Vec<u32> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut expiry: VecDeque<(Instant, usize, u32)> = VecDeque::new();
-        let mut retry: VecDeque<(Target, u8)> = VecDeque::new();
+        let mut retry: VecDeque<(u128, Target, u8)> = VecDeque::new();
         let mut in_flight = 0usize;
         let interval = self.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(0.001)));
         let mut next_send = Instant::now();
@@ -251,32 +280,46 @@ impl Lane<'_> {
                     let floor = now.checked_sub(Duration::from_millis(10)).unwrap_or(now);
                     next_send = next_send.max(floor) + iv;
                 }
-                let (target, attempt) = if let Some(r) = retry.pop_front() {
+                let (index, target, attempt) = if let Some(r) = retry.pop_front() {
                     r
                 } else if self.next < len {
                     let index = self.next;
                     self.next += self.step;
                     progress.walked.fetch_add(1, Ordering::Relaxed);
+                    if self.tracker.is_some_and(|t| t.skip(index)) {
+                        continue;
+                    }
                     match self.plan.at(index) {
-                        Some(t) => (t, 0),
-                        None => continue,
+                        Some(t) => (index, t, 0),
+                        None => {
+                            if let Some(t) = self.tracker {
+                                t.done(index);
+                            }
+                            continue;
+                        }
                     }
                 } else {
                     break;
                 };
-                match launch(&poll, &target, &mut slots, &mut generations, &mut free, attempt) {
+                match launch(&poll, index, &target, &mut slots, &mut generations, &mut free, attempt) {
                     Ok((i, generation)) => {
                         in_flight += 1;
                         expiry.push_back((Instant::now() + self.timeout, i, generation));
                     }
                     Err(e) => match outcome_of(&e) {
-                        Some(outcome) => finish(progress, report, target, outcome),
+                        Some(outcome) => finish(progress, report, index, target, outcome),
                         None if attempt < 8 => {
                             // Out of local ports or descriptors: back off a little.
-                            retry.push_back((target, attempt + 1));
+                            retry.push_back((index, target, attempt + 1));
                             std::thread::sleep(Duration::from_millis(2 << attempt.min(6)));
                         }
-                        None => finish(progress, report, target, Connect::Filtered { reason: "local-error" }),
+                        None => finish(
+                            progress,
+                            report,
+                            index,
+                            target,
+                            Connect::Filtered { reason: "local-error" },
+                        ),
                     },
                 }
                 now = Instant::now();
@@ -324,7 +367,7 @@ impl Lane<'_> {
                     Some(o) => o,
                     None => Connect::Filtered { reason: "local-error" },
                 };
-                finish(progress, report, slot.target, outcome);
+                finish(progress, report, slot.index, slot.target, outcome);
             }
 
             // Expire probes whose deadline passed (FIFO: same timeout for all).
@@ -346,11 +389,12 @@ impl Lane<'_> {
                 in_flight -= 1;
                 drop(slot.stream);
                 if slot.attempt < self.retries {
-                    retry.push_back((slot.target, slot.attempt + 1));
+                    retry.push_back((slot.index, slot.target, slot.attempt + 1));
                 } else {
                     finish(
                         progress,
                         report,
+                        slot.index,
                         slot.target,
                         Connect::Filtered { reason: "no-response" },
                     );
@@ -362,6 +406,7 @@ impl Lane<'_> {
 
 fn launch(
     poll: &Poll,
+    index: u128,
     target: &Target,
     slots: &mut Vec<Option<Slot>>,
     generations: &mut Vec<u32>,
@@ -386,6 +431,7 @@ fn launch(
     let generation = generations[i];
     slots[i] = Some(Slot {
         stream,
+        index,
         target: target.clone(),
         attempt,
         generation,
@@ -402,12 +448,18 @@ fn open_or_self(s: std::net::TcpStream, target: &Target) -> Connect {
     Connect::Open(s)
 }
 
-fn finish<F: Fn(Target, Connect)>(progress: &Progress, report: &F, target: Target, outcome: Connect) {
+fn finish<F: Fn(u128, Target, Connect)>(
+    progress: &Progress,
+    report: &F,
+    index: u128,
+    target: Target,
+    outcome: Connect,
+) {
     progress.probed.fetch_add(1, Ordering::Relaxed);
     if outcome.state() == PortState::Open {
         progress.open.fetch_add(1, Ordering::Relaxed);
     }
-    report(target, outcome);
+    report(index, target, outcome);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::cert;
+use crate::checkpoint::Tracker;
 use crate::detect::{self, Answer};
 use crate::grade::{self, HttpHeaders, Observation, Policy, TrustStores};
 use crate::portscan::{self, Connect, PortState, PortscanConfig, Progress};
@@ -25,11 +26,17 @@ use crate::probe::vulns::{self, VulnConfig, VulnReport};
 use crate::probe::{http, plain, starttls};
 use crate::record::{Category, EndpointRecord, FailureKind, Handshake, ServiceInfo, Transport, rfc3339};
 use crate::starttls::{Starttls, StarttlsError, StarttlsMode};
+use crate::syn::{self, ScanType, SynConfig, SynError, SynHit};
 use crate::targets::{ScanPlan, Target};
 
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
     pub portscan: PortscanConfig,
+    /// The discovery engine. `Auto` picks SYN when raw sockets can be opened;
+    /// the SYN engine takes its rate, retries and final wait (the connect
+    /// timeout) from `portscan`. The library default is `Connect` (no
+    /// privilege, no surprise for embedders); `sensor scan` defaults to `Auto`.
+    pub scan_type: ScanType,
     /// Deadline for one TLS handshake, from ClientHello to Finished.
     pub handshake_timeout: Duration,
     /// How long to wait for a server-speaks-first banner on the plaintext probe.
@@ -64,6 +71,7 @@ impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             portscan: PortscanConfig::default(),
+            scan_type: ScanType::Connect,
             handshake_timeout: Duration::from_secs(5),
             banner_wait: Duration::from_millis(800),
             show_closed: false,
@@ -88,6 +96,50 @@ pub enum ScanError {
     Tls(#[from] rustls::Error),
     #[error("the connect engine failed: {0}")]
     Engine(String),
+    #[error(transparent)]
+    Syn(#[from] SynError),
+}
+
+/// The engine a scan type means on this host: `Auto` tries the raw sockets
+/// and, without the privilege, says once why it falls back to connect.
+pub fn resolve_scan_type(requested: ScanType) -> Result<ScanType, SynError> {
+    match requested {
+        ScanType::Connect => Ok(ScanType::Connect),
+        ScanType::Syn => syn::raw_sockets_available().map(|()| ScanType::Syn),
+        ScanType::Auto => match syn::raw_sockets_available() {
+            Ok(()) => Ok(ScanType::Syn),
+            Err(e) => {
+                tracing::warn!("scan type auto: using connect scan, SYN scan is not available: {e}");
+                Ok(ScanType::Connect)
+            }
+        },
+    }
+}
+
+/// What an engine hands to the examination stage.
+enum Found {
+    /// The connect engine's outcome (an open port with its connected socket).
+    Connect(Connect),
+    /// The SYN engine saw a SYN-ACK: connect before examining.
+    SynOpen,
+}
+
+/// What finishing an examination means for the checkpoint.
+#[derive(Clone, Copy)]
+enum Mark {
+    Position(u128),
+    Hold(u64),
+    Nothing,
+}
+
+impl Mark {
+    fn finish(self, tracker: Option<&Tracker>) {
+        match (self, tracker) {
+            (Mark::Position(i), Some(t)) => t.done(i),
+            (Mark::Hold(id), Some(t)) => t.release(id),
+            _ => {}
+        }
+    }
 }
 
 /// Resolve a host name with the system resolver (`/etc/hosts`, then DNS).
@@ -120,6 +172,35 @@ pub async fn run_until(
     stop: Arc<AtomicBool>,
     out: mpsc::Sender<EndpointRecord>,
 ) -> Result<(), ScanError> {
+    run_inner(plan, start, opts, progress, stop, None, out).await
+}
+
+/// [`run_until`] with checkpoints: the walk starts where `tracker` says and
+/// skips what it says was done; each position is marked done in it once its
+/// records have been sent to `out`. The caller snapshots the tracker
+/// ([`Tracker::snapshot`]) whenever it likes, and after this returns.
+pub async fn run_tracked(
+    plan: Arc<ScanPlan>,
+    opts: ScanOptions,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    tracker: Arc<Tracker>,
+    out: mpsc::Sender<EndpointRecord>,
+) -> Result<(), ScanError> {
+    let start = tracker.start();
+    run_inner(plan, start, opts, progress, stop, Some(tracker), out).await
+}
+
+async fn run_inner(
+    plan: Arc<ScanPlan>,
+    start: u128,
+    opts: ScanOptions,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    tracker: Option<Arc<Tracker>>,
+    out: mpsc::Sender<EndpointRecord>,
+) -> Result<(), ScanError> {
+    let engine_type = resolve_scan_type(opts.scan_type)?;
     let prober = TlsProber::new()?;
     // The crypto library initialises itself (self-tests, tables) on first use,
     // which costs tens of milliseconds: pay that while the port scan runs,
@@ -132,26 +213,70 @@ pub async fn run_until(
     let opts = Arc::new(opts);
     // The connect engine runs on its own threads and hands over outcomes
     // worth examining; a full channel slows it down rather than buffering.
-    let (tx, mut rx) = mpsc::channel::<(Target, Connect)>(1024);
+    let (tx, mut rx) = mpsc::channel::<(Target, Found, Mark)>(1024);
     let engine = {
         let (plan, opts, progress, stop) = (plan.clone(), opts.clone(), progress.clone(), stop.clone());
-        tokio::task::spawn_blocking(move || {
+        let tracker = tracker.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ScanError> {
             let show_closed = opts.show_closed;
-            portscan::run_blocking(&plan, start, &opts.portscan, &progress, &stop, |target, connect| {
-                if show_closed || connect.state() == PortState::Open {
-                    let _ = tx.blocking_send((target, connect));
+            let tracker = tracker.as_deref();
+            match engine_type {
+                ScanType::Syn => {
+                    let cfg = SynConfig {
+                        rate: opts.portscan.rate,
+                        retries: opts.portscan.retries,
+                        wait: opts.portscan.connect_timeout,
+                        report_unanswered: show_closed,
+                        ..SynConfig::default()
+                    };
+                    syn::run_blocking(&plan, start, &cfg, &progress, &stop, tracker, |hit: SynHit| {
+                        let SynHit {
+                            target,
+                            state,
+                            reason,
+                            hold,
+                        } = hit;
+                        let mark = hold.map_or(Mark::Nothing, Mark::Hold);
+                        let found = match state {
+                            PortState::Open => Found::SynOpen,
+                            PortState::Closed => Found::Connect(Connect::Closed { reason }),
+                            PortState::Filtered => Found::Connect(Connect::Filtered { reason }),
+                        };
+                        if tx.blocking_send((target, found, mark)).is_err() {
+                            mark.finish(tracker);
+                        }
+                    })?;
                 }
-            })
+                _ => {
+                    let report = |index: u128, target: Target, connect: Connect| {
+                        if show_closed || connect.state() == PortState::Open {
+                            let found = (target, Found::Connect(connect), Mark::Position(index));
+                            if tx.blocking_send(found).is_err() {
+                                Mark::Position(index).finish(tracker);
+                            }
+                        } else {
+                            Mark::Position(index).finish(tracker);
+                        }
+                    };
+                    portscan::run_tracked(&plan, start, &opts.portscan, &progress, &stop, tracker, report)
+                        .map_err(|e| ScanError::Engine(e.to_string()))?;
+                }
+            }
+            Ok(())
         })
     };
     let slots = Arc::new(Semaphore::new(opts.max_examine.max(1)));
     let mut tasks = JoinSet::new();
-    while let Some((target, connect)) = rx.recv().await {
+    while let Some((target, found, mark)) = rx.recv().await {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (prober, opts, out) = (prober.clone(), opts.clone(), out.clone());
+        let (prober, opts, out, tracker) = (prober.clone(), opts.clone(), out.clone(), tracker.clone());
         tasks.spawn(async move {
+            let connect = match found {
+                Found::Connect(c) => c,
+                Found::SynOpen => connect_after_syn(&opts, &target).await,
+            };
             if let Some(record) = examine(&prober, &opts, target.clone(), connect).await {
                 let names = virtual_hosts(&opts, target.hostname.as_deref(), &record);
                 let default = record.certificate.as_ref().map(|c| c.thumbprint.clone());
@@ -165,16 +290,35 @@ pub async fn run_until(
                     }
                 }
             }
+            mark.finish(tracker.as_deref());
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-    engine
-        .await
-        .map_err(|e| ScanError::Engine(e.to_string()))?
-        .map_err(|e| ScanError::Engine(e.to_string()))?;
+    engine.await.map_err(|e| ScanError::Engine(e.to_string()))??;
     Ok(())
+}
+
+/// The SYN engine found `target` open: the TLS stages need a connection the
+/// kernel owns, so connect (the kernel has reset the half-open one).
+async fn connect_after_syn(opts: &ScanOptions, target: &Target) -> Connect {
+    let addr = SocketAddr::new(target.addr, target.port);
+    let connect = tokio::net::TcpStream::connect(addr);
+    match tokio::time::timeout(opts.portscan.connect_timeout.max(opts.handshake_timeout), connect).await {
+        Ok(Ok(s)) => match s.into_std() {
+            Ok(s) => Connect::Open(s),
+            Err(_) => Connect::Filtered {
+                reason: "syn-ack, then local-error",
+            },
+        },
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Connect::Closed {
+            reason: "syn-ack, then conn-refused",
+        },
+        _ => Connect::Filtered {
+            reason: "syn-ack, then no-response",
+        },
+    }
 }
 
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.

@@ -461,6 +461,18 @@ impl TargetSet {
         Some((ip, block.hostname.clone()))
     }
 
+    /// The host names `ip` is scanned under: `None` for an address or range
+    /// that holds it, `Some(name)` for each name that resolved to it. An
+    /// engine that learns of a port by address alone (SYN scanning) uses this
+    /// to give the record the same SNI the plan would have.
+    pub fn names_of(&self, ip: IpAddr) -> Vec<Option<Arc<str>>> {
+        self.blocks
+            .iter()
+            .filter(|b| b.range.contains(ip))
+            .map(|b| b.hostname.clone())
+            .collect()
+    }
+
     pub fn is_excluded(&self, ip: IpAddr) -> bool {
         self.exclude.iter().any(|iv| iv.contains(ip))
     }
@@ -518,6 +530,12 @@ pub struct Shard {
     pub count: u64,
 }
 
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index + 1, self.count)
+    }
+}
+
 impl FromStr for Shard {
     type Err = TargetError;
     fn from_str(s: &str) -> Result<Self, TargetError> {
@@ -541,6 +559,7 @@ pub struct ScanPlan {
     targets: TargetSet,
     ports: PortSet,
     perm: Permutation,
+    seed: u64,
     shard: Option<Shard>,
 }
 
@@ -558,6 +577,7 @@ impl ScanPlan {
             })?;
         Ok(ScanPlan {
             perm: Permutation::new(total, seed),
+            seed,
             targets,
             ports,
             shard: None,
@@ -584,6 +604,46 @@ impl ScanPlan {
 
     pub fn targets(&self) -> &TargetSet {
         &self.targets
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// A digest of what the plan visits and in what order (addresses, names,
+    /// exclusions, ports, seed, shard): equal digests mean position `i` is the
+    /// same target in both plans, which is what a checkpoint relies on.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let iv = |h: &mut Sha256, iv: &Interval| {
+            h.update([u8::from(iv.v6)]);
+            h.update(iv.first.to_be_bytes());
+            h.update(iv.last.to_be_bytes());
+        };
+        for b in &self.targets.blocks {
+            iv(&mut h, &b.range);
+            h.update(b.hostname.as_deref().unwrap_or("").as_bytes());
+            h.update([0]);
+        }
+        h.update(b"exclude");
+        for e in &self.targets.exclude {
+            iv(&mut h, e);
+        }
+        h.update(b"ports");
+        for p in self.ports.as_slice() {
+            h.update(p.to_be_bytes());
+        }
+        h.update(self.seed.to_be_bytes());
+        if let Some(s) = self.shard {
+            h.update(s.index.to_be_bytes());
+            h.update(s.count.to_be_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The target at position `index` of the walk, or `None` when excluded

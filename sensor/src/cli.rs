@@ -10,11 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use netsensor::checkpoint::{Checkpoint, Tracker};
 use netsensor::grade::{Policy, TrustConfig, TrustStores};
 use netsensor::output::{self, Format, ScanMeta};
 use netsensor::portscan::{self, PortscanConfig, Progress};
 use netsensor::scan::{self, ScanOptions};
 use netsensor::starttls::StarttlsMode;
+use netsensor::syn::ScanType;
 use netsensor::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 
 #[derive(Parser, Debug)]
@@ -81,7 +83,11 @@ pub struct ScanArgs {
     /// Read exclusions from FILE.
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
-    /// Connect probes per second across the scan; 0 removes the limit.
+    /// Discovery engine: `syn` (half-open probes over raw sockets; needs root or CAP_NET_RAW),
+    /// `connect` (the kernel's connect, no privilege), or `auto` (syn when permitted, else connect).
+    #[arg(long, default_value = "auto", value_name = "syn|connect|auto")]
+    pub scan_type: ScanType,
+    /// Probes per second across the scan (SYN: packets per second, retries included); 0 removes the limit.
     #[arg(long, default_value_t = PortscanConfig::default().rate)]
     pub rate: u32,
     /// Connections in flight at once (capped by the open-file limit).
@@ -93,7 +99,7 @@ pub struct ScanArgs {
     /// Deadline for one TLS handshake, in milliseconds.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub timeout: u64,
-    /// Extra connect attempts for ports that do not answer.
+    /// Extra attempts for ports that do not answer (SYN: extra copies of each probe).
     #[arg(long, default_value_t = 0)]
     pub retries: u8,
     /// Connect-engine threads (event loops); 0 means one per core.
@@ -105,6 +111,14 @@ pub struct ScanArgs {
     /// Scan only shard I of N (1-based), e.g. 2/4; shards are disjoint and together cover the scan.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Save progress to FILE every 2 s and when the scan stops (Ctrl-C included), atomically.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the scan saved in FILE: nothing done is probed again, nothing left is skipped.
+    /// Needs the same targets, ports, exclusions and --shard (the seed is taken from FILE);
+    /// progress is saved back to FILE unless --checkpoint names another.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
     /// Also list closed and filtered ports.
     #[arg(long)]
     pub show_closed: bool,
@@ -170,6 +184,8 @@ pub fn init_logging(verbose: u8) {
 /// Everything a scan needs, validated before any packet is sent.
 pub struct Prepared {
     pub plan: Arc<ScanPlan>,
+    /// Checkpointing: the live progress and where to save it.
+    pub checkpoint: Option<(Arc<Tracker>, PathBuf)>,
     pub options: ScanOptions,
     pub format: Format,
     pub meta: ScanMeta,
@@ -202,7 +218,11 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         return Err(usage("--connect-timeout and --timeout must be above 0 ms"));
     }
     let set = TargetSet::new(&specs, &exclude, scan::resolve).map_err(usage)?;
-    let seed = args.seed.unwrap_or_else(|| {
+    let resumed = match &args.resume {
+        Some(path) => Some(Checkpoint::load(path).map_err(usage)?),
+        None => None,
+    };
+    let seed = args.seed.or(resumed.as_ref().map(|cp| cp.seed)).unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -215,6 +235,14 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         finished_at: None,
     };
     let plan = ScanPlan::new(set, ports, seed).map_err(usage)?.with_shard(shard);
+    let checkpoint = match (&resumed, &args.resume, &args.checkpoint) {
+        (Some(cp), Some(from), to) => {
+            let tracker = Tracker::resume(&plan, cp, from).map_err(usage)?;
+            Some((Arc::new(tracker), to.clone().unwrap_or_else(|| from.clone())))
+        }
+        (_, _, Some(to)) => Some((Arc::new(Tracker::new(&plan)), to.clone())),
+        _ => None,
+    };
     let options = ScanOptions {
         portscan: PortscanConfig {
             rate: args.rate,
@@ -223,6 +251,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
             retries: args.retries,
             threads: args.threads,
         },
+        scan_type: args.scan_type,
         handshake_timeout: Duration::from_millis(args.timeout),
         show_closed: args.show_closed,
         enumerate: !args.no_enum,
@@ -243,6 +272,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
     };
     Ok(Prepared {
         plan: Arc::new(plan),
+        checkpoint,
         options,
         format,
         meta,
@@ -343,14 +373,42 @@ pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: boo
             }
         });
     }
-    let scan_task = tokio::spawn(scan::run_until(
-        p.plan.clone(),
-        0,
-        p.options.clone(),
-        progress.clone(),
-        stop,
-        tx,
-    ));
+    let mut saver = None;
+    let scan_task = match &p.checkpoint {
+        Some((tracker, path)) => {
+            // Save every 2 s; the final save comes after the last record is written.
+            let (saved, path) = (tracker.clone(), path.clone());
+            saver = Some(tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(2));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let (cp, path) = (saved.snapshot(), path.clone());
+                    match tokio::task::spawn_blocking(move || cp.save(&path)).await {
+                        Ok(Err(e)) => tracing::warn!("{e}"),
+                        Err(_) => return,
+                        Ok(Ok(())) => {}
+                    }
+                }
+            }));
+            tokio::spawn(scan::run_tracked(
+                p.plan.clone(),
+                p.options.clone(),
+                progress.clone(),
+                stop,
+                tracker.clone(),
+                tx,
+            ))
+        }
+        None => tokio::spawn(scan::run_until(
+            p.plan.clone(),
+            0,
+            p.options.clone(),
+            progress.clone(),
+            stop,
+            tx,
+        )),
+    };
     let mut sink = output::sink(p.format, out, p.meta);
     let mut found = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -374,8 +432,20 @@ pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: boo
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    scan_task.await.context("scan task failed")??;
+    let result = scan_task.await.context("scan task failed")?;
     sink.finish().context("cannot write results")?;
+    if let Some((tracker, path)) = &p.checkpoint {
+        if let Some(saver) = saver {
+            // An older snapshot must not land after the final one.
+            saver.abort();
+            let _ = saver.await;
+        }
+        tracker.snapshot().save(path)?;
+        if !tracker.is_complete() {
+            eprintln!("sensor: progress saved; continue with --resume {}", path.display());
+        }
+    }
+    result?;
     tracing::info!(
         probed = progress.probed.load(Ordering::Relaxed),
         open = progress.open.load(Ordering::Relaxed),

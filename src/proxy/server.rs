@@ -172,7 +172,7 @@ impl Shared {
 
     async fn handle<S>(&self, mut agent: S, peer: SocketAddr, deadline: Instant)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: AsyncRead + AsyncWrite + Unpin + Send + AsTcp,
     {
         let mut buf = Vec::with_capacity(1024);
         let outcome = match self.read_head(&mut agent, &mut buf, deadline).await {
@@ -244,7 +244,8 @@ impl Shared {
                 let mut body = buf.split_off(head.head_len);
                 drop(buf);
                 let deadline = Instant::now() + self.config.body_timeout;
-                let mut chunk = [0u8; 8192];
+                // On the heap: an array here would sit in every connection's task for its whole life.
+                let mut chunk = vec![0u8; 8192];
                 let mut complete = true;
                 while body.len() < want {
                     match timeout_at(deadline, agent.read(&mut chunk)).await {
@@ -295,7 +296,7 @@ impl Shared {
             target: String::new(),
             detail: detail.to_string(),
         };
-        let mut chunk = [0u8; 4096];
+        let mut chunk = vec![0u8; 4096];
         loop {
             match request::parse_head(buf, self.config.max_head) {
                 Ok(Some(head)) => return Ok(head),
@@ -408,7 +409,7 @@ impl Shared {
 
     async fn tunnel<S>(&self, mut agent: S, opened: Opened, head: &RequestHead, early: &[u8], peer: SocketAddr)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: AsyncRead + AsyncWrite + Unpin + Send + AsTcp,
     {
         let Opened {
             mut upstream,
@@ -444,18 +445,6 @@ impl Shared {
         let activity = Arc::new(AtomicU64::new(0));
         let up = Arc::new(AtomicU64::new(early.len() as u64));
         let down = Arc::new(AtomicU64::new(0));
-        let mut a = Metered {
-            inner: agent,
-            started,
-            activity: activity.clone(),
-            bytes: up.clone(),
-        };
-        let mut b = Metered {
-            inner: upstream,
-            started,
-            activity: activity.clone(),
-            bytes: down.clone(),
-        };
         let idle = self.config.idle_timeout;
         let watchdog = async {
             loop {
@@ -467,14 +456,43 @@ impl Shared {
                 tokio::time::sleep_until(until).await;
             }
         };
-        let outcome = tokio::select! {
-            r = tokio::io::copy_bidirectional(&mut a, &mut b) => match r {
-                Ok(_) => "closed".to_string(),
-                Err(e) => format!("error: {e}"),
-            },
-            () = watchdog => "idle timeout".to_string(),
+        let meter = |bytes: &Arc<AtomicU64>| Meter {
+            started,
+            activity: activity.clone(),
+            bytes: bytes.clone(),
         };
-        drop((a, b));
+        let copied = match agent.as_tcp() {
+            // Plain agents: no buffer per tunnel while it idles (most ACME tunnels do).
+            Some(tcp) => {
+                let (m_up, m_down) = (meter(&up), meter(&down));
+                let both = async {
+                    tokio::try_join!(relay(tcp, &upstream, &m_up), relay(&upstream, tcp, &m_down)).map(|_| ())
+                };
+                tokio::select! {
+                    r = both => Some(r),
+                    () = watchdog => None,
+                }
+            }
+            None => {
+                let mut a = Metered {
+                    inner: &mut agent,
+                    meter: meter(&up),
+                };
+                let mut b = Metered {
+                    inner: &mut upstream,
+                    meter: meter(&down),
+                };
+                tokio::select! {
+                    r = tokio::io::copy_bidirectional(&mut a, &mut b) => Some(r.map(|_| ())),
+                    () = watchdog => None,
+                }
+            }
+        };
+        let outcome = match copied {
+            Some(Ok(())) => "closed".to_string(),
+            Some(Err(e)) => format!("error: {e}"),
+            None => "idle timeout".to_string(),
+        };
         let (up, down) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
         self.counters.tunnels_open.fetch_sub(1, Ordering::Relaxed);
         self.counters.bytes_up.fetch_add(up, Ordering::Relaxed);
@@ -520,7 +538,7 @@ async fn answer<S: AsyncWrite + Unpin>(
 /// destroy the answer before the agent reads it.
 async fn linger<S: AsyncRead + AsyncWrite + Unpin>(agent: &mut S) {
     let _ = timeout(LINGER, agent.shutdown()).await;
-    let mut sink = [0u8; 8192];
+    let mut sink = vec![0u8; 8192];
     let mut total = 0;
     let _ = timeout(LINGER, async {
         while total < LINGER_BYTES {
@@ -533,39 +551,124 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(agent: &mut S) {
     .await;
 }
 
-/// A stream that counts the bytes read from it and notes when anything moved.
-struct Metered<S> {
-    inner: S,
+/// Counts the bytes moved one way and notes when anything moved (the idle watchdog reads it).
+struct Meter {
     started: Instant,
     /// Milliseconds since `started` of the last read.
     activity: Arc<AtomicU64>,
     bytes: Arc<AtomicU64>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
+impl Meter {
+    fn moved(&self, n: usize) {
         if n > 0 {
             self.bytes.fetch_add(n as u64, Ordering::Relaxed);
             let ms = self.started.elapsed().as_millis() as u64;
             self.activity.fetch_max(ms, Ordering::Relaxed);
         }
+    }
+}
+
+/// The plain TCP socket under an agent connection, when there is one.
+pub(crate) trait AsTcp {
+    fn as_tcp(&self) -> Option<&TcpStream>;
+}
+
+impl AsTcp for TcpStream {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl AsTcp for tokio_rustls::server::TlsStream<TcpStream> {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+thread_local! {
+    /// One scratch buffer per runtime thread for [`relay`]; only borrowed
+    /// between awaits, never across one.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 32 * 1024]);
+}
+
+/// Copies `from` → `to` until `from` ends, then half-closes `to`.
+///
+/// `copy_bidirectional` gives every tunnel two 8 KiB buffers for its whole
+/// life; a fleet's ACME tunnels are idle most of the time, so here bytes go
+/// through a per-thread scratch buffer and a tunnel holds memory only while
+/// its receiver is slower than its sender (the unwritten rest, then freed).
+async fn relay(from: &TcpStream, to: &TcpStream, meter: &Meter) -> io::Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        from.readable().await?;
+        let read = SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            match from.try_read(&mut scratch[..]) {
+                Ok(0) => Ok(Some(0)),
+                Ok(n) => {
+                    meter.moved(n);
+                    let written = match to.try_write(&scratch[..n]) {
+                        Ok(w) => w,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                        Err(e) => return Err(e),
+                    };
+                    if written < n {
+                        pending.extend_from_slice(&scratch[written..n]);
+                    }
+                    Ok(Some(n))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        if read == Some(0) {
+            // The sender is done: pass the half-close on, keep the other way open.
+            let _ = rustix::net::shutdown(to, rustix::net::Shutdown::Write);
+            return Ok(());
+        }
+        while !pending.is_empty() {
+            to.writable().await?;
+            match to.try_write(&pending) {
+                Ok(w) => {
+                    pending.drain(..w);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if pending.capacity() > 0 {
+            pending = Vec::new();
+        }
+    }
+}
+
+/// A stream that counts the bytes read from it (TLS agents, through `copy_bidirectional`).
+struct Metered<'a, S> {
+    inner: &'a mut S,
+    meter: Meter,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<'_, S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut *self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.meter.moved(n);
         r
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<'_, S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        Pin::new(&mut *self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        Pin::new(&mut *self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        Pin::new(&mut *self.inner).poll_shutdown(cx)
     }
 }

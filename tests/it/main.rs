@@ -12,4 +12,5 @@ mod proxy;
 mod scan;
 mod sni;
 mod starttls;
+mod syn;
 mod vulns;

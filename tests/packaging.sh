@@ -267,7 +267,7 @@ runuser -u sensor -- /usr/bin/sensor profiles check /usr/share/doc/sensor/exampl
     fail "the sensor user cannot run the installed binary"
 echo "   user sensor (uid $uid), unit enabled, not started"
 
-step "the unit's command as the sensor user: no profiles, no scan; SIGHUP reloads; SIGTERM stops"
+step "the unit's command as the sensor user: no profiles, no scan; status; SYN scan with its caps; SIGHUP; SIGTERM"
 # ExecStart of sensor.service with the unit's identity and capabilities
 # (setpriv execs in place, so $! is the sensor itself), the listener on a free
 # loopback port (--listen overrides [service] listen): nothing else on 48999 matters.
@@ -285,6 +285,17 @@ port=$(grep -o 'serving 127\.0\.0\.1:[0-9]*' "$work/daemon.log" | head -1 | cut 
 [ -n "$port" ] || { cat "$work/daemon.log" >&2; fail "sensor run does not say where it serves"; }
 # The container's HEALTHCHECK: sensor status answers while the daemon serves.
 /usr/bin/sensor status --listen "127.0.0.1:$port" >/dev/null || fail "sensor status cannot reach the daemon"
+# CAP_NET_RAW through the unit's ambient set: a SYN scan of that one loopback
+# port, as the sensor user, finds it open (without the capability it is refused).
+setpriv --reuid=sensor --regid=sensor --init-groups --no-new-privs \
+    --bounding-set="$caps" --inh-caps="$caps" --ambient-caps="$caps" -- \
+    /usr/bin/sensor scan 127.0.0.1 -p "$port" --scan-type syn --no-enum --no-vulns --no-grade -o csv \
+    >"$work/syn.csv" 2>&1 || { cat "$work/syn.csv" >&2; fail "a SYN scan with the unit's capabilities failed"; }
+grep -q "^127\.0\.0\.1,$port," "$work/syn.csv" || { cat "$work/syn.csv" >&2; fail "the SYN scan did not find the daemon's port"; }
+if setpriv --reuid=sensor --regid=sensor --init-groups --no-new-privs --bounding-set=-all -- \
+    /usr/bin/sensor scan 127.0.0.1 -p "$port" --scan-type syn -o csv >/dev/null 2>&1; then
+    fail "a SYN scan without CAP_NET_RAW succeeded: the capability test proves nothing"
+fi
 kill -HUP "$daemon"
 sleep 1
 grep -q 'SIGHUP' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "SIGHUP was not handled"; }

@@ -249,6 +249,9 @@ impl Inventory {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
+        // The daemon writes while `sensor inventory` reads (or, on a fresh
+        // store, migrates): wait for the other's lock instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         let mut inv = Inventory { conn, path: shown };
@@ -263,29 +266,37 @@ impl Inventory {
         }
     }
 
+    /// Brings the store to [`SCHEMA`], one step per transaction. Each step
+    /// takes the write lock before it reads the version, so two processes
+    /// opening a fresh store at once (the daemon and `sensor inventory`)
+    /// apply every step exactly once between them.
     fn migrate(&mut self) -> Result<(), InventoryError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(self.db())?;
-        if version > SCHEMA {
-            return Err(InventoryError::TooNew {
-                path: self.path.clone(),
-                found: version,
-            });
-        }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let path = self.path.clone();
-            let db = move |source| InventoryError::Db {
-                path: path.clone(),
-                source,
+        let path = self.path.clone();
+        let db = move |source| InventoryError::Db {
+            path: path.clone(),
+            source,
+        };
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(&db)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(&db)?;
+            if version > SCHEMA {
+                return Err(InventoryError::TooNew {
+                    path: self.path.clone(),
+                    found: version,
+                });
+            }
+            let Some(step) = MIGRATIONS.get(version.max(0) as usize) else {
+                tx.commit().map_err(&db)?;
+                return Ok(());
             };
-            let tx = self.conn.transaction().map_err(&db)?;
             tx.execute_batch(step).map_err(&db)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1).map_err(&db)?;
+            tx.pragma_update(None, "user_version", version.max(0) + 1)
+                .map_err(&db)?;
             tx.commit().map_err(&db)?;
         }
-        Ok(())
     }
 
     /// Store one finished run and return what changed. Endpoints of the run's
@@ -1032,5 +1043,23 @@ mod tests {
             vec![("A", 1), ("C", 1), ("T", 1), ("none", 1)]
         );
         assert_eq!(tagged("lab"), 0);
+    }
+
+    #[test]
+    fn two_openers_of_a_fresh_store_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.sqlite");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Inventory::open(&path).map(|_| ()))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let inv = Inventory::open(&path).unwrap();
+        let version: i64 = inv.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA);
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{Checkpoint, CheckpointError, Tracker};
 use crate::portscan::Progress;
 use crate::profile::Profile;
 use crate::record::EndpointRecord;
@@ -31,6 +32,21 @@ pub enum JobError {
         #[source]
         source: ScanError,
     },
+    #[error("profile `{profile}`: {source}")]
+    Checkpoint {
+        profile: String,
+        #[source]
+        source: CheckpointError,
+    },
+}
+
+/// What one run (or one part of a resumed run) produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub records: Vec<EndpointRecord>,
+    /// Where the walk stands: `None` when every position of the plan is
+    /// done, else the checkpoint to resume from (same seed).
+    pub remaining: Option<Checkpoint>,
 }
 
 /// The scan options a profile asks for, on top of the sensor's `base`.
@@ -61,6 +77,9 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
 
 /// Run `profile` once to the end (or until `stop`), returning every record.
 /// `resolve` turns host names into addresses (the only I/O before the scan).
+/// With `resume`, the walk continues a run that was stopped: positions done
+/// before are skipped, so no target is probed twice and none is left out
+/// (the checkpoint must come from the same profile and `seed`).
 pub async fn run<R>(
     profile: &Profile,
     base: &ScanOptions,
@@ -68,7 +87,8 @@ pub async fn run<R>(
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
     resolve: R,
-) -> Result<Vec<EndpointRecord>, JobError>
+    resume: Option<&Checkpoint>,
+) -> Result<Outcome, JobError>
 where
     R: FnMut(&str) -> Result<Vec<std::net::IpAddr>, String>,
 {
@@ -83,15 +103,35 @@ where
             source,
         })?
         .with_shard(profile.shard);
+    let tracker = match resume {
+        None => Tracker::new(&plan),
+        Some(cp) => Tracker::resume(&plan, cp, std::path::Path::new("(saved scan state)")).map_err(|source| {
+            JobError::Checkpoint {
+                profile: name.clone(),
+                source,
+            }
+        })?,
+    };
+    let tracker = Arc::new(tracker);
     let (tx, mut rx) = mpsc::channel(256);
     let opts = options(profile, base);
-    let job = tokio::spawn(scan::run_until(Arc::new(plan), 0, opts, progress, stop, tx));
+    let job = tokio::spawn(scan::run_tracked(
+        Arc::new(plan),
+        opts,
+        progress,
+        stop,
+        tracker.clone(),
+        tx,
+    ));
     let mut records = Vec::new();
     while let Some(r) = rx.recv().await {
         records.push(r);
     }
     match job.await {
-        Ok(Ok(())) => Ok(records),
+        Ok(Ok(())) => Ok(Outcome {
+            records,
+            remaining: (!tracker.is_complete()).then(|| tracker.snapshot()),
+        }),
         Ok(Err(source)) => Err(JobError::Scan { profile: name, source }),
         Err(e) => Err(JobError::Scan {
             profile: name,

@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use netsensor::checkpoint::Checkpoint;
 use netsensor::config::{self, Config, LogFormat};
 use netsensor::inventory::{Change, DiffPolicy, Inventory, Run};
 use netsensor::metrics::{Exposition, Kind};
 use netsensor::portscan::Progress;
 use netsensor::profile::{self, Profile};
 use netsensor::proxy::{self as engine_proxy, Allowlist, Counters, ProxyConfig};
-use netsensor::record::rfc3339;
+use netsensor::record::{EndpointRecord, rfc3339};
 use netsensor::scan::{self, ScanOptions};
 use netsensor::schedule::{self, Due};
 use netsensor::service::{self, FnHandler, Request, Response, Router};
@@ -644,7 +645,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
+            let paused = inventory
+                .lock()
+                .ok()
+                .and_then(|inv| inv.scan_state(&p.name).ok().flatten())
+                .is_some();
             let due = match &p.schedule {
+                // A run stopped part-way (SIGTERM, window closed) goes on as soon as it may.
+                Some(s) if paused => {
+                    if schedule::may_run(s, now) {
+                        Due::Now
+                    } else {
+                        Due::Never
+                    }
+                }
+                None if paused => Due::Now,
                 None if ran_once.contains(&p.name) => Due::Never,
                 None => Due::Now,
                 Some(s) => schedule::due(s, last(), now),
@@ -766,6 +781,28 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
     Ok(pc)
 }
 
+/// A run stopped part-way, kept in the inventory's scan state so the next
+/// start (or the next window) continues it with the same seed.
+#[derive(Serialize, serde::Deserialize)]
+struct Paused {
+    seed: u64,
+    started_at: String,
+    checkpoint: Checkpoint,
+    /// What the earlier parts found: the finished run is judged on all of it.
+    records: Vec<EndpointRecord>,
+}
+
+fn load_paused(daemon: &Daemon, profile: &str) -> Option<Paused> {
+    let text = daemon.inventory.lock().ok()?.scan_state(profile).ok().flatten()?;
+    match serde_json::from_str(&text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(profile, "saved progress unreadable ({e}); starting afresh");
+            None
+        }
+    }
+}
+
 async fn run_profile(
     profile: Profile,
     base: ScanOptions,
@@ -773,29 +810,60 @@ async fn run_profile(
     daemon: Arc<Daemon>,
     policy: DiffPolicy,
 ) {
-    let started = rfc3339(OffsetDateTime::now_utc());
-    let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+    let mut paused = load_paused(&daemon, &profile.name);
     let progress = Arc::new(Progress::default());
     daemon
         .live
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(profile.name.clone(), progress.clone());
+    let now = rfc3339(OffsetDateTime::now_utc());
     daemon.profile(&profile.name, |s| {
         s.running = true;
         s.runs += 1;
-        s.last_started = Some(started.clone());
+        s.last_started = Some(now.clone());
     });
-    tracing::info!(profile = %profile.name, "run started");
-    let result = netsensor::job::run(&profile, &base, seed, progress.clone(), stop.clone(), scan::resolve).await;
+    let mut result = Err(None);
+    for _ in 0..2 {
+        let (seed, resume) = match &paused {
+            Some(p) => {
+                tracing::info!(profile = %profile.name, "run resumed from its checkpoint (started {})", p.started_at);
+                (p.seed, Some(&p.checkpoint))
+            }
+            None => {
+                tracing::info!(profile = %profile.name, "run started");
+                (OffsetDateTime::now_utc().unix_timestamp_nanos() as u64, None)
+            }
+        };
+        match netsensor::job::run(
+            &profile,
+            &base,
+            seed,
+            progress.clone(),
+            stop.clone(),
+            scan::resolve,
+            resume,
+        )
+        .await
+        {
+            Err(netsensor::job::JobError::Checkpoint { source, .. }) if paused.is_some() => {
+                // The profile changed since: its old positions mean nothing now.
+                tracing::warn!(profile = %profile.name, "saved progress no longer matches the profile ({source}); starting afresh");
+                paused = None;
+            }
+            r => {
+                result = r.map(|o| (seed, o)).map_err(Some);
+                break;
+            }
+        }
+    }
     daemon
         .live
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&profile.name);
-    daemon
-        .probes_done
-        .fetch_add(progress.probed.load(Ordering::Relaxed), Ordering::Relaxed);
+    let probes = progress.probed.load(Ordering::Relaxed);
+    daemon.probes_done.fetch_add(probes, Ordering::Relaxed);
     daemon
         .open_done
         .fetch_add(progress.open.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -808,33 +876,52 @@ async fn run_profile(
             s.last_changes = changes;
         });
     };
-    let records = match result {
+    let (seed, outcome) = match result {
         Ok(r) => r,
         Err(e) => {
             daemon.error("scan");
+            let e = e.map_or("internal error".to_string(), |e| e.to_string());
             tracing::error!(profile = %profile.name, "{e}");
             finish(format!("failed: {e}"), 0, 0);
             return;
         }
     };
-    let complete = !stop.load(Ordering::Relaxed);
+    let started = paused.as_ref().map_or(now.clone(), |p| p.started_at.clone());
+    let mut all = paused.map(|p| p.records).unwrap_or_default();
+    all.extend(outcome.records.iter().cloned());
+    // Stopped part-way: store what this part saw (it counts nobody missing)
+    // and keep the checkpoint; the finished run is judged on all parts.
+    if let Some(cp) = &outcome.remaining {
+        tracing::debug!(profile = %profile.name, watermark = %cp.watermark, done = cp.done.len(), positions = %cp.positions, "checkpoint saved");
+    }
+    let save = outcome.remaining.map(|checkpoint| Paused {
+        seed,
+        started_at: started.clone(),
+        checkpoint,
+        records: all.clone(),
+    });
+    let complete = save.is_none();
     let finished = rfc3339(OffsetDateTime::now_utc());
     let name = profile.name.clone();
     let tags = profile.tags.clone();
     let inventory = daemon.inventory.clone();
+    let part = outcome.records;
     let outcome = tokio::task::spawn_blocking(move || {
         let mut inv = inventory
             .lock()
             .map_err(|_| anyhow::anyhow!("inventory lock poisoned"))?;
+        let records = if complete { &all } else { &part };
         let run = Run {
             profile: &name,
             started_at: &started,
             finished_at: &finished,
-            records: &records,
+            records,
             tags: &tags,
             complete,
         };
         let changes = inv.record_run(&run, &policy)?;
+        let state = save.as_ref().map(serde_json::to_string).transpose()?;
+        inv.set_scan_state(&name, state.as_deref())?;
         Ok::<_, anyhow::Error>((changes, records.len()))
     })
     .await;
@@ -862,16 +949,25 @@ async fn run_profile(
                     ),
                 }
             }
-            let how = if complete { "finished" } else { "stopped early" };
+            let how = if complete {
+                "finished"
+            } else {
+                "paused (resumes from its checkpoint)"
+            };
             tracing::info!(
                 profile = %profile.name,
                 endpoints = n,
                 changes = changes.len(),
-                "`{}`: run {how}: {n} endpoint(s), {} change(s)",
+                probes,
+                "`{}`: run {how}: {n} endpoint(s), {} change(s), {probes} probe(s) in this part",
                 profile.name,
                 changes.len()
             );
-            finish(how.to_string(), n, changes.len());
+            finish(
+                if complete { "finished" } else { "paused" }.to_string(),
+                n,
+                changes.len(),
+            );
         }
         Ok(Err(e)) => {
             daemon.error("inventory");

@@ -54,6 +54,21 @@ async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// [`eventually`], printing the daemon's log when it times out.
+async fn eventually_logged(what: &str, secs: u64, log: &Path, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "timed out waiting for {what}; the daemon's log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -106,7 +121,10 @@ async fn the_appliance_runs_profiles_keeps_the_inventory_and_obeys_signals() {
     let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
     // Both profiles ran: two TLS endpoints discovered, the HTTP port unsecured.
-    eventually("the first runs in the inventory", 30, || inventory(&state).len() == 3).await;
+    eventually_logged("the first runs in the inventory", 30, &log_path, || {
+        inventory(&state).len() == 3
+    })
+    .await;
     let inv = inventory(&state);
     let cat = |port: u16| {
         inv.iter()
@@ -252,8 +270,14 @@ async fn the_daemon_from_a_config_file_serves_health_metrics_status_and_the_prox
         .spawn()
         .unwrap();
     let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    eventually("the run in the inventory", 60, || inventory(&state).len() == 1).await;
-    eventually("the run's status", 10, || read_log().contains("run finished")).await;
+    eventually_logged("the run in the inventory", 60, &log_path, || {
+        inventory(&state).len() == 1
+    })
+    .await;
+    eventually_logged("the run's status", 10, &log_path, || {
+        read_log().contains("run finished")
+    })
+    .await;
 
     let (status, body) = get(&listen, "/healthz").await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
@@ -396,4 +420,119 @@ fn a_broken_config_refuses_to_start_and_names_file_line_and_field() {
             "{err}"
         );
     }
+}
+
+/// The number in "`lab`: run …: N probe(s) in this part" lines of a log.
+fn probes_in(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| {
+            let i = l.find(" probe(s) in this part")?;
+            l[..i].rsplit(' ').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// SIGTERM in the middle of a run: the daemon stores what it saw and a
+/// checkpoint, and the next start continues the same walk: every port is
+/// probed exactly once over the two processes, and the finished run has
+/// every endpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_scan_then_restart_resumes_without_rescanning_or_skipping() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (t1, t2) = (free_port(), free_port());
+    let _s1 = tls_server(format!("127.0.0.1:{t1}").parse().unwrap(), "resume one").await;
+    let _s2 = tls_server(format!("127.0.0.1:{t2}").parse().unwrap(), "resume two").await;
+    // 400 ports closed a moment ago (and so most likely still closed), plus the two servers.
+    let mut ports: Vec<u16> = (0..400).map(|_| free_port()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.retain(|p| *p != t1 && *p != t2);
+    ports.extend([t1, t2]);
+    let total = ports.len() as u64;
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let profile = dir.path().join("lab.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"lab\"\ntargets = [\"127.0.0.1\"]\nports = \"{}\"\nrate = 100\nanalyses = [\"certificates\"]\n",
+            list.join(",")
+        ),
+    )
+    .unwrap();
+    let start = |log: &Path| {
+        sensor()
+            .args(["run", "--grace", "20", "--state-dir"])
+            .arg(&state)
+            .arg("--profile")
+            .arg(&profile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |child: &mut std::process::Child| {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                assert!(s.success(), "{s}");
+                return;
+            }
+            assert!(Instant::now() < end, "the daemon did not stop within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let (log1, log2) = (dir.path().join("one.log"), dir.path().join("two.log"));
+    let mut first = start(&log1);
+    eventually("the first run to start", 20, || {
+        std::fs::read_to_string(&log1)
+            .unwrap_or_default()
+            .contains("run started")
+    })
+    .await;
+    // About a second of a four-second walk at 100 probes/s.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stop(&mut first);
+    let text1 = std::fs::read_to_string(&log1).unwrap();
+    assert!(text1.contains("run paused"), "{text1}");
+    let p1 = probes_in(&text1);
+    assert_eq!(p1.len(), 1, "{text1}");
+    assert!(p1[0] > 0 && p1[0] < total, "part one probed {} of {total}", p1[0]);
+
+    let mut second = start(&log2);
+    let end = Instant::now() + Duration::from_secs(40);
+    while !std::fs::read_to_string(&log2)
+        .unwrap_or_default()
+        .contains("run finished")
+    {
+        assert!(
+            Instant::now() < end,
+            "the resumed run did not finish within 40 s:\n{}",
+            std::fs::read_to_string(&log2).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(&mut second);
+    let text2 = std::fs::read_to_string(&log2).unwrap();
+    assert!(text2.contains("run resumed from its checkpoint"), "{text2}");
+    let p2 = probes_in(&text2);
+    assert_eq!(p2.len(), 1, "{text2}");
+    assert_eq!(p1[0] + p2[0], total, "every port probed exactly once over both parts");
+    // Both servers found (another test's listener may have taken one of the
+    // "closed" ports meanwhile: that one would be found too, rightly).
+    let inv = inventory(&state);
+    let found: Vec<u64> = inv.iter().filter_map(|e| e["key"]["port"].as_u64()).collect();
+    assert!(
+        found.contains(&u64::from(t1)) && found.contains(&u64::from(t2)),
+        "{found:?}"
+    );
 }

@@ -896,4 +896,34 @@ mod tests {
         let plan = ScanPlan::new(s, "443".parse().unwrap(), 5).unwrap();
         assert_eq!(plan.iter_from(1u128 << 100).take(2).count(), 2);
     }
+
+    /// Resident memory of this process in KiB (Linux; 0 elsewhere).
+    fn rss_kib() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pages * 4
+    }
+
+    #[test]
+    fn walking_a_slash_8_and_a_slash_104_keeps_memory_flat() {
+        // A million positions of each: materialising them would take well over
+        // 50 MiB (a Target is 40 bytes); the walk must stay within noise.
+        let before = rss_kib();
+        let mut checksum = 0u64;
+        for (net, ports) in [("10.0.0.0/8", "default"), ("fd00::/104", "443,8443")] {
+            let plan = ScanPlan::new(set(&[net], &[]), ports.parse().unwrap(), 5).unwrap();
+            let n = plan.iter_from(plan.len() / 3).take(1_000_000).fold(0u64, |n, (_, t)| {
+                checksum = checksum.wrapping_add(u64::from(t.port));
+                n + 1
+            });
+            assert_eq!(n, 1_000_000, "{net}");
+        }
+        let grown = rss_kib().saturating_sub(before);
+        assert!(checksum > 0);
+        assert!(grown < 16 * 1024, "RSS grew by {grown} KiB while walking");
+    }
 }

@@ -199,6 +199,20 @@ pub fn read_target_file(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
     parse_target_lines(&text, &shown)
 }
 
+/// The operator's blocklist: applied to every scan when the file exists
+/// (exclusion syntax, one or more per line, `#` comments).
+pub const SYSTEM_BLOCKLIST: &str = "/etc/netsensor/blocklist";
+
+/// The exclusions of the blocklist at `path`; none when the file does not
+/// exist, an error when it exists but cannot be read or parsed (a broken
+/// blocklist must stop a scan, not be ignored).
+pub fn read_blocklist(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    read_target_file(path)
+}
+
 /// A sorted, de-duplicated set of ports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSet(Vec<u16>);
@@ -810,6 +824,17 @@ mod tests {
         assert!(ep("127.0.0.1:https").unwrap_err().to_string().contains("`https`"));
         assert!(ep("127.0.0.0/24").unwrap_err().to_string().contains("one endpoint"));
         assert!(ep("[::1").unwrap_err().to_string().contains("missing `]`"));
+    }
+
+    #[test]
+    fn a_missing_blocklist_is_empty_a_broken_one_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_blocklist(&dir.path().join("none")).unwrap(), vec![]);
+        let p = dir.path().join("blocklist");
+        std::fs::write(&p, "127.0.9.0/24 # lab\n").unwrap();
+        assert_eq!(read_blocklist(&p).unwrap().len(), 1);
+        std::fs::write(&p, "127.0.9.0/33\n").unwrap();
+        assert!(read_blocklist(&p).is_err());
     }
 
     #[test]

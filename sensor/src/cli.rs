@@ -76,6 +76,9 @@ pub struct ScanArgs {
     /// Read exclusions from FILE.
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
+    /// More blocklists (exclusion syntax); /etc/netsensor/blocklist is always applied when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub blocklist: Vec<PathBuf>,
     /// Discovery engine: `syn` (half-open probes over raw sockets; needs root or CAP_NET_RAW),
     /// `connect` (the kernel's connect, no privilege), or `auto` (syn when permitted, else connect).
     #[arg(long, default_value = "auto", value_name = "syn|connect|auto")]
@@ -200,6 +203,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         exclude.push(t.parse().map_err(usage)?);
     }
     for file in &args.exclude_file {
+        exclude.extend(targets::read_target_file(file).map_err(usage)?);
+    }
+    exclude.extend(targets::read_blocklist(std::path::Path::new(targets::SYSTEM_BLOCKLIST)).map_err(usage)?);
+    for file in &args.blocklist {
         exclude.extend(targets::read_target_file(file).map_err(usage)?);
     }
     let ports: PortSet = args.ports.parse().map_err(usage)?;

@@ -164,15 +164,17 @@ def start_listeners(pairs, ns):
 # ---------------------------------------------------------------- running and parsing tools
 
 
-def run(cmd, timeout=600):
-    """Run cmd; return (wall s, cpu s, stdout, ok)."""
+def run(cmd, timeout):
+    """Run cmd (in its own process group, all of it killed at the timeout); return
+    (wall s, cpu s, stdout, ok)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        p.kill()
+        os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
+        err = f"did not finish within {timeout} s (killed)"
     wall = time.perf_counter() - t0
     ok = p.returncode == 0
     if not ok:
@@ -239,12 +241,16 @@ def rustscan_open(out):
 def tools(args, targets, ports, scenario, router_mac):
     """(name, argv, parser) for every tool on one scenario."""
     rate = str(args.rate)
-    wait_ms = 1000
+    # One timeout for everyone that takes one: sensor's connect deadline (also its SYN wait for
+    # late replies) and RustScan's; masscan's --wait counts whole seconds, so it gets 1 s;
+    # nmap -T5 adapts its own. The handshake deadline is short too: the listeners answer at once,
+    # and other loopback services of this host must not stall the run.
+    wait_ms = 500
     portarg = ports
     on_lo = scenario == "a"
     t = []
     common = [args.sensor, "scan", *targets, "-p", ports, "--rate", rate, "--max-in-flight", "4096",
-              "--connect-timeout", str(wait_ms), "-o", "csv", "--no-progress", "--timeout", "2000"]
+              "--connect-timeout", str(wait_ms), "-o", "csv", "--no-progress", "--timeout", str(wait_ms)]
     t.append(("sensor-syn", common + ["--scan-type", "syn"], sensor_open))
     t.append(("sensor-connect", common + ["--scan-type", "connect"], sensor_open))
     t.append(("nmap-sS", ["nmap", "-sS", "-T5", "-n", "-Pn", "-p", portarg, "-oG", "-", *targets], nmap_open))
@@ -274,8 +280,10 @@ def main():
     ap.add_argument("--masscan-rates", default="1000000,300000,100000,30000,10000",
                     help="masscan --rate values, tried fastest first until recall is full")
     ap.add_argument("--only", default="a,b,c")
+    ap.add_argument("--tool-timeout", type=int, default=180, help="seconds before a tool run is killed")
     ap.add_argument("--tools", default="", help="comma list to run a subset (e.g. sensor-syn,masscan)")
     target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/netsensor-target"))
+    # Default: the release build of this tree (set CARGO_TARGET_DIR as for the build).
     ap.add_argument("--sensor", default=os.path.join(target_dir, "release", "sensor"))
     args = ap.parse_args()
     if args.install:
@@ -323,7 +331,7 @@ def main():
             walls, cpus, rss, found, ok = [], [], 0, set(), True
             for _ in range(args.reps):
                 timed = ["/usr/bin/time", "-f", "%M", "-o", "/tmp/discovery-rss"] + cmd
-                wall, cpu, out, ok1 = run(timed)
+                wall, cpu, out, ok1 = run(timed, args.tool_timeout)
                 ok = ok and ok1
                 walls.append(wall)
                 cpus.append(cpu)

@@ -86,6 +86,9 @@ pub struct ScanArgs {
     /// Probes per second across the scan (SYN: packets per second, retries included); 0 removes the limit.
     #[arg(long, default_value_t = PortscanConfig::default().rate)]
     pub rate: u32,
+    /// Per-host probe budget (SYN): at most N probes per second to any one address; 0 = none.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub host_rate: u32,
     /// Connections in flight at once (capped by the open-file limit).
     #[arg(long, default_value_t = PortscanConfig::default().max_in_flight)]
     pub max_in_flight: usize,
@@ -252,6 +255,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
             threads: args.threads,
         },
         scan_type: args.scan_type,
+        per_host_rate: args.host_rate,
         handshake_timeout: Duration::from_millis(args.timeout),
         show_closed: args.show_closed,
         enumerate: !args.no_enum,

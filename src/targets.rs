@@ -201,7 +201,7 @@ pub fn read_target_file(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
 
 /// The operator's blocklist: applied to every scan when the file exists
 /// (exclusion syntax, one or more per line, `#` comments).
-pub const SYSTEM_BLOCKLIST: &str = "/etc/netsensor/blocklist";
+pub const SYSTEM_BLOCKLIST: &str = "/etc/sensor/blocklist";
 
 /// The exclusions of the blocklist at `path`; none when the file does not
 /// exist, an error when it exists but cannot be read or parsed (a broken

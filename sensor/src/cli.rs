@@ -85,7 +85,7 @@ pub struct ScanArgs {
     /// Read exclusions from FILE.
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
-    /// More blocklists (exclusion syntax); /etc/netsensor/blocklist is always applied when it exists.
+    /// More blocklists (exclusion syntax); /etc/sensor/blocklist is always applied when it exists.
     #[arg(long, value_name = "FILE")]
     pub blocklist: Vec<PathBuf>,
     /// Discovery engine: `syn` (half-open probes over raw sockets; needs root or CAP_NET_RAW),

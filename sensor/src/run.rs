@@ -36,7 +36,7 @@ use crate::cli::UsageError;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Configuration file (TOML). Default: /etc/sensor/sensor.toml when it exists; flags override it.
+    /// Configuration file (TOML); flags override it. Default: /etc/sensor/sensor.toml when it exists and no --profile is given.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// A scan profile (TOML); repeatable. Without any, every `*.toml` in the profiles directory.
@@ -110,12 +110,15 @@ pub struct Settings {
 
 /// Reads the configuration (if any) and applies the flags over it.
 pub fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
+    // A bare `sensor run` is the installed appliance and reads its file; a
+    // run from `--profile` flags is self-contained and reads none unless told.
     let config_file = match &args.config {
         Some(p) => Some(p.clone()),
-        None => {
+        None if args.profiles.is_empty() => {
             let default = PathBuf::from(config::DEFAULT_PATH);
             default.exists().then_some(default)
         }
+        None => None,
     };
     let mut c = match &config_file {
         Some(p) => config::load(p).map_err(usage)?,

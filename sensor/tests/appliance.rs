@@ -12,6 +12,30 @@ use netsensor::testbed::{self, KeyKind};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpSocket};
 
+/// A daemon killed when the test ends, even by a panic: a failing test must
+/// not leave a scanner running.
+struct Daemon(std::process::Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn sensor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sensor"))
 }
@@ -125,18 +149,20 @@ async fn the_appliance_runs_profiles_keeps_the_inventory_and_obeys_signals() {
     assert!(String::from_utf8_lossy(&check.stdout).contains("profile `a`"));
 
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = sensor()
-        .args(["run", "--gone-after", "1", "--grace", "10", "--state-dir"])
-        .arg(&state)
-        .arg("--profile")
-        .arg(&a)
-        .arg("--profile")
-        .arg(&b)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        sensor()
+            .args(["run", "--gone-after", "1", "--grace", "10", "--state-dir"])
+            .arg(&state)
+            .arg("--profile")
+            .arg(&a)
+            .arg("--profile")
+            .arg(&b)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
     // Both profiles ran: two TLS endpoints discovered, the HTTP port unsecured.
@@ -272,14 +298,16 @@ async fn the_daemon_from_a_config_file_serves_health_metrics_status_and_the_prox
     assert!(String::from_utf8_lossy(&check.stdout).contains(&listen));
 
     let log_path = dir.path().join("sensor.log");
-    let mut child = sensor()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        sensor()
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     eventually_logged("the run in the inventory", 60, &log_path, || {
         inventory(&state).len() == 1
@@ -458,18 +486,20 @@ async fn sigterm_mid_scan_then_restart_resumes_without_rescanning_or_skipping() 
     )
     .unwrap();
     let start = |log: &Path| {
-        sensor()
-            .args(["run", "--grace", "20", "--state-dir"])
-            .arg(&state)
-            .arg("--profile")
-            .arg(&profile)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap()
+        Daemon(
+            sensor()
+                .args(["run", "--grace", "20", "--state-dir"])
+                .arg(&state)
+                .arg("--profile")
+                .arg(&profile)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     };
-    let stop = |child: &mut std::process::Child| {
+    let stop = |child: &mut Daemon| {
         let s = terminate(child, 30);
         assert!(s.success(), "{s}");
     };

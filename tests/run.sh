@@ -15,6 +15,15 @@ command -v pebble >/dev/null || need+=(pebble)
 command -v lego >/dev/null || need+=(lego)
 command -v certbot >/dev/null || need+=(certbot)
 command -v curl >/dev/null || need+=(curl)
+# The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,
+# systemd-analyze verify/security on the unit, the maintainer scripts' tools,
+# a chroot of the container image's base (packaging/check-container.sh).
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v strip >/dev/null || need+=(binutils)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+[ -x /usr/bin/kill ] || need+=(procps)
+command -v adduser >/dev/null || need+=(adduser)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update -qq
@@ -23,3 +32,5 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/netsensor-target}"
 cargo test --workspace --all-targets "$@"
+# Build the .deb, inspect it, run it from a scratch root, install/remove/purge it.
+./tests/packaging.sh

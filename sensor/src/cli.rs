@@ -55,6 +55,9 @@ pub enum Command {
     Proxy(crate::proxy::ProxyArgs),
     /// What is waiting to reach upstream: `sensor outbox status --state-dir DIR`.
     Outbox(crate::outbox::OutboxArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(crate::assets::AssetsArgs),
 }
 
 /// The invalid-input error class: exit code 2, nothing was scanned.

@@ -1,6 +1,7 @@
 //! `sensor`: the netsensor appliance binary. Thin by design: argument
 //! parsing, logging, terminal progress and wiring; the engine is `netsensor`.
 
+mod assets;
 mod cli;
 mod config;
 mod demo;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
             cli::Command::Profiles(p) => profiles::run(p),
             cli::Command::Proxy(p) => proxy::run(p).await,
             cli::Command::Outbox(o) => outbox::run(o),
+            cli::Command::GenerateAssets(a) => assets::run(a),
         }
     });
     match result {

@@ -303,6 +303,8 @@ pub struct ProfileStatus {
     pub last_outcome: Option<String>,
     pub last_endpoints: usize,
     pub last_changes: usize,
+    /// When the next run starts (RFC 3339), `now`, or absent when none is scheduled.
+    pub next_run: Option<String>,
 }
 
 /// The daemon's state shared with the service routes.
@@ -599,8 +601,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             c.sensor.profiles_dir.display()
         );
     }
+    let now = OffsetDateTime::now_utc();
     for p in &profiles {
-        tracing::info!("profile {}", p.summary());
+        let last = inventory
+            .lock()
+            .ok()
+            .and_then(|inv| inv.last_run(&p.name).ok().flatten())
+            .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok());
+        let next = match p.schedule.as_ref().map(|s| schedule::due(s, last, now)) {
+            None | Some(Due::Now) => "now".to_string(),
+            Some(Due::At(t)) => rfc3339(t),
+            Some(Due::Never) => "never (the cron expression has no next time)".to_string(),
+        };
+        tracing::info!("profile {}; next run {next}", p.summary());
         daemon.profile(&p.name, |s| s.summary = p.summary());
     }
 
@@ -681,6 +694,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 None => Due::Now,
                 Some(s) => schedule::due(s, last(), now),
             };
+            let next = match due {
+                Due::Now => Some("now".to_string()),
+                Due::At(t) => Some(rfc3339(t)),
+                Due::Never => None,
+            };
+            daemon.profile(&p.name, |st| st.next_run = next);
             if due != Due::Now {
                 continue;
             }

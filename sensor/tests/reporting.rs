@@ -615,6 +615,30 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
         "{reason}"
     );
 
+    // The server comes back: `seen again` reaches the central at once.
+    let _back = tls_server(gone_port, "segment back").await;
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = get(format!("{api}/api/v1/endpoints?limit=1000&sensor=seg-1"), TOKEN)
+            .await
+            .unwrap();
+        let item = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["port"] == gone_port)
+            .cloned();
+        if item.is_some_and(|e| e["gone_at"].is_null()) {
+            break;
+        }
+        assert!(Instant::now() < end, "the endpoint back is not gone centrally: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eventually("the segment's outbox drained again", 60, || {
+        seg.outbox()["records"].as_u64() == Some(0)
+    })
+    .await;
+
     term(&mut child);
     term(&mut central);
     let central_text = std::fs::read_to_string(&central_log).unwrap();

@@ -126,8 +126,21 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "  depth:       {} record(s), {} event(s), {} bytes",
                 s.records, s.events, s.bytes
             );
+            let age = shown
+                .oldest_event_at
+                .as_deref()
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                .map(|t| {
+                    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+                    match secs {
+                        0..=119 => format!(" ({secs} s ago)"),
+                        120..=7199 => format!(" ({} min ago)", secs / 60),
+                        _ => format!(" ({} h ago)", secs / 3600),
+                    }
+                })
+                .unwrap_or_default();
             println!(
-                "  oldest:      {}",
+                "  oldest:      {}{age}",
                 shown
                     .oldest_event_at
                     .as_deref()

@@ -22,6 +22,8 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpSocket};
 
 const TOKEN: &str = "segment-token-0123456789";
+/// An empty configuration: the tests never read a sensor.toml installed on the machine.
+const NO_CONFIG: &str = "/dev/null";
 
 fn sensor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sensor"))
@@ -117,6 +119,8 @@ impl Segment {
         sensor()
             .args([
                 "run",
+                "--config",
+                NO_CONFIG,
                 "--gone-after",
                 "1",
                 "--grace",
@@ -486,7 +490,16 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
     .unwrap();
     let central_log = dir.path().join("central.log");
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(dir.path().join("central-state"))
@@ -672,7 +685,16 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
     )
     .unwrap();
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--tls-cert")
         .arg(p("central.pem"))
@@ -802,7 +824,16 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     };
     // Without an upstream: new endpoints, then one gone, all unreported.
     let mut seg = sensor()
-        .args(["run", "--gone-after", "1", "--sensor-id", "seg-1", "--state-dir"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--gone-after",
+            "1",
+            "--sensor-id",
+            "seg-1",
+            "--state-dir",
+        ])
         .arg(p("seg-state"))
         .arg("--profile")
         .arg(p("seg.toml"))
@@ -826,7 +857,16 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     )
     .unwrap();
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(p("central-state"))
@@ -844,7 +884,16 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     )
     .unwrap();
     let mut seg = sensor()
-        .args(["run", "--sensor-id", "seg-1", "--token", TOKEN, "--upstream"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "seg-1",
+            "--token",
+            TOKEN,
+            "--upstream",
+        ])
         .arg(format!("http://127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(p("seg-state"))
@@ -1039,6 +1088,8 @@ async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
     let mut seg = sensor()
         .args([
             "run",
+            "--config",
+            NO_CONFIG,
             "--gone-after",
             "1",
             "--sensor-id",
@@ -1088,7 +1139,16 @@ async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
     )
     .unwrap();
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(p("central-state"))

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use netsensor::outbox::{DirStorage, Limits, Outbox};
+use netsensor::outbox::{DirStorage, Outbox};
 use serde::Serialize;
 
 use crate::cli::UsageError;
@@ -72,7 +72,7 @@ fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
     }
     let mut storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let ids: Vec<String> = if args.all {
-        Outbox::inspect(DirStorage::open(&dir)?, Limits::default())?
+        Outbox::inspect(DirStorage::open(&dir)?, crate::reporting::limits_from_env())?
             .status()
             .parked_batches
             .into_iter()
@@ -105,7 +105,7 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
         .into());
     }
     let storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let ob = Outbox::inspect(storage, Limits::default())?;
+    let ob = Outbox::inspect(storage, crate::reporting::limits_from_env())?;
     let oldest_event_at = ob
         .oldest()
         .ok()

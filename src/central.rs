@@ -80,6 +80,17 @@ pub struct PgInventory {
     shown: String,
 }
 
+/// The server's own words when it sent any (`db error` alone says nothing).
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -100,14 +111,18 @@ impl PgInventory {
     /// so that central sensors starting together migrate once.
     pub fn connect(url: &str) -> Result<Self, InventoryError> {
         let shown = redact(url);
-        let err = |e: postgres::Error| InventoryError::Store(format!("{shown}: {e}"));
+        let err = |e: postgres::Error| InventoryError::Store(format!("{shown}: {}", describe(&e)));
         let mut client = Client::connect(url, NoTls).map_err(err)?;
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS netsensor_schema (version INTEGER NOT NULL);
-                 INSERT INTO netsensor_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM netsensor_schema);",
-            )
-            .map_err(err)?;
+        // Even the version table is created under the lock: concurrent
+        // `CREATE TABLE IF NOT EXISTS` can fail in PostgreSQL.
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock(48999)", &[]).map_err(err)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS netsensor_schema (version INTEGER NOT NULL);
+             INSERT INTO netsensor_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM netsensor_schema);",
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
         loop {
             let mut tx = client.transaction().map_err(err)?;
             tx.execute("SELECT pg_advisory_xact_lock(48999)", &[]).map_err(err)?;
@@ -137,7 +152,7 @@ impl PgInventory {
     }
 
     fn err(&self) -> impl Fn(postgres::Error) -> InventoryError + '_ {
-        move |e| InventoryError::Store(format!("{}: {e}", self.shown))
+        move |e| InventoryError::Store(format!("{}: {}", self.shown, describe(&e)))
     }
 }
 

@@ -54,6 +54,25 @@ async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// SIGTERM, then the exit status within `secs` (the daemon drains first).
+fn terminate(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < end, "the daemon did not stop within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// [`eventually`], printing the daemon's log when it times out.
 async fn eventually_logged(what: &str, secs: u64, log: &Path, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -166,15 +185,7 @@ async fn the_appliance_runs_profiles_keeps_the_inventory_and_obeys_signals() {
     assert!(child.try_wait().unwrap().is_none(), "the daemon must keep running");
 
     // SIGTERM: drains and exits 0.
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let end = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "the daemon did not stop within 20 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = terminate(&mut child, 20);
     assert!(status.success(), "{status}: {}", read_log());
     // The inventory survives the process.
     assert_eq!(inventory(&state).len(), 3);
@@ -384,21 +395,7 @@ async fn the_daemon_from_a_config_file_serves_health_metrics_status_and_the_prox
         "{log}"
     );
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let end = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "the daemon did not stop within 20 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = terminate(&mut child, 20);
     assert!(status.success(), "{status}: {}", read_log());
 }
 
@@ -473,22 +470,8 @@ async fn sigterm_mid_scan_then_restart_resumes_without_rescanning_or_skipping() 
             .unwrap()
     };
     let stop = |child: &mut std::process::Child| {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                assert!(s.success(), "{s}");
-                return;
-            }
-            assert!(Instant::now() < end, "the daemon did not stop within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let s = terminate(child, 30);
+        assert!(s.success(), "{s}");
     };
 
     let (log1, log2) = (dir.path().join("one.log"), dir.path().join("two.log"));

@@ -213,7 +213,7 @@ fn the_postgresql_store_keeps_the_same_rules() {
     let Some(pg) = start_postgres() else { return };
     // Two sensors starting at once migrate the schema once.
     let url = pg.url();
-    let openers: Vec<_> = (0..3)
+    let openers: Vec<_> = (0..8)
         .map(|_| {
             let url = url.clone();
             std::thread::spawn(move || PgInventory::connect(&url).map(|_| ()))

@@ -339,11 +339,11 @@ impl Inventory {
         {
             let key = Key::of(r);
             seen.insert(key.clone());
-            let before: Option<String> = tx
+            let before: Option<(String, Option<String>)> = tx
                 .query_row(
-                    "SELECT record FROM endpoints WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ''",
+                    "SELECT record, gone_at FROM endpoints WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ''",
                     params![key.address, key.port, key.sni],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
                 .map_err(&db)?;
@@ -358,11 +358,16 @@ impl Inventory {
                     .map_err(&db)?;
                     changes.push(Change::New { key });
                 }
-                Some(old) => {
-                    let reasons = match serde_json::from_str::<EndpointRecord>(&old) {
+                Some((old, gone_at)) => {
+                    let mut reasons = match serde_json::from_str::<EndpointRecord>(&old) {
                         Ok(old) => diff(&old, r, &r.scanned_at, expiry_warning_days),
                         Err(_) => vec!["stored record unreadable; replaced".into()],
                     };
+                    // Back after being reported gone: upstream must hear it
+                    // even when nothing else changed.
+                    if let Some(g) = gone_at {
+                        reasons.insert(0, format!("seen again (reported gone at {g})"));
+                    }
                     tx.execute(
                         "UPDATE endpoints SET profile = ?4, category = ?5, last_seen = ?6, missed_runs = 0, gone_at = NULL,
                          tags = ?7, record = ?8 WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ''",
@@ -834,6 +839,25 @@ mod tests {
         assert_eq!(all[0].first_seen, t(1));
         assert_eq!(all[0].last_seen, t(4));
         assert_eq!(inv.list(Some(Category::Unsecured)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn an_endpoint_back_after_gone_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let t = |d: u32| format!("2026-11-0{d}T00:00:00Z");
+        let one = |d: u32| vec![rec("127.0.0.1", 443, "AA", &t(d))];
+        assert_eq!(inv.record_run(&run(&t(1), &one(1)), &POLICY).unwrap().len(), 1);
+        inv.record_run(&run(&t(2), &[]), &POLICY).unwrap();
+        let c = inv.record_run(&run(&t(3), &[]), &POLICY).unwrap();
+        assert!(matches!(c.as_slice(), [Change::Gone { .. }]), "{c:?}");
+        // The same record again: not silent, or upstream would keep it gone.
+        let c = inv.record_run(&run(&t(4), &one(4)), &POLICY).unwrap();
+        assert!(
+            matches!(c.as_slice(), [Change::Changed { reasons, .. }] if reasons[0].starts_with("seen again")),
+            "{c:?}"
+        );
+        assert!(inv.record_run(&run(&t(5), &one(5)), &POLICY).unwrap().is_empty());
     }
 
     #[test]

@@ -257,6 +257,10 @@ pub struct Outbox<S: Storage> {
     /// seq -> (class, count, file size) of every record on disk.
     index: BTreeMap<u64, (Class, u32, u64)>,
     in_flight: Option<(String, Vec<u64>)>,
+    /// The in-flight batch's file is durable. False only after writing it
+    /// failed: the same id is then written again before it is sent, so one
+    /// formation never goes out under two ids.
+    in_flight_written: bool,
     parked: BTreeMap<String, (Vec<u64>, Option<String>)>,
     corrupt: usize,
 }
@@ -320,6 +324,7 @@ impl<S: Storage> Outbox<S> {
             next_seq: 0,
             index: BTreeMap::new(),
             in_flight: None,
+            in_flight_written: true,
             parked: BTreeMap::new(),
             corrupt: 0,
         };
@@ -526,8 +531,16 @@ impl<S: Storage> Outbox<S> {
         new_id: impl FnOnce() -> String,
     ) -> Result<Option<Batch>, OutboxError> {
         if let Some((id, seqs)) = self.in_flight.clone() {
-            let records = seqs.iter().map(|s| self.load(*s)).collect::<Result<Vec<_>, _>>()?;
-            return Ok(Some(Batch { id, records }));
+            if seqs.iter().all(|s| self.index.contains_key(s)) {
+                if !self.in_flight_written {
+                    self.write_batch_file(&id, &seqs)?;
+                    self.in_flight_written = true;
+                }
+                let records = seqs.iter().map(|s| self.load(*s)).collect::<Result<Vec<_>, _>>()?;
+                return Ok(Some(Batch { id, records }));
+            }
+            // An ack that failed half-way (a disk error): finish it.
+            self.ack(&id)?;
         }
         let busy = self.busy();
         let mut seqs = Vec::new();
@@ -547,16 +560,22 @@ impl<S: Storage> Outbox<S> {
             return Ok(None);
         }
         let id = new_id();
+        self.in_flight = Some((id.clone(), seqs.clone()));
+        self.in_flight_written = false;
+        self.write_batch_file(&id, &seqs)?;
+        self.in_flight_written = true;
+        let records = seqs.iter().map(|s| self.load(*s)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Batch { id, records }))
+    }
+
+    fn write_batch_file(&mut self, id: &str, seqs: &[u64]) -> Result<(), OutboxError> {
         let body = serde_json::to_vec(&BatchFile {
-            id: id.clone(),
-            seqs: seqs.clone(),
+            id: id.to_string(),
+            seqs: seqs.to_vec(),
             reason: None,
         })
         .map_err(|e| self.io("encode batch", io::Error::other(e)))?;
-        self.write_durable(&format!("{BATCH_PREFIX}{id}"), &frame(Class::Change, 0, &body))?;
-        self.in_flight = Some((id.clone(), seqs.clone()));
-        let records = seqs.iter().map(|s| self.load(*s)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Batch { id, records }))
+        self.write_durable(&format!("{BATCH_PREFIX}{id}"), &frame(Class::Change, 0, &body))
     }
 
     /// Upstream acknowledged batch `id`: its records go.
@@ -824,6 +843,8 @@ mod crash_tests {
         steps: Rc<Cell<u64>>,
         crash_at: Option<u64>,
         crashed: Rc<Cell<bool>>,
+        /// The failing step is an I/O error the process survives (no crash).
+        transient: bool,
     }
 
     fn dead() -> io::Error {
@@ -838,7 +859,9 @@ mod crash_tests {
             let n = self.steps.get();
             self.steps.set(n + 1);
             if self.crash_at == Some(n) {
-                self.crashed.set(true);
+                if !self.transient {
+                    self.crashed.set(true);
+                }
                 return Err(dead());
             }
             Ok(())
@@ -932,6 +955,9 @@ mod crash_tests {
     #[derive(Default)]
     struct Upstream {
         batches: HashMap<String, Vec<Vec<u8>>>,
+        /// Batches refused for good: refused again if re-sent (as a real
+        /// upstream's 4xx would be).
+        refused: std::collections::HashSet<String>,
     }
 
     impl Upstream {
@@ -957,22 +983,23 @@ mod crash_tests {
         upstream: Upstream,
     }
 
-    fn open(disk: &Rc<RefCell<Disk>>, steps: &Rc<Cell<u64>>, crash_at: Option<u64>) -> Outbox<SimFs> {
+    fn open(disk: &Rc<RefCell<Disk>>, steps: &Rc<Cell<u64>>, crash_at: Option<u64>, transient: bool) -> Outbox<SimFs> {
         let fs = SimFs {
             disk: disk.clone(),
             steps: steps.clone(),
             crash_at,
             crashed: Rc::new(Cell::new(false)),
+            transient,
         };
         Outbox::open(fs, Limits::default()).expect("open").0
     }
 
     /// Runs `ops`, crashing at write step `crash_at` (then rebooting and going
     /// on), and finally drains the outbox with no crash.
-    fn play(ops: &[Op], crash_at: Option<u64>) -> Outcome {
+    fn play(ops: &[Op], crash_at: Option<u64>, transient: bool) -> Outcome {
         let disk = Rc::new(RefCell::new(Disk::default()));
         let steps = Rc::new(Cell::new(0));
-        let mut ob = open(&disk, &steps, crash_at);
+        let mut ob = open(&disk, &steps, crash_at, transient);
         let mut upstream = Upstream::default();
         let (mut confirmed, mut maybe) = (Vec::new(), Vec::new());
         let mut next_id = 0u32;
@@ -998,6 +1025,7 @@ mod crash_tests {
                         ids += 1;
                         format!("batch{ids}")
                     }) {
+                        Ok(Some(b)) if upstream.refused.contains(&b.id) => ob.park(&b.id, "422").is_err(),
                         Ok(Some(b)) => {
                             upstream.post(&b);
                             !*lost && ob.ack(&b.id).is_err()
@@ -1012,21 +1040,24 @@ mod crash_tests {
                 }) {
                     // Upstream acknowledges a batch it applied before (idempotency) and refuses others.
                     Ok(Some(b)) if upstream.batches.contains_key(&b.id) => ob.ack(&b.id).is_err(),
-                    Ok(Some(b)) => ob.park(&b.id, "422").is_err(),
+                    Ok(Some(b)) => {
+                        upstream.refused.insert(b.id.clone());
+                        ob.park(&b.id, "422").is_err()
+                    }
                     Ok(None) => false,
                     Err(_) => true,
                 },
             };
-            if failed {
+            if failed && !transient {
                 // The process died: reboot the disk and open again, no more crashes.
                 disk.borrow_mut().reboot();
-                ob = open(&disk, &steps, None);
+                ob = open(&disk, &steps, None, false);
             }
         }
         let total = steps.get();
         // A clean restart, no more crashes, then deliver everything.
         drop(ob);
-        let mut ob = open(&disk, &steps, None);
+        let mut ob = open(&disk, &steps, None, false);
         for _ in 0..1000 {
             match ob
                 .next_batch(3, 1 << 20, || {
@@ -1035,6 +1066,7 @@ mod crash_tests {
                 })
                 .expect("drain")
             {
+                Some(b) if upstream.refused.contains(&b.id) => ob.park(&b.id, "422").expect("park"),
                 Some(b) => {
                     upstream.post(&b);
                     ob.ack(&b.id).expect("ack");
@@ -1068,22 +1100,58 @@ mod crash_tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn nothing_confirmed_is_lost_or_applied_twice_whatever_step_crashes(ops in proptest::collection::vec(op(), 1..24)) {
-            let clean = play(&ops, None);
+            check(&ops, false)?;
+        }
+
+        #[test]
+        fn nothing_confirmed_is_lost_or_applied_twice_whatever_step_fails(ops in proptest::collection::vec(op(), 1..24)) {
+            // An I/O error the process survives (full disk, EIO) at any step.
+            check(&ops, true)?;
+        }
+    }
+
+    fn check(ops: &[Op], transient: bool) -> Result<(), TestCaseError> {
+        {
+            let clean = play(ops, None, false);
             for k in 0..=clean.steps {
-                let o = play(&ops, Some(k));
+                let o = play(ops, Some(k), transient);
                 let applied = o.upstream.applied();
                 for p in &o.parked {
-                    prop_assert!(!applied.contains_key(p), "crash at step {}: a parked record was applied", k);
+                    prop_assert!(
+                        !applied.contains_key(p),
+                        "crash at step {}: a parked record was applied",
+                        k
+                    );
                 }
                 for p in o.confirmed.iter().filter(|p| !o.parked.contains(p)) {
-                    prop_assert_eq!(applied.get(p).copied(), Some(1), "crash at step {}: confirmed {:?} applied {:?} times", k, p, applied.get(p));
+                    prop_assert_eq!(
+                        applied.get(p).copied(),
+                        Some(1),
+                        "crash at step {}: confirmed {:?} applied {:?} times",
+                        k,
+                        p,
+                        applied.get(p)
+                    );
                 }
                 for p in &o.maybe {
-                    prop_assert!(applied.get(p).copied().unwrap_or(0) <= 1, "crash at step {}: in-flight record applied twice", k);
+                    prop_assert!(
+                        applied.get(p).copied().unwrap_or(0) <= 1,
+                        "crash at step {}: in-flight record applied twice",
+                        k
+                    );
                 }
-                prop_assert_eq!(applied.len() + o.parked.len(), o.confirmed.len() + o.maybe.iter().filter(|p| applied.contains_key(*p) || o.parked.contains(*p)).count(),
-                    "crash at step {}: something applied that was never enqueued", k);
+                prop_assert_eq!(
+                    applied.len() + o.parked.len(),
+                    o.confirmed.len()
+                        + o.maybe
+                            .iter()
+                            .filter(|p| applied.contains_key(*p) || o.parked.contains(*p))
+                            .count(),
+                    "crash at step {}: something applied that was never enqueued",
+                    k
+                );
             }
         }
+        Ok(())
     }
 }

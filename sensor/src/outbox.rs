@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use netsensor::outbox::{DirStorage, Limits, Outbox};
+use netsensor::outbox::{DirStorage, Outbox};
 use serde::Serialize;
 
 use crate::cli::UsageError;
@@ -72,7 +72,7 @@ fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
     }
     let mut storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let ids: Vec<String> = if args.all {
-        Outbox::inspect(DirStorage::open(&dir)?, Limits::default())?
+        Outbox::inspect(DirStorage::open(&dir)?, crate::reporting::limits_from_env())?
             .status()
             .parked_batches
             .into_iter()
@@ -105,7 +105,7 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
         .into());
     }
     let storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let ob = Outbox::inspect(storage, Limits::default())?;
+    let ob = Outbox::inspect(storage, crate::reporting::limits_from_env())?;
     let oldest_event_at = ob
         .oldest()
         .ok()
@@ -126,8 +126,21 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "  depth:       {} record(s), {} event(s), {} bytes",
                 s.records, s.events, s.bytes
             );
+            let age = shown
+                .oldest_event_at
+                .as_deref()
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                .map(|t| {
+                    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+                    match secs {
+                        0..=119 => format!(" ({secs} s ago)"),
+                        120..=7199 => format!(" ({} min ago)", secs / 60),
+                        _ => format!(" ({} h ago)", secs / 3600),
+                    }
+                })
+                .unwrap_or_default();
             println!(
-                "  oldest:      {}",
+                "  oldest:      {}{age}",
                 shown
                     .oldest_event_at
                     .as_deref()

@@ -339,15 +339,7 @@ pub fn start_from_config(
         name: sensor_name.map_or_else(|| sensor_id.to_string(), str::to_string),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    // The outbox cap (default 100 000 records, 1 GiB); see docs/reporting.md.
-    let mut limits = Limits::default();
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = env("SENSOR_OUTBOX_MAX_RECORDS") {
-        limits.max_records = n.max(1) as usize;
-    }
-    if let Some(n) = env("SENSOR_OUTBOX_MAX_BYTES") {
-        limits.max_bytes = n.max(4096);
-    }
+    let limits = limits_from_env();
     Reporter::start(
         state_dir,
         cfg,
@@ -360,6 +352,20 @@ pub fn start_from_config(
         Ok(d) => crate::cli::UsageError(format!("upstream: {d}")).into(),
         Err(e) => e,
     })
+}
+
+/// The outbox cap (default 100 000 records, 1 GiB), changed by
+/// `SENSOR_OUTBOX_MAX_RECORDS` and `SENSOR_OUTBOX_MAX_BYTES`; see docs/reporting.md.
+pub fn limits_from_env() -> Limits {
+    let mut limits = Limits::default();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = env("SENSOR_OUTBOX_MAX_RECORDS") {
+        limits.max_records = n.max(1) as usize;
+    }
+    if let Some(n) = env("SENSOR_OUTBOX_MAX_BYTES") {
+        limits.max_bytes = n.max(4096);
+    }
+    limits
 }
 
 /// The tokens the intake accepts: the configuration's and flags', plus

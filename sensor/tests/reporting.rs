@@ -22,6 +22,8 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpSocket};
 
 const TOKEN: &str = "segment-token-0123456789";
+/// An empty configuration: the tests never read a sensor.toml installed on the machine.
+const NO_CONFIG: &str = "/dev/null";
 
 fn sensor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sensor"))
@@ -117,6 +119,8 @@ impl Segment {
         sensor()
             .args([
                 "run",
+                "--config",
+                NO_CONFIG,
                 "--gone-after",
                 "1",
                 "--grace",
@@ -486,7 +490,16 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
     .unwrap();
     let central_log = dir.path().join("central.log");
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(dir.path().join("central-state"))
@@ -615,6 +628,30 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
         "{reason}"
     );
 
+    // The server comes back: `seen again` reaches the central at once.
+    let _back = tls_server(gone_port, "segment back").await;
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = get(format!("{api}/api/v1/endpoints?limit=1000&sensor=seg-1"), TOKEN)
+            .await
+            .unwrap();
+        let item = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["port"] == gone_port)
+            .cloned();
+        if item.is_some_and(|e| e["gone_at"].is_null()) {
+            break;
+        }
+        assert!(Instant::now() < end, "the endpoint back is not gone centrally: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eventually("the segment's outbox drained again", 60, || {
+        seg.outbox()["records"].as_u64() == Some(0)
+    })
+    .await;
+
     term(&mut child);
     term(&mut central);
     let central_text = std::fs::read_to_string(&central_log).unwrap();
@@ -648,7 +685,16 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
     )
     .unwrap();
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--tls-cert")
         .arg(p("central.pem"))
@@ -778,7 +824,16 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     };
     // Without an upstream: new endpoints, then one gone, all unreported.
     let mut seg = sensor()
-        .args(["run", "--gone-after", "1", "--sensor-id", "seg-1", "--state-dir"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--gone-after",
+            "1",
+            "--sensor-id",
+            "seg-1",
+            "--state-dir",
+        ])
         .arg(p("seg-state"))
         .arg("--profile")
         .arg(p("seg.toml"))
@@ -802,7 +857,16 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     )
     .unwrap();
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(p("central-state"))
@@ -820,7 +884,16 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     )
     .unwrap();
     let mut seg = sensor()
-        .args(["run", "--sensor-id", "seg-1", "--token", TOKEN, "--upstream"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "seg-1",
+            "--token",
+            TOKEN,
+            "--upstream",
+        ])
         .arg(format!("http://127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(p("seg-state"))
@@ -1015,6 +1088,8 @@ async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
     let mut seg = sensor()
         .args([
             "run",
+            "--config",
+            NO_CONFIG,
             "--gone-after",
             "1",
             "--sensor-id",
@@ -1064,7 +1139,16 @@ async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
     )
     .unwrap();
     let mut central = sensor()
-        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--listen"])
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "central",
+            "--accept-token",
+            TOKEN,
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{central_port}"))
         .arg("--state-dir")
         .arg(p("central-state"))

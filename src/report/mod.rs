@@ -78,3 +78,93 @@ pub fn decode_batch(batch: &crate::outbox::Batch) -> Result<Vec<Event>, serde_js
     }
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::outbox::{DirStorage, Limits};
+    use crate::record::{Category, EndpointRecord};
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut r = EndpointRecord::new(
+                    std::net::IpAddr::from([127, 1, (i / 250) as u8, (i % 250) as u8]),
+                    443,
+                    None,
+                    Category::Discovered,
+                    "2026-11-24T12:00:00Z".into(),
+                );
+                r.port_reason = "syn-ack".into();
+                Event::new(EventKind::Snapshot, "2026-11-24T12:00:00Z", Vec::new(), r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_are_chunked_batched_and_decoded_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ob, _) = Outbox::open(DirStorage::open(dir.path()).unwrap(), Limits::default()).unwrap();
+        let ev = events(250);
+        assert_eq!(enqueue(&mut ob, Class::Snapshot, &ev).unwrap(), 250);
+        assert_eq!(ob.status().records, 3, "100 events per record");
+        let b = ob.next_batch(200, 1 << 30, || "a".repeat(32)).unwrap().unwrap();
+        let got = decode_batch(&b).unwrap();
+        assert_eq!(got.len(), 200, "the event cap takes whole records");
+        assert_eq!(got[0].event_id, ev[0].event_id);
+        assert_eq!(got[199].event_id, ev[199].event_id);
+    }
+
+    /// Not a unit test: `cargo test -p netsensor --lib -- --ignored outbox_throughput --nocapture`.
+    #[test]
+    #[ignore = "measurement"]
+    fn outbox_throughput() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ob, _) = Outbox::open(DirStorage::open(dir.path()).unwrap(), Limits::default()).unwrap();
+        let ev = events(10_000);
+        let t = Instant::now();
+        for e in ev.chunks(1) {
+            enqueue(&mut ob, Class::Change, e).unwrap();
+        }
+        let single = t.elapsed();
+        let (mut ob2, _) = Outbox::open(DirStorage::open(&dir.path().join("b")).unwrap(), Limits::default()).unwrap();
+        let t = Instant::now();
+        enqueue(&mut ob2, Class::Snapshot, &ev).unwrap();
+        let chunked = t.elapsed();
+        let inv_dir = tempfile::tempdir().unwrap();
+        let mut inv = crate::inventory::Inventory::open(&inv_dir.path().join("i.sqlite")).unwrap();
+        let t = Instant::now();
+        let mut batches = 0;
+        let mut bytes = 0;
+        while let Some(b) = ob2.next_batch(500, 4 << 20, crate::outbox::random_id).unwrap() {
+            let events = decode_batch(&b).unwrap();
+            let report = Report::new(
+                SensorInfo {
+                    id: "s".into(),
+                    name: "s".into(),
+                    version: "0".into(),
+                },
+                b.id.clone(),
+                "2026-11-24T12:00:00Z".into(),
+                events,
+            );
+            bytes += delivery::encode(&report).unwrap().len();
+            let ev: Vec<_> = report
+                .events
+                .into_iter()
+                .map(|e| (crate::inventory::EventKind::Snapshot, e.endpoint))
+                .collect();
+            inv.apply_report("s", &b.id, "2026-11-24T12:00:00Z", &ev).unwrap();
+            ob2.ack(&b.id).unwrap();
+            batches += 1;
+        }
+        let drained = t.elapsed();
+        eprintln!(
+            "10000 events: one record each {single:?} ({:.0}/s); 100 per record {chunked:?}; \
+             drained in {batches} batches ({bytes} gzip bytes) through apply_report in {drained:?}",
+            10_000.0 / single.as_secs_f64()
+        );
+    }
+}

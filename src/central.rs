@@ -75,7 +75,8 @@ const PG_MIGRATIONS: [&str; 1] = ["CREATE TABLE endpoints (
 
 /// The central inventory in PostgreSQL.
 pub struct PgInventory {
-    client: Mutex<Client>,
+    /// `Option` only so that [`Drop`] can move it to a plain thread.
+    client: Mutex<Option<Client>>,
     /// The URL without its password, for errors.
     shown: String,
 }
@@ -146,14 +147,41 @@ impl PgInventory {
             tx.commit().map_err(err)?;
         }
         Ok(PgInventory {
-            client: Mutex::new(client),
+            client: Mutex::new(Some(client)),
             shown,
         })
+    }
+
+    /// Connects from a plain thread: the synchronous client runs its own
+    /// runtime, which may be neither started nor dropped inside an async one.
+    pub fn connect_off_runtime(url: &str) -> Result<Self, InventoryError> {
+        let url = url.to_string();
+        std::thread::spawn(move || PgInventory::connect(&url))
+            .join()
+            .unwrap_or_else(|_| Err(InventoryError::Store("PostgreSQL connect panicked".into())))
+    }
+
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, Option<Client>>, InventoryError> {
+        self.client.lock().map_err(|_| poisoned())
     }
 
     fn err(&self) -> impl Fn(postgres::Error) -> InventoryError + '_ {
         move |e| InventoryError::Store(format!("{}: {}", self.shown, describe(&e)))
     }
+}
+
+impl Drop for PgInventory {
+    /// The client owns a runtime; dropping one on an async worker panics.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().ok().and_then(Option::take);
+        if let Some(c) = client {
+            let _ = std::thread::spawn(move || drop(c)).join();
+        }
+    }
+}
+
+fn gone() -> InventoryError {
+    InventoryError::Store("PostgreSQL client closed".into())
 }
 
 impl CentralStore for PgInventory {
@@ -165,7 +193,8 @@ impl CentralStore for PgInventory {
         events: &[(EventKind, EndpointRecord)],
     ) -> Result<Applied, InventoryError> {
         let err = self.err();
-        let mut client = self.client.lock().map_err(|_| poisoned())?;
+        let mut guard = self.client()?;
+        let client = guard.as_mut().ok_or_else(gone)?;
         let mut tx = client.transaction().map_err(&err)?;
         // The batch row first: a concurrent delivery of the same batch waits
         // here for this transaction and then finds it applied.
@@ -247,7 +276,8 @@ impl CentralStore for PgInventory {
 
     fn query(&self, filter: &Filter) -> Result<Vec<Stored>, InventoryError> {
         let err = self.err();
-        let mut client = self.client.lock().map_err(|_| poisoned())?;
+        let mut guard = self.client()?;
+        let client = guard.as_mut().ok_or_else(gone)?;
         let rows = client
             .query(
                 "SELECT address, port, sni, sensor, profile, first_seen, last_seen, missed_runs, gone_at, tags, record

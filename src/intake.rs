@@ -20,11 +20,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::inventory::{self, Filter, Inventory, Stored};
+use crate::central::CentralStore;
+use crate::inventory::{self, Filter, Stored};
 use crate::record::Category;
 use crate::report::wire::{EventKind, Report, SCHEMA_VERSION};
 use crate::service::{BoxFuture, Handler, Request, Response};
@@ -46,7 +47,8 @@ pub struct IntakeConfig {
 
 /// The handler: reports in, endpoints out.
 pub struct Intake {
-    inventory: Arc<Mutex<Inventory>>,
+    /// The embedded SQLite store or PostgreSQL (`[inventory] url`).
+    inventory: Arc<dyn CentralStore>,
     config: IntakeConfig,
 }
 
@@ -127,7 +129,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Intake {
-    pub fn new(inventory: Arc<Mutex<Inventory>>, config: IntakeConfig) -> Intake {
+    pub fn new(inventory: Arc<dyn CentralStore>, config: IntakeConfig) -> Intake {
         Intake { inventory, config }
     }
 
@@ -264,8 +266,8 @@ impl Intake {
             .collect();
         let (s2, b2) = (sensor.clone(), batch_id.clone());
         let applied = tokio::task::spawn_blocking(move || {
-            let mut inv = inventory.lock().map_err(|_| "inventory lock poisoned".to_string())?;
-            inv.apply_report(&s2, &b2, &received, &events)
+            inventory
+                .apply_report(&s2, &b2, &received, &events)
                 .map_err(|e| e.to_string())
         })
         .await
@@ -333,12 +335,9 @@ impl Intake {
             }
         }
         let inventory = self.inventory.clone();
-        let rows = tokio::task::spawn_blocking(move || {
-            let inv = inventory.lock().map_err(|_| "inventory lock poisoned".to_string())?;
-            inv.query(&filter).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        let rows = tokio::task::spawn_blocking(move || inventory.query(&filter).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
         match rows {
             Ok(rows) => Response::json(
                 200,
@@ -365,12 +364,9 @@ impl Intake {
         }
         let inventory = self.inventory.clone();
         let id2 = id.to_string();
-        let row = tokio::task::spawn_blocking(move || {
-            let inv = inventory.lock().map_err(|_| "inventory lock poisoned".to_string())?;
-            inv.get(&id2).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        let row = tokio::task::spawn_blocking(move || inventory.get(&id2).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
         match row {
             Ok(Some(s)) => Response::json(200, &EndpointView::of(&s)),
             Ok(None) => Response::error(404, &format!("no endpoint {id}")),
@@ -405,12 +401,12 @@ mod tests {
 
     fn intake() -> (tempfile::TempDir, Intake) {
         let dir = tempfile::tempdir().unwrap();
-        let inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let inv = crate::inventory::Inventory::open(&dir.path().join("i.sqlite")).unwrap();
         let mut tokens = BTreeMap::new();
         tokens.insert("seg-1".to_string(), "token-of-seg-1-xxxx".to_string());
         tokens.insert("*0".to_string(), "token-for-anyone-xx".to_string());
         let i = Intake::new(
-            Arc::new(Mutex::new(inv)),
+            Arc::new(std::sync::Mutex::new(inv)),
             IntakeConfig {
                 tokens,
                 max_decoded: 1 << 20,
@@ -562,7 +558,10 @@ mod tests {
         assert_eq!(s, 413);
         let (s, v) = call(&i, &get("/api/v1/endpoints", "token-for-anyone-xx")).await;
         assert_eq!((s, v["total"].as_u64()), (200, Some(0)), "nothing applied: {v}");
-        assert_eq!(i.inventory.lock().unwrap().batches_applied().unwrap(), 0);
+        assert!(
+            i.inventory.query(&Filter::default()).unwrap().is_empty(),
+            "nothing half-applied"
+        );
         // The same batch, well-formed, goes in whole.
         let (s, _) = call(&i, &post(Some("token-for-anyone-xx"), json, false)).await;
         assert_eq!(s, 200);

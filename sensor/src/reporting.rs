@@ -401,7 +401,10 @@ pub fn intake_tokens(intake: &netsensor::config::Intake) -> anyhow::Result<BTree
 }
 
 /// The intake and endpoints API for the service port, when tokens are set.
-pub fn intake(inventory: Arc<Mutex<Inventory>>, tokens: BTreeMap<String, String>) -> Option<Arc<dyn Handler>> {
+pub fn intake(
+    inventory: Arc<dyn netsensor::central::CentralStore>,
+    tokens: BTreeMap<String, String>,
+) -> Option<Arc<dyn Handler>> {
     if tokens.is_empty() {
         return None;
     }

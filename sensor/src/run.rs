@@ -805,10 +805,17 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
         let _ = agents.try_send(ip);
     }));
 
-    let intake = crate::reporting::intake(
-        daemon.inventory.clone(),
-        crate::reporting::intake_tokens(&s.config.intake)?,
-    );
+    // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
+    let central: Arc<dyn netsensor::central::CentralStore> = match &s.config.inventory.url {
+        None => daemon.inventory.clone(),
+        Some(url) => {
+            let store = netsensor::central::PgInventory::connect_off_runtime(url)
+                .map_err(|e| anyhow::anyhow!("inventory.url: {e}"))?;
+            tracing::info!("reports from other sensors go to {}", netsensor::central::redact(url));
+            Arc::new(store)
+        }
+    };
+    let intake = crate::reporting::intake(central, crate::reporting::intake_tokens(&s.config.intake)?);
     let status = daemon.clone();
     let metrics = daemon;
     let mut router = Router::new()

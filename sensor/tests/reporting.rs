@@ -21,6 +21,9 @@ use netsensor::testbed::{self, KeyKind};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpSocket};
 
+#[path = "../../tests/it/pg.rs"]
+mod pg;
+
 const TOKEN: &str = "segment-token-0123456789";
 /// An empty configuration: the tests never read a sensor.toml installed on the machine.
 const NO_CONFIG: &str = "/dev/null";
@@ -1192,4 +1195,85 @@ async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
         "{items:#?}"
     );
     assert_eq!(st["resync_needed"], false, "the resync was done: {st:#}");
+}
+
+/// A central sensor whose merged inventory is PostgreSQL (`[inventory] url`):
+/// a segment's report lands in the database and the endpoints API serves it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_central_sensor_keeps_the_merged_inventory_in_postgresql() {
+    let Some(db) = pg::start_postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    let port = free_port();
+    let _server = tls_server(port, "postgres central").await;
+    std::fs::write(
+        p("seg.toml"),
+        format!("name = \"seg\"\ntargets = [\"127.0.0.1\"]\nports = \"{port}\"\nanalyses = [\"certificates\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(p("central.toml"), format!("[inventory]\nurl = \"{}\"\n", db.url())).unwrap();
+    let central_port = free_port();
+    let mut central = sensor()
+        .args(["run", "--sensor-id", "central", "--accept-token", TOKEN, "--config"])
+        .arg(p("central.toml"))
+        .arg("--profiles-dir")
+        .arg(p("no-profiles"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{central_port}"))
+        .arg("--state-dir")
+        .arg(p("central-state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(p("central.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut seg = sensor()
+        .args([
+            "run",
+            "--config",
+            NO_CONFIG,
+            "--sensor-id",
+            "seg-1",
+            "--token",
+            TOKEN,
+            "--upstream",
+        ])
+        .arg(format!("http://127.0.0.1:{central_port}"))
+        .arg("--state-dir")
+        .arg(p("seg-state"))
+        .arg("--profile")
+        .arg(p("seg.toml"))
+        .env("SENSOR_UPSTREAM_BACKOFF_MAX_MS", "500")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = netsensor::central::PgInventory::connect_off_runtime(&db.url()).unwrap();
+    use netsensor::central::CentralStore;
+    let mut rows = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while rows.is_empty() && std::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rows = tokio::task::block_in_place(|| store.query(&netsensor::inventory::Filter::default())).unwrap();
+    }
+    term(&mut seg);
+    let log = std::fs::read_to_string(p("central.log")).unwrap_or_default();
+    assert_eq!(rows.len(), 1, "central log:\n{log}");
+    assert_eq!((rows[0].key.sensor.as_str(), rows[0].key.port), ("seg-1", port));
+    assert!(log.contains("reports from other sensors go to postgres://"), "{log}");
+    // The API reads the same rows from PostgreSQL.
+    let body = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{central_port}/api/v1/endpoints"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["total"], 1, "{body}");
+    term(&mut central);
+    tokio::task::block_in_place(|| drop(store));
 }

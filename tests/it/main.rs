@@ -4,6 +4,7 @@
 //! started by the tests on port 0 or on free ports of 127.0.0.1/::1 with
 //! certificates generated on the spot; nothing leaves loopback.
 
+mod pg;
 mod support;
 
 mod central;

@@ -279,7 +279,7 @@ runuser -u sensor -- /usr/bin/sensor profiles check /usr/share/doc/sensor/exampl
     fail "the sensor user cannot run the installed binary"
 echo "   user sensor (uid $uid), unit enabled, not started"
 
-step "the unit's command as the sensor user: no profiles, no scan; status; SYN scan with its caps; SIGHUP; SIGTERM"
+step "the unit's command as the sensor user: no profiles, no scan; status; SYN caps; first scan via SIGHUP; SIGTERM"
 # ExecStart of sensor.service with the unit's identity and capabilities
 # (setpriv execs in place, so $! is the sensor itself), the listener on a free
 # loopback port (--listen overrides [service] listen): nothing else on 48999 matters.
@@ -308,8 +308,20 @@ if setpriv --reuid=sensor --regid=sensor --init-groups --no-new-privs --bounding
     /usr/bin/sensor scan 127.0.0.1 -p "$port" --scan-type syn -o csv >/dev/null 2>&1; then
     fail "a SYN scan without CAP_NET_RAW succeeded: the capability test proves nothing"
 fi
+# The README's first scan: a profile for that one loopback port, SIGHUP (systemctl
+# reload), the run (SYN, through the unit's capabilities), the inventory.
+printf 'name = "first-scan"\ntargets = ["127.0.0.1"]\nports = "%s"\nanalyses = ["discovery_only"]\n' "$port" \
+    >/etc/sensor/profiles.d/first-scan.toml
+/usr/bin/sensor profiles check /etc/sensor/profiles.d/first-scan.toml >/dev/null || fail "the first-scan profile is invalid"
 kill -HUP "$daemon"
 wait_for 'SIGHUP' "$work/daemon.log" 10 || { cat "$work/daemon.log" >&2; fail "SIGHUP was not handled"; }
+wait_for 'run finished' "$work/daemon.log" 60 || { cat "$work/daemon.log" >&2; fail "the first scan did not finish"; }
+setpriv --reuid=sensor --regid=sensor --init-groups -- \
+    /usr/bin/sensor inventory --state-dir /var/lib/sensor -o csv >"$work/inventory.csv" 2>&1 ||
+    { cat "$work/inventory.csv" >&2; fail "sensor inventory failed as the sensor user"; }
+grep -q ",127\.0\.0\.1,$port," "$work/inventory.csv" ||
+    { cat "$work/daemon.log" "$work/inventory.csv" >&2; fail "the first scan's endpoint is not in the inventory"; }
+rm /etc/sensor/profiles.d/first-scan.toml
 kill -TERM "$daemon"
 rc=0
 timeout 45 tail --pid="$daemon" -f /dev/null || fail "sensor run did not stop within TimeoutStopSec=45"

@@ -556,10 +556,26 @@ impl Inventory {
             };
             match kind {
                 EventKind::Gone => {
+                    // Known: marked gone once. Unknown (its `new` was never
+                    // received, e.g. it reached us only through a snapshot):
+                    // stored as last seen, gone.
+                    let json = serde_json::to_string(r)?;
                     tx.execute(
-                        "UPDATE endpoints SET gone_at = coalesce(gone_at, ?5)
-                         WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ?4",
-                        params![key.address, key.port, key.sni, key.sensor, received_at],
+                        "INSERT INTO endpoints(address, port, sni, sensor, profile, category, first_seen, last_seen,
+                            missed_runs, gone_at, tags, record)
+                         VALUES (?1, ?2, ?3, ?4, '', ?6, ?7, ?7, 0, ?5, ?8, ?9)
+                         ON CONFLICT(address, port, sni, sensor) DO UPDATE SET gone_at = coalesce(gone_at, ?5)",
+                        params![
+                            key.address,
+                            key.port,
+                            key.sni,
+                            key.sensor,
+                            received_at,
+                            r.category.as_str(),
+                            r.scanned_at,
+                            tags,
+                            json
+                        ],
                     )
                     .map_err(&db)?;
                 }

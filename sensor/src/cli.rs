@@ -53,6 +53,8 @@ pub enum Command {
     Profiles(crate::profiles::ProfilesArgs),
     /// Serve the agent proxy alone: CONNECT tunnels to allowlisted destinations.
     Proxy(crate::proxy::ProxyArgs),
+    /// What is waiting to reach upstream: `sensor outbox status --state-dir DIR`.
+    Outbox(crate::outbox::OutboxArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateAssets(crate::assets::AssetsArgs),

@@ -7,8 +7,10 @@ mod config;
 mod demo;
 mod grade;
 mod inventory;
+mod outbox;
 mod profiles;
 mod proxy;
+mod reporting;
 mod run;
 mod status;
 
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
             cli::Command::Config(c) => config::run(c),
             cli::Command::Profiles(p) => profiles::run(p),
             cli::Command::Proxy(p) => proxy::run(p).await,
+            cli::Command::Outbox(o) => outbox::run(o),
             cli::Command::GenerateAssets(a) => assets::run(a),
         }
     });

@@ -303,6 +303,8 @@ pub struct ProfileStatus {
     pub last_outcome: Option<String>,
     pub last_endpoints: usize,
     pub last_changes: usize,
+    /// When the next run starts (RFC 3339), `now`, or absent when none is scheduled.
+    pub next_run: Option<String>,
 }
 
 /// The daemon's state shared with the service routes.
@@ -319,6 +321,8 @@ struct Daemon {
     open_done: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     proxy: Arc<Counters>,
+    /// Reporting upstream (issue 7), when an upstream is configured.
+    reporter: Option<Arc<crate::reporting::Reporter>>,
 }
 
 impl Daemon {
@@ -357,6 +361,7 @@ impl Daemon {
             "scans_running": profiles.iter().filter(|p| p.running).count(),
             "profiles": profiles,
             "inventory": counts.by_category,
+            "reporting": self.reporter.as_ref().map(|r| r.summary()),
         })
     }
 
@@ -485,6 +490,9 @@ impl Daemon {
         ] {
             e.sample("netsensor_proxy_refused_total", &[("reason", why)], n as f64);
         }
+        if let Some(r) = &self.reporter {
+            r.metrics(&mut e);
+        }
         e.finish()
     }
 }
@@ -520,6 +528,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         gone_after: c.sensor.gone_after.max(1),
         ..DiffPolicy::default()
     };
+    let reporter = match &c.upstream {
+        Some(up) => Some(crate::reporting::start_from_config(
+            up,
+            &c.sensor.state_dir,
+            &settings.sensor_id,
+            c.sensor.name.as_deref(),
+            inventory.clone(),
+        )?),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         sensor_id: settings.sensor_id.clone(),
         sensor_name: c.sensor.name.clone(),
@@ -533,6 +551,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         open_done: AtomicU64::new(0),
         errors: Mutex::new(BTreeMap::new()),
         proxy: Arc::new(Counters::default()),
+        reporter,
     });
     netsensor::portscan::raise_fd_limit();
 
@@ -582,8 +601,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             c.sensor.profiles_dir.display()
         );
     }
+    let now = OffsetDateTime::now_utc();
     for p in &profiles {
-        tracing::info!("profile {}", p.summary());
+        let last = inventory
+            .lock()
+            .ok()
+            .and_then(|inv| inv.last_run(&p.name).ok().flatten())
+            .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok());
+        let next = match p.schedule.as_ref().map(|s| schedule::due(s, last, now)) {
+            None | Some(Due::Now) => "now".to_string(),
+            Some(Due::At(t)) => rfc3339(t),
+            Some(Due::Never) => "never (the cron expression has no next time)".to_string(),
+        };
+        tracing::info!("profile {}; next run {next}", p.summary());
         daemon.profile(&p.name, |s| s.summary = p.summary());
     }
 
@@ -664,6 +694,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 None => Due::Now,
                 Some(s) => schedule::due(s, last(), now),
             };
+            let next = match due {
+                Due::Now => Some("now".to_string()),
+                Due::At(t) => Some(rfc3339(t)),
+                Due::Never => None,
+            };
+            daemon.profile(&p.name, |st| st.next_run = next);
             if due != Due::Now {
                 continue;
             }
@@ -766,9 +802,13 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
         let _ = agents.try_send(ip);
     }));
 
+    let intake = crate::reporting::intake(
+        daemon.inventory.clone(),
+        crate::reporting::intake_tokens(&s.config.intake)?,
+    );
     let status = daemon.clone();
     let metrics = daemon;
-    let router = Router::new()
+    let mut router = Router::new()
         .with(service::health())
         .with(Arc::new(FnHandler(move |req: &Request| {
             (req.path_only() == "/api/v1/status").then(|| Response::json(200, &status.status()))
@@ -777,6 +817,9 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
             (req.path_only() == "/metrics")
                 .then(|| Response::text(200, netsensor::metrics::CONTENT_TYPE, metrics.metrics()))
         })));
+    if let Some(h) = intake {
+        router = router.with(h);
+    }
     pc.service = Some(router);
     Ok(pc)
 }
@@ -905,6 +948,7 @@ async fn run_profile(
     let name = profile.name.clone();
     let tags = profile.tags.clone();
     let inventory = daemon.inventory.clone();
+    let reporter = daemon.reporter.clone();
     let part = outcome.records;
     let outcome = tokio::task::spawn_blocking(move || {
         let mut inv = inventory
@@ -920,6 +964,10 @@ async fn run_profile(
             complete,
         };
         let changes = inv.record_run(&run, &policy)?;
+        // Into the durable outbox before anything else is said about them.
+        if let Some(r) = &reporter {
+            r.enqueue_run(&inv, &changes);
+        }
         let state = save.as_ref().map(serde_json::to_string).transpose()?;
         inv.set_scan_state(&name, state.as_deref())?;
         Ok::<_, anyhow::Error>((changes, records.len()))

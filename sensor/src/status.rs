@@ -122,7 +122,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     println!("{} profile(s), {} running", profiles.len(), v["scans_running"]);
     for p in profiles {
         println!(
-            "  {:<20} {:<8} runs {:<4} last {} {} ({} endpoints, {} changes)  {}",
+            "  {:<20} {:<8} runs {:<4} last {} {} ({} endpoints, {} changes), next {}  {}",
             s(&p["name"]),
             if p["running"].as_bool() == Some(true) {
                 "RUNNING"
@@ -134,6 +134,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             s(&p["last_outcome"]),
             p["last_endpoints"],
             p["last_changes"],
+            s(&p["next_run"]),
             s(&p["summary"])
         );
     }

@@ -1,0 +1,93 @@
+//! The report wire format: what `POST {upstream}/api/v1/reports` carries.
+//!
+//! A contract like the endpoint record: `docs/schema/report.schema.json`
+//! describes it, tests validate what the sensor really sends against it, and
+//! [`SCHEMA_VERSION`] changes when a field changes meaning. `batch_id` is the
+//! idempotency key (also sent as the `Idempotency-Key` header): a batch
+//! re-sent after a crash or a lost answer carries the same id, so upstream
+//! applies it once. `event_id` names each event for the same reason.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::EndpointRecord;
+
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The path a report is POSTed to, below the upstream base URL.
+pub const REPORTS_PATH: &str = "/api/v1/reports";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorInfo {
+    /// Stable across restarts (kept in the state directory).
+    pub id: String,
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    New,
+    Changed,
+    Gone,
+    /// Part of a full snapshot of the reporting sensor's inventory.
+    Snapshot,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::New => "new",
+            EventKind::Changed => "changed",
+            EventKind::Gone => "gone",
+            EventKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Random, unique per event (128 bits, hex).
+    pub event_id: String,
+    pub kind: EventKind,
+    /// When the sensor stored the change (RFC 3339 UTC).
+    pub occurred_at: String,
+    /// Why a `changed` (or `gone`) event happened, for a person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    pub endpoint: EndpointRecord,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, occurred_at: &str, reasons: Vec<String>, endpoint: EndpointRecord) -> Event {
+        Event {
+            event_id: crate::outbox::random_id(),
+            kind,
+            occurred_at: occurred_at.to_string(),
+            reasons,
+            endpoint,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: String,
+    pub sensor: SensorInfo,
+    pub batch_id: String,
+    /// When this attempt was sent (a re-send has a later one, the same batch_id).
+    pub sent_at: String,
+    pub events: Vec<Event>,
+}
+
+impl Report {
+    pub fn new(sensor: SensorInfo, batch_id: String, sent_at: String, events: Vec<Event>) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION.to_string(),
+            sensor,
+            batch_id,
+            sent_at,
+            events,
+        }
+    }
+}

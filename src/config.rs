@@ -31,6 +31,15 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     pub proxy: Proxy,
     pub intake: Intake,
+    pub inventory: InventoryStore,
+}
+
+/// Where the merged inventory of a central sensor lives.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct InventoryStore {
+    /// `postgres://…`: reports from other sensors go there (and the
+    /// endpoints API reads there); absent: the embedded SQLite store.
+    pub url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -136,6 +145,7 @@ impl Default for Config {
                 forward_plain_http: false,
             },
             intake: Intake::default(),
+            inventory: InventoryStore::default(),
         }
     }
 }
@@ -154,6 +164,14 @@ struct Raw {
     proxy: RawProxy,
     #[serde(default)]
     intake: RawIntake,
+    #[serde(default)]
+    inventory: RawInventory,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -427,6 +445,16 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             ));
         }
     }
+    if let Some(url) = raw.inventory.url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(err(
+                "inventory.url",
+                format!("`{}` is not a PostgreSQL URL", crate::central::redact(&url)),
+                "write postgres://USER:PASSWORD@HOST:PORT/DATABASE, or remove it to keep the embedded SQLite store",
+            ));
+        }
+        c.inventory.url = Some(url);
+    }
     c.intake.tokens = raw.intake.tokens;
     c.intake.tokens_file = raw.intake.tokens_file;
     Ok(c)
@@ -543,6 +571,7 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
             ("[proxy]\nmax_tunnels = 0\n", "`proxy.max_tunnels`", ":2"),
             ("[intake]\ntokens = { a = \"short\" }\n", "`intake.tokens`", ":2"),
             ("[sensor]\nid = \"has space\"\n", "`sensor.id`", ":2"),
+            ("[inventory]\nurl = \"mysql://x\"\n", "`inventory.url`", ":2"),
         ];
         for (text, expect, line) in cases {
             let e = parse(text, "sensor.toml").expect_err(text).to_string();

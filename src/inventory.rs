@@ -75,6 +75,9 @@ pub enum InventoryError {
     TooNew { path: String, found: i64 },
     #[error("inventory record does not serialise: {0}")]
     Json(#[from] serde_json::Error),
+    /// The central store (PostgreSQL), or a lock around a store.
+    #[error("inventory {0}")]
+    Store(String),
 }
 
 /// The identity of an endpoint: (address, port, SNI).

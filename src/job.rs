@@ -55,6 +55,9 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     if let Some(r) = profile.rate {
         o.portscan.rate = r;
     }
+    if let Some(t) = profile.scan_type {
+        o.scan_type = t;
+    }
     if let Some(c) = profile.max_concurrency {
         o.portscan.max_in_flight = c;
     }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod central;
 pub mod cert;
 pub mod checkpoint;
 pub mod config;

@@ -25,6 +25,8 @@ pub struct Profile {
     pub starttls: Starttls,
     /// Probes per second; `None` keeps the scanner's default.
     pub rate: Option<u32>,
+    /// Discovery engine (`scan_type = "syn" | "connect" | "auto"`); `None` keeps the sensor's.
+    pub scan_type: Option<crate::syn::ScanType>,
     pub max_concurrency: Option<usize>,
     pub per_host_connections: Option<usize>,
     pub connect_timeout: Option<Duration>,
@@ -158,6 +160,7 @@ struct Raw {
     sni: Vec<String>,
     starttls: Option<String>,
     rate: Option<u32>,
+    scan_type: Option<String>,
     max_concurrency: Option<usize>,
     per_host_connections: Option<usize>,
     connect_timeout: Option<String>,
@@ -271,6 +274,14 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
             }
         },
     };
+    let scan_type = raw
+        .scan_type
+        .as_deref()
+        .map(|t| {
+            t.parse::<crate::syn::ScanType>()
+                .map_err(|e| err("scan_type", e, "use syn, connect or auto"))
+        })
+        .transpose()?;
     if raw.rate == Some(0) {
         // 0 means "unlimited" on the command line; in an unattended profile it must be explicit.
         return Err(err(
@@ -334,6 +345,7 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         sni: raw.sni,
         starttls,
         rate: raw.rate,
+        scan_type,
         max_concurrency: raw.max_concurrency,
         per_host_connections: raw.per_host_connections,
         connect_timeout,
@@ -494,6 +506,15 @@ window = "22:00-06:00"
         assert_eq!(p.ports.len(), 12);
         assert_eq!(p.starttls, Starttls::Auto);
         assert!(p.schedule.is_none());
+        assert_eq!(p.scan_type, None);
+    }
+
+    #[test]
+    fn scan_type_is_parsed_strictly() {
+        let p = parse("name = \"x\"\ntargets = [\"::1\"]\nscan_type = \"syn\"\n", "x.toml").unwrap();
+        assert_eq!(p.scan_type, Some(crate::syn::ScanType::Syn));
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nscan_type = \"udp\"\n");
+        assert!(e.contains("`scan_type`") && e.contains("`udp`"), "{e}");
     }
 
     fn error(text: &str) -> String {

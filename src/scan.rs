@@ -37,6 +37,9 @@ pub struct ScanOptions {
     /// timeout) from `portscan`. The library default is `Connect` (no
     /// privilege, no surprise for embedders); `sensor scan` defaults to `Auto`.
     pub scan_type: ScanType,
+    /// Per-host probe budget of the SYN engine: probes per second to any one
+    /// address (0: none). The connect engine does not apply it yet.
+    pub per_host_rate: u32,
     /// Deadline for one TLS handshake, from ClientHello to Finished.
     pub handshake_timeout: Duration,
     /// How long to wait for a server-speaks-first banner on the plaintext probe.
@@ -72,6 +75,7 @@ impl Default for ScanOptions {
         ScanOptions {
             portscan: PortscanConfig::default(),
             scan_type: ScanType::Connect,
+            per_host_rate: 0,
             handshake_timeout: Duration::from_secs(5),
             banner_wait: Duration::from_millis(800),
             show_closed: false,
@@ -225,6 +229,7 @@ async fn run_inner(
                     let cfg = SynConfig {
                         rate: opts.portscan.rate,
                         retries: opts.portscan.retries,
+                        per_host_rate: opts.per_host_rate,
                         wait: opts.portscan.connect_timeout,
                         report_unanswered: show_closed,
                         ..SynConfig::default()

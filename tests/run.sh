@@ -15,6 +15,8 @@ command -v pebble >/dev/null || need+=(pebble)
 command -v lego >/dev/null || need+=(lego)
 command -v certbot >/dev/null || need+=(certbot)
 command -v curl >/dev/null || need+=(curl)
+# The central inventory in PostgreSQL (tests/it/central.rs starts its own server).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,
 # systemd-analyze verify/security on the unit, the maintainer scripts' tools,
 # a chroot of the container image's base (packaging/check-container.sh).

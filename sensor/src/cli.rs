@@ -85,6 +85,9 @@ pub struct ScanArgs {
     /// Read exclusions from FILE.
     #[arg(long, value_name = "FILE")]
     pub exclude_file: Vec<PathBuf>,
+    /// More blocklists (exclusion syntax); /etc/sensor/blocklist is always applied when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub blocklist: Vec<PathBuf>,
     /// Discovery engine: `syn` (half-open probes over raw sockets; needs root or CAP_NET_RAW),
     /// `connect` (the kernel's connect, no privilege), or `auto` (syn when permitted, else connect).
     #[arg(long, default_value = "auto", value_name = "syn|connect|auto")]
@@ -92,6 +95,9 @@ pub struct ScanArgs {
     /// Probes per second across the scan (SYN: packets per second, retries included); 0 removes the limit.
     #[arg(long, default_value_t = PortscanConfig::default().rate)]
     pub rate: u32,
+    /// Per-host probe budget (SYN): at most N probes per second to any one address; 0 = none.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub host_rate: u32,
     /// Connections in flight at once (capped by the open-file limit).
     #[arg(long, default_value_t = PortscanConfig::default().max_in_flight)]
     pub max_in_flight: usize,
@@ -211,6 +217,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
     for file in &args.exclude_file {
         exclude.extend(targets::read_target_file(file).map_err(usage)?);
     }
+    exclude.extend(targets::read_blocklist(std::path::Path::new(targets::SYSTEM_BLOCKLIST)).map_err(usage)?);
+    for file in &args.blocklist {
+        exclude.extend(targets::read_target_file(file).map_err(usage)?);
+    }
     let ports: PortSet = args.ports.parse().map_err(usage)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose().map_err(usage)?;
     if args.max_in_flight == 0 {
@@ -254,6 +264,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
             threads: args.threads,
         },
         scan_type: args.scan_type,
+        per_host_rate: args.host_rate,
         handshake_timeout: Duration::from_millis(args.timeout),
         show_closed: args.show_closed,
         enumerate: !args.no_enum,

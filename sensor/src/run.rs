@@ -847,12 +847,22 @@ fn load_paused(daemon: &Daemon, profile: &str) -> Option<Paused> {
 }
 
 async fn run_profile(
-    profile: Profile,
+    mut profile: Profile,
     base: ScanOptions,
     stop: Arc<AtomicBool>,
     daemon: Arc<Daemon>,
     policy: DiffPolicy,
 ) {
+    // The operator's blocklist applies to every run, read afresh each time; a
+    // broken one stops the run rather than being ignored.
+    match netsensor::targets::read_blocklist(std::path::Path::new(netsensor::targets::SYSTEM_BLOCKLIST)) {
+        Ok(blocked) => profile.exclude.extend(blocked),
+        Err(e) => {
+            daemon.error("scan");
+            tracing::error!(profile = %profile.name, "blocklist {}: {e}; run not started", netsensor::targets::SYSTEM_BLOCKLIST);
+            return;
+        }
+    }
     let mut paused = load_paused(&daemon, &profile.name);
     let progress = Arc::new(Progress::default());
     daemon

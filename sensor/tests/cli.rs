@@ -212,6 +212,61 @@ fn bad_input_exits_2_and_names_what_is_wrong() {
 }
 
 #[test]
+fn a_checkpointed_scan_resumes_only_as_the_same_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("scan.ckpt");
+    let ckpt_s = ckpt.to_str().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let base = [
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &closed,
+        "--scan-type",
+        "connect",
+        "-o",
+        "csv",
+        "--rate",
+        "0",
+    ];
+    let out = sensor(&[&base[..], &["--checkpoint", ckpt_s, "--seed", "3"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cp: Value = serde_json::from_str(&std::fs::read_to_string(&ckpt).unwrap()).unwrap();
+    assert_eq!(cp["watermark"], cp["positions"], "a finished scan is complete: {cp}");
+    assert_eq!(cp["seed"], 3);
+    // Another port list is another scan: refused before anything is probed.
+    let other = [
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "1",
+        "--scan-type",
+        "connect",
+        "--resume",
+        ckpt_s,
+    ];
+    let out = sensor(&other);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another scan") && err.contains("ports"), "{err}");
+    // The same scan resumes (the seed comes from the file) and has nothing left to do.
+    let out = sensor(&[&base[..], &["--resume", ckpt_s, "--show-closed"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "only the CSV header"
+    );
+    // A bad scan type is invalid input.
+    let out = sensor(&["scan", "127.0.0.1", "--scan-type", "udp"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("udp"));
+}
+
+#[test]
 fn demo_scans_its_own_loopback_servers() {
     let out = sensor(&["demo", "-o", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -237,6 +237,7 @@ fn send<F: Fn(SynHit)>(
     let mut marks: VecDeque<(Instant, u128)> = VecDeque::new();
     let mut last_mark = began;
     let mut next = start;
+    let mut budget = HostBudget::new(cfg.per_host_rate, began);
     while next < len && !stop.load(Ordering::Relaxed) {
         let index = next;
         next += 1;
@@ -253,6 +254,12 @@ fn send<F: Fn(SynHit)>(
         let Some(target) = plan.at(index) else {
             continue;
         };
+        while let Some(wait) = budget.take(target.addr, copies as u32, Instant::now()) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(wait.max(Duration::from_millis(1)));
+        }
         let outcome = sources.source_for(target.addr).and_then(|src| {
             let bytes = shared
                 .prober
@@ -281,6 +288,46 @@ fn send<F: Fn(SynHit)>(
         }
     }
     next
+}
+
+/// The per-host probe budget: at most `limit` probes to one address in any
+/// one-second window. The permutation already spreads a wide scan over many
+/// hosts; this bounds what one host sees when the plan is one host's many
+/// ports. Memory is the hosts probed in the current window, never the range.
+#[derive(Debug)]
+pub(crate) struct HostBudget {
+    limit: u32,
+    window: Instant,
+    counts: HashMap<IpAddr, u32>,
+}
+
+impl HostBudget {
+    pub(crate) fn new(limit: u32, now: Instant) -> Self {
+        HostBudget {
+            limit,
+            window: now,
+            counts: HashMap::new(),
+        }
+    }
+
+    /// Account for `n` probes to `addr` at `now`; how long to wait first
+    /// when the host's budget for this window is spent (the caller sleeps,
+    /// then calls again).
+    pub(crate) fn take(&mut self, addr: IpAddr, n: u32, now: Instant) -> Option<Duration> {
+        if self.limit == 0 {
+            return None;
+        }
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.counts.clear();
+        }
+        let used = self.counts.entry(addr).or_insert(0);
+        if *used > 0 && *used + n > self.limit {
+            return Some((self.window + Duration::from_secs(1)).saturating_duration_since(now));
+        }
+        *used += n;
+        None
+    }
 }
 
 /// Sleep until the `sent`-th packet is due at `rate` per second.

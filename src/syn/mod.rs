@@ -109,6 +109,8 @@ pub struct SynConfig {
     pub rate: u32,
     /// Extra copies of each probe, sent back to back (zmap's `--probes`).
     pub retries: u8,
+    /// Per-host probe budget: probes per second to any one address; 0 means none.
+    pub per_host_rate: u32,
     /// How long to wait for replies after the last probe; also the age after
     /// which a position counts as done for checkpoints.
     pub wait: Duration,
@@ -123,6 +125,7 @@ impl Default for SynConfig {
         SynConfig {
             rate: 10_000,
             retries: 0,
+            per_host_rate: 0,
             wait: Duration::from_millis(1_500),
             source_ports: DEFAULT_SOURCE_PORTS,
             key: CookieKey::random(),
@@ -134,6 +137,24 @@ impl Default for SynConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_budget_spends_per_host_per_second() {
+        let t0 = std::time::Instant::now();
+        let mut b = engine::HostBudget::new(3, t0);
+        let (a, c): (std::net::IpAddr, std::net::IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        assert_eq!(b.take(a, 2, t0), None);
+        assert_eq!(b.take(c, 3, t0), None, "another host has its own budget");
+        let wait = b.take(a, 2, t0 + Duration::from_millis(400)).expect("a is over budget");
+        assert_eq!(wait, Duration::from_millis(600));
+        assert_eq!(b.take(a, 2, t0 + Duration::from_secs(1)), None, "a new window");
+        // A probe larger than the whole budget still goes, alone in its window.
+        let mut one = engine::HostBudget::new(1, t0);
+        assert_eq!(one.take(a, 2, t0), None);
+        assert!(one.take(a, 1, t0).is_some());
+        let mut off = engine::HostBudget::new(0, t0);
+        assert!((0..100).all(|_| off.take(a, 5, t0).is_none()));
+    }
 
     #[test]
     fn parses_scan_types() {

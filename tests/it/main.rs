@@ -6,6 +6,7 @@
 
 mod support;
 
+mod central;
 mod enumeration;
 mod grading;
 mod proxy;

@@ -46,7 +46,11 @@ chroot "$root" /bin/sh -c "$run" >"$root/run.log" 2>&1 || { cat "$root/run.log" 
 (cd / && exec chroot --userspec="$user" "$root" /usr/bin/sensor run --config /etc/sensor/sensor.toml \
     --listen 127.0.0.1:0 >"$root/daemon.log" 2>&1) &
 daemon=$!
-sleep 2
+for _ in $(seq 1 150); do # up to 30 s on a loaded machine
+    grep -q 'serving 127\.0\.0\.1:' "$root/daemon.log" 2>/dev/null && break
+    kill -0 "$daemon" 2>/dev/null || break
+    sleep 0.2
+done
 port=$(grep -o 'serving 127\.0\.0\.1:[0-9]*' "$root/daemon.log" | head -1 | cut -d: -f2 || true)
 if [ -z "$port" ]; then
     cat "$root/daemon.log" >&2

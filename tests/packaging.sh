@@ -12,8 +12,10 @@
 #      (packaging/check-container.sh; SENSOR_PKG_CONTAINER=0 skips),
 #   6. where this machine allows it (root, no sensor package, user or
 #      /etc/sensor yet), install, upgrade, remove and purge the package for real
-#      with dpkg to exercise the maintainer scripts (SENSOR_PKG_INSTALL=0 skips).
-# Nothing here scans or opens a network connection.
+#      with dpkg to exercise the maintainer scripts, and run the unit's command
+#      as the unit would (SENSOR_PKG_INSTALL=0 skips).
+# Network: loopback only (the daemon's listener, a SYN scan of that one port),
+# plus the Debian mirror debootstrap and apt-get fetch packages from in step 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/netsensor-target}"
@@ -24,10 +26,20 @@ fail() {
     exit 1
 }
 skip() { printf 'SKIP %s\n' "$*"; }
+# wait_for PATTERN FILE SECONDS: until FILE has a line matching PATTERN (loaded machines are slow).
+wait_for() {
+    local deadline=$((SECONDS + $3))
+    until grep -q "$1" "$2" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
 
 work=$(mktemp -d)
 installed_here=0
+daemon=""
 cleanup() {
+    [ -z "$daemon" ] || kill -KILL "$daemon" 2>/dev/null || true
     if [ "$installed_here" = 1 ]; then
         dpkg --purge sensor >/dev/null 2>&1 || true
     fi
@@ -267,7 +279,7 @@ runuser -u sensor -- /usr/bin/sensor profiles check /usr/share/doc/sensor/exampl
     fail "the sensor user cannot run the installed binary"
 echo "   user sensor (uid $uid), unit enabled, not started"
 
-step "the unit's command as the sensor user: no profiles, no scan; status; SYN scan with its caps; SIGHUP; SIGTERM"
+step "the unit's command as the sensor user: no profiles, no scan; status; SYN caps; first scan via SIGHUP; SIGTERM"
 # ExecStart of sensor.service with the unit's identity and capabilities
 # (setpriv execs in place, so $! is the sensor itself), the listener on a free
 # loopback port (--listen overrides [service] listen): nothing else on 48999 matters.
@@ -277,9 +289,9 @@ setpriv --reuid=sensor --regid=sensor --init-groups --no-new-privs \
     /usr/bin/sensor run --config /etc/sensor/sensor.toml --listen 127.0.0.1:0 \
     >"$work/daemon.log" 2>&1 &
 daemon=$!
-sleep 2
+wait_for 'no scan profiles' "$work/daemon.log" 30 || { cat "$work/daemon.log" >&2; fail "sensor run did not say it has no profiles"; }
+sleep 1
 kill -0 "$daemon" 2>/dev/null || { cat "$work/daemon.log" >&2; fail "sensor run exited with an empty profiles directory"; }
-grep -q 'no scan profiles' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "sensor run did not say it has no profiles"; }
 cp "/proc/$daemon/status" "$work/daemon.status"
 port=$(grep -o 'serving 127\.0\.0\.1:[0-9]*' "$work/daemon.log" | head -1 | cut -d: -f2)
 [ -n "$port" ] || { cat "$work/daemon.log" >&2; fail "sensor run does not say where it serves"; }
@@ -296,13 +308,25 @@ if setpriv --reuid=sensor --regid=sensor --init-groups --no-new-privs --bounding
     /usr/bin/sensor scan 127.0.0.1 -p "$port" --scan-type syn -o csv >/dev/null 2>&1; then
     fail "a SYN scan without CAP_NET_RAW succeeded: the capability test proves nothing"
 fi
+# The README's first scan: a profile for that one loopback port, SIGHUP (systemctl
+# reload), the run (SYN, through the unit's capabilities), the inventory.
+printf 'name = "first-scan"\ntargets = ["127.0.0.1"]\nports = "%s"\nanalyses = ["discovery_only"]\n' "$port" \
+    >/etc/sensor/profiles.d/first-scan.toml
+/usr/bin/sensor profiles check /etc/sensor/profiles.d/first-scan.toml >/dev/null || fail "the first-scan profile is invalid"
 kill -HUP "$daemon"
-sleep 1
-grep -q 'SIGHUP' "$work/daemon.log" || { cat "$work/daemon.log" >&2; fail "SIGHUP was not handled"; }
+wait_for 'SIGHUP' "$work/daemon.log" 10 || { cat "$work/daemon.log" >&2; fail "SIGHUP was not handled"; }
+wait_for 'run finished' "$work/daemon.log" 60 || { cat "$work/daemon.log" >&2; fail "the first scan did not finish"; }
+setpriv --reuid=sensor --regid=sensor --init-groups -- \
+    /usr/bin/sensor inventory --state-dir /var/lib/sensor -o csv >"$work/inventory.csv" 2>&1 ||
+    { cat "$work/inventory.csv" >&2; fail "sensor inventory failed as the sensor user"; }
+grep -q ",127\.0\.0\.1,$port," "$work/inventory.csv" ||
+    { cat "$work/daemon.log" "$work/inventory.csv" >&2; fail "the first scan's endpoint is not in the inventory"; }
+rm /etc/sensor/profiles.d/first-scan.toml
 kill -TERM "$daemon"
 rc=0
 timeout 45 tail --pid="$daemon" -f /dev/null || fail "sensor run did not stop within TimeoutStopSec=45"
 wait "$daemon" || rc=$?
+daemon=""
 [ "$rc" = 0 ] || { cat "$work/daemon.log" >&2; fail "sensor run exited $rc on SIGTERM"; }
 grep -q '^CapAmb:.*0000000000002400$' "$work/daemon.status" ||
     fail "the daemon did not run with exactly CAP_NET_RAW and CAP_NET_BIND_SERVICE: $(grep ^Cap "$work/daemon.status")"

@@ -85,6 +85,10 @@ pub struct Upstream {
     pub client_key: Option<PathBuf>,
     /// How often a full snapshot of the inventory is sent.
     pub snapshot_every: Duration,
+    /// The outbox cap (records, bytes); `None` keeps the defaults
+    /// (100,000 records, 1 GiB). What happens when it is reached: docs/reporting.md.
+    pub outbox_max_records: Option<u64>,
+    pub outbox_max_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -212,6 +216,8 @@ struct RawUpstream {
     client_cert: Option<PathBuf>,
     client_key: Option<PathBuf>,
     snapshot_every: Option<String>,
+    outbox_max_records: Option<u64>,
+    outbox_max_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -387,7 +393,23 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
                     &u.snapshot_every,
                     Duration::from_secs(6 * 3600),
                 )?,
+                outbox_max_records: u.outbox_max_records,
+                outbox_max_bytes: u.outbox_max_bytes,
             });
+            if u.outbox_max_records == Some(0) {
+                return Err(err(
+                    "upstream.outbox_max_records",
+                    "is 0".into(),
+                    "give 1 or more records",
+                ));
+            }
+            if u.outbox_max_bytes.is_some_and(|b| b < 4096) {
+                return Err(err(
+                    "upstream.outbox_max_bytes",
+                    "is under 4096".into(),
+                    "give 4096 bytes or more",
+                ));
+            }
         } else if u.token.is_some() || u.token_file.is_some() || u.ca_bundle.is_some() {
             return Err(err(
                 "upstream",
@@ -523,6 +545,7 @@ tls_key = "/etc/sensor/tls/service.key"
 url = "https://central.example:48999"
 token_file = "/etc/sensor/upstream.token"
 snapshot_every = "1h"
+outbox_max_records = 5000
 
 [proxy]
 allow = ["acme.issuer.example:443", "*.issuer.example:443"]
@@ -543,6 +566,7 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
         assert_eq!(c.service.listen, Some("[::1]:48999".parse().unwrap()));
         let u = c.upstream.unwrap();
         assert_eq!(u.snapshot_every, Duration::from_secs(3600));
+        assert_eq!((u.outbox_max_records, u.outbox_max_bytes), (Some(5000), None));
         assert_eq!(u.token_file.as_deref(), Some(Path::new("/etc/sensor/upstream.token")));
         assert_eq!(c.proxy.allow.len(), 2);
         assert_eq!(c.proxy.idle_timeout, Duration::from_secs(600));
@@ -572,6 +596,11 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
             ("[intake]\ntokens = { a = \"short\" }\n", "`intake.tokens`", ":2"),
             ("[sensor]\nid = \"has space\"\n", "`sensor.id`", ":2"),
             ("[inventory]\nurl = \"mysql://x\"\n", "`inventory.url`", ":2"),
+            (
+                "[upstream]\nurl = \"https://x\"\noutbox_max_records = 0\n",
+                "`upstream.outbox_max_records`",
+                ":3",
+            ),
         ];
         for (text, expect, line) in cases {
             let e = parse(text, "sensor.toml").expect_err(text).to_string();

@@ -339,7 +339,18 @@ pub fn start_from_config(
         name: sensor_name.map_or_else(|| sensor_id.to_string(), str::to_string),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let limits = limits_from_env();
+    let mut limits = limits_from_env();
+    // The configuration's cap, unless the environment set one (tests do).
+    if std::env::var_os("SENSOR_OUTBOX_MAX_RECORDS").is_none()
+        && let Some(n) = up.outbox_max_records
+    {
+        limits.max_records = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+    }
+    if std::env::var_os("SENSOR_OUTBOX_MAX_BYTES").is_none()
+        && let Some(n) = up.outbox_max_bytes
+    {
+        limits.max_bytes = n.max(4096);
+    }
     Reporter::start(
         state_dir,
         cfg,

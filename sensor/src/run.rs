@@ -174,6 +174,8 @@ pub fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
             client_cert: None,
             client_key: None,
             snapshot_every,
+            outbox_max_records: None,
+            outbox_max_bytes: None,
         });
         up.url = url.clone();
         c.upstream = Some(up);

@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::central::CentralStore;
 use crate::inventory::{self, Filter, Stored};
 use crate::record::Category;
-use crate::report::wire::{EventKind, Report, SCHEMA_VERSION};
+use crate::report::wire::{Report, SCHEMA_VERSION};
 use crate::service::{BoxFuture, Handler, Request, Response};
 
 /// Largest report after decompression (a gzip bomb stops here).
@@ -251,19 +251,8 @@ impl Intake {
         let sensor = report.sensor.id.clone();
         let batch_id = report.batch_id.clone();
         let event_ids: Vec<String> = report.events.iter().map(|e| e.event_id.clone()).collect();
-        let events: Vec<(inventory::EventKind, crate::record::EndpointRecord)> = report
-            .events
-            .into_iter()
-            .map(|e| {
-                let kind = match e.kind {
-                    EventKind::New => inventory::EventKind::New,
-                    EventKind::Changed => inventory::EventKind::Changed,
-                    EventKind::Gone => inventory::EventKind::Gone,
-                    EventKind::Snapshot => inventory::EventKind::Snapshot,
-                };
-                (kind, e.endpoint)
-            })
-            .collect();
+        let events: Vec<(inventory::EventKind, crate::record::EndpointRecord)> =
+            report.events.into_iter().map(|e| (e.kind, e.endpoint)).collect();
         let (s2, b2) = (sensor.clone(), batch_id.clone());
         let applied = tokio::task::spawn_blocking(move || {
             inventory
@@ -397,7 +386,7 @@ mod tests {
 
     use super::*;
     use crate::record::EndpointRecord;
-    use crate::report::wire::{Event, SensorInfo};
+    use crate::report::wire::{Event, EventKind, SensorInfo};
 
     fn intake() -> (tempfile::TempDir, Intake) {
         let dir = tempfile::tempdir().unwrap();

@@ -699,13 +699,25 @@ pub struct Counts {
 }
 
 /// What a report event says of an endpoint (the wire format's `kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     New,
     Changed,
     Gone,
+    /// Part of a full snapshot of the reporting sensor's inventory.
     Snapshot,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::New => "new",
+            EventKind::Changed => "changed",
+            EventKind::Gone => "gone",
+            EventKind::Snapshot => "snapshot",
+        }
+    }
 }
 
 /// The outcome of [`Inventory::apply_report`].

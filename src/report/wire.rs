@@ -24,26 +24,9 @@ pub struct SensorInfo {
     pub version: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    New,
-    Changed,
-    Gone,
-    /// Part of a full snapshot of the reporting sensor's inventory.
-    Snapshot,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::New => "new",
-            EventKind::Changed => "changed",
-            EventKind::Gone => "gone",
-            EventKind::Snapshot => "snapshot",
-        }
-    }
-}
+/// The event kinds of the wire format are the inventory's: one type, so a
+/// kind added to one cannot be forgotten in the other.
+pub use crate::inventory::EventKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {

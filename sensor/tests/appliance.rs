@@ -3,14 +3,15 @@
 //! between runs (`changed`), a server stopped (`gone`), SIGHUP with a broken
 //! profile (old kept), SIGTERM (drained, exit 0), `sensor profiles check`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netsensor::testbed::{self, KeyKind};
+use netsensor::testbed;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpSocket};
+
+mod common;
+use common::{bind_reusable, eventually, free_port, sensor, tls_server};
 
 /// A daemon killed when the test ends, even by a panic: a failing test must
 /// not leave a scanner running.
@@ -36,24 +37,6 @@ impl Drop for Daemon {
     }
 }
 
-fn sensor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sensor"))
-}
-
-/// A listener on a fixed port that can be re-bound after the old one is gone.
-fn bind_reusable(addr: SocketAddr) -> TcpListener {
-    let s = TcpSocket::new_v4().unwrap();
-    s.set_reuseaddr(true).unwrap();
-    s.bind(addr).unwrap();
-    s.listen(64).unwrap()
-}
-
-async fn tls_server(addr: SocketAddr, tag: &str) -> tokio::task::JoinHandle<()> {
-    let chain = testbed::issue_chain(tag, &["appliance.test"], KeyKind::EcdsaP256).unwrap();
-    let (cfg, _) = testbed::rustls_config(chain.presented(), &chain.leaf_key, &[&rustls::version::TLS13]).unwrap();
-    testbed::serve_tls(bind_reusable(addr), cfg)
-}
-
 fn inventory(state: &Path) -> Vec<Value> {
     let out = sensor()
         .args(["inventory", "-o", "json", "--state-dir"])
@@ -64,18 +47,6 @@ fn inventory(state: &Path) -> Vec<Value> {
         return Vec::new();
     }
     serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default()
-}
-
-/// Wait (bounded) until `cond` holds.
-async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// SIGTERM, then the exit status within `secs` (the daemon drains first).
@@ -112,14 +83,6 @@ async fn eventually_logged(what: &str, secs: u64, log: &Path, mut cond: impl FnM
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_appliance_runs_profiles_keeps_the_inventory_and_obeys_signals() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,9 +90,8 @@ async fn the_appliance_runs_profiles_keeps_the_inventory_and_obeys_signals() {
     let log_path = dir.path().join("sensor.log");
     let lo = "127.0.0.1";
     let (tls1, tls2, http) = (free_port(), free_port(), free_port());
-    let tls1_addr: SocketAddr = format!("{lo}:{tls1}").parse().unwrap();
-    let mut server1 = tls_server(tls1_addr, "appliance one").await;
-    let _server2 = tls_server(format!("{lo}:{tls2}").parse().unwrap(), "appliance two").await;
+    let mut server1 = tls_server(tls1, "appliance one").await;
+    let _server2 = tls_server(tls2, "appliance two").await;
     let http_server = testbed::serve_http(bind_reusable(format!("{lo}:{http}").parse().unwrap()));
 
     let a = dir.path().join("a.toml");
@@ -185,7 +147,7 @@ async fn the_appliance_runs_profiles_keeps_the_inventory_and_obeys_signals() {
     server1.abort();
     let _ = (&mut server1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let _server1b = tls_server(tls1_addr, "appliance one renewed").await;
+    let _server1b = tls_server(tls1, "appliance one renewed").await;
     eventually("a changed event", 30, || {
         read_log().contains(&format!("changed 127.0.0.1:{tls1}"))
     })
@@ -273,7 +235,7 @@ async fn the_daemon_from_a_config_file_serves_health_metrics_status_and_the_prox
     let (state, profiles) = (dir.path().join("state"), dir.path().join("profiles.d"));
     std::fs::create_dir_all(&profiles).unwrap();
     let tls = free_port();
-    let _server = tls_server(format!("127.0.0.1:{tls}").parse().unwrap(), "config one").await;
+    let _server = tls_server(tls, "config one").await;
     std::fs::write(
         profiles.join("lab.toml"),
         format!(
@@ -466,8 +428,8 @@ async fn sigterm_mid_scan_then_restart_resumes_without_rescanning_or_skipping() 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (t1, t2) = (free_port(), free_port());
-    let _s1 = tls_server(format!("127.0.0.1:{t1}").parse().unwrap(), "resume one").await;
-    let _s2 = tls_server(format!("127.0.0.1:{t2}").parse().unwrap(), "resume two").await;
+    let _s1 = tls_server(t1, "resume one").await;
+    let _s2 = tls_server(t2, "resume two").await;
     // 400 ports closed a moment ago (and so most likely still closed), plus the two servers.
     let mut ports: Vec<u16> = (0..400).map(|_| free_port()).collect();
     ports.sort_unstable();

@@ -12,14 +12,15 @@
 //!   sent validates against `docs/schema/report.schema.json`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netsensor::testbed::{self, KeyKind};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpSocket};
+
+mod common;
+use common::{bind_reusable, eventually, free_port, sensor, tls_server};
 
 #[path = "../../tests/it/pg.rs"]
 mod pg;
@@ -28,40 +29,36 @@ const TOKEN: &str = "segment-token-0123456789";
 /// An empty configuration: the tests never read a sensor.toml installed on the machine.
 const NO_CONFIG: &str = "/dev/null";
 
-fn sensor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sensor"))
-}
-
-fn bind_reusable(addr: SocketAddr) -> TcpListener {
-    let s = TcpSocket::new_v4().unwrap();
-    s.set_reuseaddr(true).unwrap();
-    s.bind(addr).unwrap();
-    s.listen(64).unwrap()
-}
-
-async fn tls_server(port: u16, tag: &str) -> tokio::task::JoinHandle<()> {
-    let chain = testbed::issue_chain(tag, &["report.test"], KeyKind::EcdsaP256).unwrap();
-    let (cfg, _) = testbed::rustls_config(chain.presented(), &chain.leaf_key, &[&rustls::version::TLS13]).unwrap();
-    testbed::serve_tls(bind_reusable(format!("127.0.0.1:{port}").parse().unwrap()), cfg)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// A central sensor accepting [`TOKEN`] on 127.0.0.1:`port`, with its state
+/// and an idle profile (nothing of interest to scan) under `dir`; callers add
+/// their own options and spawn it.
+fn central(dir: &Path, port: u16) -> Command {
+    let profile = dir.join("central.toml");
+    std::fs::write(
+        &profile,
+        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
+    )
+    .unwrap();
+    let mut c = sensor();
+    c.args([
+        "run",
+        "--config",
+        NO_CONFIG,
+        "--sensor-id",
+        "central",
+        "--accept-token",
+        TOKEN,
+        "--listen",
+    ])
+    .arg(format!("127.0.0.1:{port}"))
+    .arg("--state-dir")
+    .arg(dir.join("central-state"))
+    .arg("--profile")
+    .arg(profile)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
 }
 
 /// A small deterministic generator (the seed is printed for reruns).
@@ -485,32 +482,9 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
 
     // The central sensor: intake on a loopback port, scanning nothing of interest.
     let central_port = free_port();
-    let central_profile = dir.path().join("central.toml");
-    std::fs::write(
-        &central_profile,
-        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
-    )
-    .unwrap();
     let central_log = dir.path().join("central.log");
-    let mut central = sensor()
-        .args([
-            "run",
-            "--config",
-            NO_CONFIG,
-            "--sensor-id",
-            "central",
-            "--accept-token",
-            TOKEN,
-            "--listen",
-        ])
-        .arg(format!("127.0.0.1:{central_port}"))
-        .arg("--state-dir")
-        .arg(dir.path().join("central-state"))
-        .arg("--profile")
-        .arg(&central_profile)
+    let mut central = central(dir.path(), central_port)
         .env("SENSOR_LOG", "info,rustls=error,netsensor::intake::events=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(std::fs::File::create(&central_log).unwrap())
         .spawn()
         .unwrap();
@@ -682,33 +656,11 @@ async fn https_upstream_is_verified_against_the_configured_ca_only() {
     let other = testbed::issue_chain("someone else", &["127.0.0.1"], KeyKind::EcdsaP256).unwrap();
     std::fs::write(p("other-ca.pem"), &other.root_pem).unwrap();
     let central_port = free_port();
-    std::fs::write(
-        p("central.toml"),
-        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
-    )
-    .unwrap();
-    let mut central = sensor()
-        .args([
-            "run",
-            "--config",
-            NO_CONFIG,
-            "--sensor-id",
-            "central",
-            "--accept-token",
-            TOKEN,
-            "--listen",
-        ])
-        .arg(format!("127.0.0.1:{central_port}"))
+    let mut central = central(dir.path(), central_port)
         .arg("--tls-cert")
         .arg(p("central.pem"))
         .arg("--tls-key")
         .arg(p("central.key"))
-        .arg("--state-dir")
-        .arg(p("central-state"))
-        .arg("--profile")
-        .arg(p("central.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(std::fs::File::create(p("central.log")).unwrap())
         .spawn()
         .unwrap();
@@ -854,32 +806,7 @@ async fn the_start_snapshot_brings_upstream_level_with_unreported_changes() {
     term(&mut seg);
 
     let central_port = free_port();
-    std::fs::write(
-        p("central.toml"),
-        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
-    )
-    .unwrap();
-    let mut central = sensor()
-        .args([
-            "run",
-            "--config",
-            NO_CONFIG,
-            "--sensor-id",
-            "central",
-            "--accept-token",
-            TOKEN,
-            "--listen",
-        ])
-        .arg(format!("127.0.0.1:{central_port}"))
-        .arg("--state-dir")
-        .arg(p("central-state"))
-        .arg("--profile")
-        .arg(p("central.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut central = central(dir.path(), central_port).spawn().unwrap();
     // A profile that scans nothing new, so only the snapshot can carry it.
     std::fs::write(
         p("idle.toml"),
@@ -1136,32 +1063,7 @@ async fn a_full_outbox_refuses_logs_and_resyncs_by_snapshot() {
     assert_eq!(outbox()["records"].as_u64(), Some(2), "the cap holds");
 
     // Upstream back: the two records, then the resync snapshot.
-    std::fs::write(
-        p("central.toml"),
-        "name = \"central\"\ntargets = [\"127.0.0.1\"]\nports = \"1\"\n",
-    )
-    .unwrap();
-    let mut central = sensor()
-        .args([
-            "run",
-            "--config",
-            NO_CONFIG,
-            "--sensor-id",
-            "central",
-            "--accept-token",
-            TOKEN,
-            "--listen",
-        ])
-        .arg(format!("127.0.0.1:{central_port}"))
-        .arg("--state-dir")
-        .arg(p("central-state"))
-        .arg("--profile")
-        .arg(p("central.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut central = central(dir.path(), central_port).spawn().unwrap();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut items = Vec::new();
     let end = Instant::now() + Duration::from_secs(60);

@@ -674,6 +674,17 @@ impl Inventory {
             .map_err(self.db())
     }
 
+    /// Whether `profile` has a saved resume state (without reading it).
+    pub fn has_scan_state(&self, profile: &str) -> Result<bool, InventoryError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM scan_state WHERE profile = ?1)",
+                params![profile],
+                |row| row.get(0),
+            )
+            .map_err(self.db())
+    }
+
     /// Saves (`Some`) or clears (`None`) the resume state of `profile`.
     pub fn set_scan_state(&mut self, profile: &str, state: Option<&str>) -> Result<(), InventoryError> {
         match state {

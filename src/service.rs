@@ -238,6 +238,42 @@ where
     }
 }
 
+/// A `GET` route whose answer reads a store (SQLite, a lock a long write may
+/// hold): computed on a blocking thread, never on the runtime's workers.
+pub fn blocking_route<F>(path: &'static str, answer: F) -> Arc<dyn Handler>
+where
+    F: Fn() -> Response + Send + Sync + 'static,
+{
+    Arc::new(BlockingRoute {
+        path,
+        answer: Arc::new(answer),
+    })
+}
+
+struct BlockingRoute {
+    path: &'static str,
+    answer: Arc<dyn Fn() -> Response + Send + Sync>,
+}
+
+impl Handler for BlockingRoute {
+    fn handle<'a>(&'a self, req: &'a Request) -> Option<BoxFuture<'a, Response>> {
+        if req.path_only() != self.path {
+            return None;
+        }
+        if req.method != "GET" && req.method != "HEAD" {
+            return Some(Box::pin(std::future::ready(
+                Response::error(405, "use GET").with_header("Allow", "GET"),
+            )));
+        }
+        let answer = self.answer.clone();
+        Some(Box::pin(async move {
+            tokio::task::spawn_blocking(move || answer())
+                .await
+                .unwrap_or_else(|e| Response::error(500, &format!("route failed: {e}")))
+        }))
+    }
+}
+
 /// How a request body is framed, from its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -390,5 +426,8 @@ mod tests {
         assert_eq!(router.dispatch(&req("GET", "/healthz", &[])).await.status, 200);
         assert_eq!(router.dispatch(&req("POST", "/healthz", &[])).await.status, 405);
         assert_eq!(router.dispatch(&req("GET", "/nope", &[])).await.status, 404);
+        let router = router.with(blocking_route("/slow", || Response::text(200, "text/plain", "done")));
+        assert_eq!(router.dispatch(&req("GET", "/slow", &[])).await.body, b"done");
+        assert_eq!(router.dispatch(&req("POST", "/slow", &[])).await.status, 405);
     }
 }

@@ -80,7 +80,12 @@ impl Reporter {
             let mut last = None::<tokio::time::Instant>;
             loop {
                 let due = last.is_none_or(|t| t.elapsed() >= snapshot_every);
-                let owed = r.outbox.lock().map(|ob| ob.resync_needed()).unwrap_or(false);
+                // The outbox lock may be held by a write in progress (fsync): ask off the runtime.
+                let r3 = r.clone();
+                let owed =
+                    tokio::task::spawn_blocking(move || r3.outbox.lock().map(|ob| ob.resync_needed()).unwrap_or(false))
+                        .await
+                        .unwrap_or(false);
                 if due || owed {
                     let (r2, inv) = (r.clone(), inventory.clone());
                     let done = tokio::task::spawn_blocking(move || r2.enqueue_snapshot(&inv, owed && !due)).await;

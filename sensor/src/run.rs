@@ -26,7 +26,7 @@ use netsensor::proxy::{self as engine_proxy, Allowlist, Counters, ProxyConfig};
 use netsensor::record::{EndpointRecord, rfc3339};
 use netsensor::scan::{self, ScanOptions};
 use netsensor::schedule::{self, Due};
-use netsensor::service::{self, FnHandler, Request, Response, Router};
+use netsensor::service::{self, Response, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};
@@ -607,12 +607,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let now = OffsetDateTime::now_utc();
+    let facts = schedule_facts(&inventory, &profiles).await;
     for p in &profiles {
-        let last = inventory
-            .lock()
-            .ok()
-            .and_then(|inv| inv.last_run(&p.name).ok().flatten())
-            .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok());
+        let last = facts.get(&p.name).and_then(|f| f.0);
         let next = match p.schedule.as_ref().map(|s| schedule::due(s, last, now)) {
             None | Some(Due::Now) => "now".to_string(),
             Some(Due::At(t)) => rfc3339(t),
@@ -653,14 +650,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         running.retain(|_, r| !r.handle.is_finished());
         let now = OffsetDateTime::now_utc();
+        let facts = schedule_facts(&inventory, &profiles).await;
         for p in &profiles {
-            let last = || {
-                inventory
-                    .lock()
-                    .ok()
-                    .and_then(|inv| inv.last_run(&p.name).ok().flatten())
-                    .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok())
-            };
+            let (last, paused) = facts.get(&p.name).copied().unwrap_or((None, false));
             if let Some(r) = running.get_mut(&p.name) {
                 // A run still going when its window closes stops here and starts again in the next window.
                 if p.schedule.as_ref().is_some_and(|s| !schedule::may_run(s, now)) && !r.stop.load(Ordering::Relaxed) {
@@ -669,7 +661,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
                 if !r.skip_noted
                     && let Some(s) = &p.schedule
-                    && schedule::due(s, last(), now) == Due::Now
+                    && schedule::due(s, last, now) == Due::Now
                 {
                     r.skip_noted = true;
                     daemon.profile(&p.name, |st| st.skipped += 1);
@@ -680,11 +672,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
-            let paused = inventory
-                .lock()
-                .ok()
-                .and_then(|inv| inv.scan_state(&p.name).ok().flatten())
-                .is_some();
             let due = match &p.schedule {
                 // A run stopped part-way (SIGTERM, window closed) goes on as soon as it may.
                 Some(s) if paused => {
@@ -697,7 +684,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 None if paused => Due::Now,
                 None if ran_once.contains(&p.name) => Due::Never,
                 None => Due::Now,
-                Some(s) => schedule::due(s, last(), now),
+                Some(s) => schedule::due(s, last, now),
             };
             let next = match due {
                 Due::Now => Some("now".to_string()),
@@ -822,18 +809,46 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
     let metrics = daemon;
     let mut router = Router::new()
         .with(service::health())
-        .with(Arc::new(FnHandler(move |req: &Request| {
-            (req.path_only() == "/api/v1/status").then(|| Response::json(200, &status.status()))
-        })))
-        .with(Arc::new(FnHandler(move |req: &Request| {
-            (req.path_only() == "/metrics")
-                .then(|| Response::text(200, netsensor::metrics::CONTENT_TYPE, metrics.metrics()))
-        })));
+        .with(service::blocking_route("/api/v1/status", move || {
+            Response::json(200, &status.status())
+        }))
+        .with(service::blocking_route("/metrics", move || {
+            Response::text(200, netsensor::metrics::CONTENT_TYPE, metrics.metrics())
+        }));
     if let Some(h) = intake {
         router = router.with(h);
     }
     pc.service = Some(router);
     Ok(pc)
+}
+
+/// What the scheduler needs of the store per profile: when its last run
+/// started and whether a paused run waits to be resumed. Read in one go on
+/// a blocking thread, so a long inventory write never stalls the daemon's loop.
+type Facts = HashMap<String, (Option<OffsetDateTime>, bool)>;
+
+async fn schedule_facts(inventory: &Arc<Mutex<Inventory>>, profiles: &[Profile]) -> Facts {
+    let inventory = inventory.clone();
+    let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        let Ok(inv) = inventory.lock() else {
+            return Facts::new();
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let last = inv
+                    .last_run(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok());
+                let paused = inv.has_scan_state(&name).unwrap_or(false);
+                (name, (last, paused))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// A run stopped part-way, kept in the inventory's scan state so the next
@@ -847,8 +862,12 @@ struct Paused {
     records: Vec<EndpointRecord>,
 }
 
-fn load_paused(daemon: &Daemon, profile: &str) -> Option<Paused> {
-    let text = daemon.inventory.lock().ok()?.scan_state(profile).ok().flatten()?;
+async fn load_paused(daemon: &Daemon, profile: &str) -> Option<Paused> {
+    let (inventory, name) = (daemon.inventory.clone(), profile.to_string());
+    let text = tokio::task::spawn_blocking(move || inventory.lock().ok()?.scan_state(&name).ok().flatten())
+        .await
+        .ok()
+        .flatten()?;
     match serde_json::from_str(&text) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -875,7 +894,7 @@ async fn run_profile(
             return;
         }
     }
-    let mut paused = load_paused(&daemon, &profile.name);
+    let mut paused = load_paused(&daemon, &profile.name).await;
     let progress = Arc::new(Progress::default());
     daemon
         .live

@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use netsensor::checkpoint::{Checkpoint, Tracker};
+use netsensor::discover::checkpoint::{Checkpoint, Tracker};
+use netsensor::discover::connect::{self, PortscanConfig, Progress};
+use netsensor::discover::syn::ScanType;
+use netsensor::discover::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 use netsensor::grade::{Policy, TrustConfig, TrustStores};
 use netsensor::output::{self, Format, ScanMeta};
-use netsensor::portscan::{self, PortscanConfig, Progress};
+use netsensor::probe::starttls::dialogue::StarttlsMode;
 use netsensor::scan::{self, ScanOptions};
-use netsensor::starttls::StarttlsMode;
-use netsensor::syn::ScanType;
-use netsensor::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -241,7 +241,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
             .unwrap_or(0)
     });
     let meta = ScanMeta {
-        started_at: netsensor::record::rfc3339(time_now()),
+        started_at: netsensor::model::timestamp::rfc3339(time_now()),
         targets: specs.iter().map(spec_text).collect(),
         ports: ports.to_string(),
         finished_at: None,
@@ -356,7 +356,7 @@ pub async fn scan(args: ScanArgs) -> anyhow::Result<()> {
 
 /// Run a prepared scan, printing records through the chosen sink.
 pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: bool) -> anyhow::Result<()> {
-    portscan::raise_fd_limit();
+    connect::raise_fd_limit();
     let progress = Arc::new(Progress::default());
     let total = p.plan.len();
     let bar = if progress_bar && std::io::stderr().is_terminal() {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use netsensor::config;
+use netsensor::appliance::config;
 
 use crate::cli::UsageError;
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use netsensor::grade::TrustStore;
 use netsensor::grade::trust::StoreKind;
-use netsensor::testbed::{self, KeyKind};
+use testbed::{self, KeyKind};
 
 use crate::cli::{self, ScanArgs};
 

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use netsensor::portscan::Progress;
-use netsensor::record::Category;
+use netsensor::discover::connect::Progress;
+use netsensor::discover::targets::{self, PortSet, ScanPlan, TargetSet, TargetSpec};
+use netsensor::model::record::Category;
+use netsensor::probe::starttls::dialogue::StarttlsMode;
 use netsensor::scan::{self, ScanOptions};
-use netsensor::starttls::StarttlsMode;
-use netsensor::targets::{self, PortSet, ScanPlan, TargetSet, TargetSpec};
 
 use crate::cli::UsageError;
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use netsensor::grade::Letter;
-use netsensor::inventory::{Filter, Inventory, Stored};
-use netsensor::record::Category;
+use netsensor::model::record::Category;
+use netsensor::store::inventory::{Filter, Inventory, Stored};
 
 use crate::cli::UsageError;
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use netsensor::outbox::{DirStorage, Outbox};
+use netsensor::report::outbox::{DirStorage, Outbox};
 use serde::Serialize;
 
 use crate::cli::UsageError;
@@ -53,7 +53,7 @@ pub struct StatusArgs {
 struct Shown {
     dir: String,
     #[serde(flatten)]
-    status: netsensor::outbox::Status,
+    status: netsensor::report::outbox::Status,
     /// When the oldest pending event was stored (RFC 3339).
     oldest_event_at: Option<String>,
 }
@@ -83,7 +83,7 @@ fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
     };
     let mut missing = Vec::new();
     for id in &ids {
-        if netsensor::outbox::unpark(&mut storage, id)? {
+        if netsensor::report::outbox::unpark(&mut storage, id)? {
             println!("requeued {id}");
         } else {
             missing.push(id.clone());

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use netsensor::profile;
+use netsensor::appliance::profile;
 
 use crate::cli::UsageError;
 

@@ -1,7 +1,7 @@
 //! `sensor proxy`: the agent proxy alone, configured from flags.
 //!
 //! For operators who only need the proxy and for tests; the daemon serves the
-//! same engine (`netsensor::proxy`) from its configuration. Every flag is
+//! same engine (`netsensor::serve::proxy`) from its configuration. Every flag is
 //! checked before the port is bound, so a typo never leaves a half-started
 //! service behind.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use netsensor::proxy::{self, Allowlist, Counters, ProxyConfig};
+use netsensor::serve::proxy::{self, Allowlist, Counters, ProxyConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 

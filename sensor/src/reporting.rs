@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use netsensor::intake::{Intake, IntakeConfig};
-use netsensor::inventory::{Change, Filter, Inventory, Key};
-use netsensor::outbox::{Class, DirStorage, Limits, Outbox, OutboxError};
-use netsensor::record::rfc3339;
+use netsensor::model::timestamp::rfc3339;
 use netsensor::report::delivery::{self, Client, Stats, UpstreamConfig};
+use netsensor::report::intake::{Intake, IntakeConfig};
+use netsensor::report::outbox::{Class, DirStorage, Limits, Outbox, OutboxError};
 use netsensor::report::{self, Event, EventKind, SensorInfo};
-use netsensor::service::Handler;
+use netsensor::serve::Handler;
+use netsensor::store::inventory::{Change, Filter, Inventory, Key};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -117,8 +117,8 @@ impl Reporter {
     }
 
     /// The reporting series of `/metrics`.
-    pub fn metrics(&self, e: &mut netsensor::metrics::Exposition) {
-        use netsensor::metrics::Kind;
+    pub fn metrics(&self, e: &mut netsensor::appliance::metrics::Exposition) {
+        use netsensor::appliance::metrics::Kind;
         use std::sync::atomic::Ordering::Relaxed;
         let st = self.outbox.lock().map(|ob| ob.status()).unwrap_or_default();
         let counters = [
@@ -181,7 +181,7 @@ impl Reporter {
     /// Stores one run's changes in the outbox (durably) before the daemon
     /// says anything about them. `inv` is the inventory the run was just
     /// recorded in (lock held by the caller). A full outbox is logged and
-    /// owed as a resync (see `netsensor::outbox`).
+    /// owed as a resync (see `netsensor::report::outbox`).
     pub fn enqueue_run(&self, inv: &Inventory, changes: &[Change]) {
         if changes.is_empty() {
             return;
@@ -305,13 +305,13 @@ impl Reporter {
 /// [`Reporter::start`] from the daemon's configuration (`[upstream]` or
 /// `--upstream`/`--token`).
 pub fn start_from_config(
-    up: &netsensor::config::Upstream,
+    up: &netsensor::appliance::config::Upstream,
     state_dir: &Path,
     sensor_id: &str,
     sensor_name: Option<&str>,
     inventory: Arc<Mutex<Inventory>>,
 ) -> anyhow::Result<Arc<Reporter>> {
-    if !netsensor::intake::is_sensor_id(sensor_id) {
+    if !netsensor::report::intake::is_sensor_id(sensor_id) {
         return Err(crate::cli::UsageError(format!(
             "sensor id `{sensor_id}` cannot go into reports: use 1-64 letters, digits, `.`, `_` or `-` (--sensor-id or [sensor] id)"
         ))
@@ -319,7 +319,7 @@ pub fn start_from_config(
     }
     let token = match (&up.token, &up.token_file) {
         (Some(t), _) => t.clone(),
-        (None, Some(f)) => netsensor::config::read_secret(f, "upstream.token_file")?,
+        (None, Some(f)) => netsensor::appliance::config::read_secret(f, "upstream.token_file")?,
         (None, None) => {
             return Err(crate::cli::UsageError(
                 "an upstream needs a token: --token T (or [upstream] token / token_file)".into(),
@@ -386,7 +386,7 @@ pub fn limits_from_env() -> Limits {
 
 /// The tokens the intake accepts: the configuration's and flags', plus
 /// `[intake] tokens_file` (TOML lines `sensor-id = "token"`).
-pub fn intake_tokens(intake: &netsensor::config::Intake) -> anyhow::Result<BTreeMap<String, String>> {
+pub fn intake_tokens(intake: &netsensor::appliance::config::Intake) -> anyhow::Result<BTreeMap<String, String>> {
     let mut tokens = intake.tokens.clone();
     if let Some(f) = &intake.tokens_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("intake.tokens_file {}", f.display()))?;
@@ -418,7 +418,7 @@ pub fn intake_tokens(intake: &netsensor::config::Intake) -> anyhow::Result<BTree
 
 /// The intake and endpoints API for the service port, when tokens are set.
 pub fn intake(
-    inventory: Arc<dyn netsensor::central::CentralStore>,
+    inventory: Arc<dyn netsensor::store::central::CentralStore>,
     tokens: BTreeMap<String, String>,
 ) -> Option<Arc<dyn Handler>> {
     if tokens.is_empty() {
@@ -428,7 +428,7 @@ pub fn intake(
         inventory,
         IntakeConfig {
             tokens,
-            max_decoded: netsensor::intake::DEFAULT_MAX_DECODED,
+            max_decoded: netsensor::report::intake::DEFAULT_MAX_DECODED,
         },
     )))
 }

@@ -16,17 +16,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use netsensor::checkpoint::Checkpoint;
-use netsensor::config::{self, Config, LogFormat};
-use netsensor::inventory::{Change, DiffPolicy, Inventory, Run};
-use netsensor::metrics::{Exposition, Kind};
-use netsensor::portscan::Progress;
-use netsensor::profile::{self, Profile};
-use netsensor::proxy::{self as engine_proxy, Allowlist, Counters, ProxyConfig};
-use netsensor::record::{EndpointRecord, rfc3339};
+use netsensor::appliance::config::{self, Config, LogFormat};
+use netsensor::appliance::metrics::{Exposition, Kind};
+use netsensor::appliance::profile::{self, Profile};
+use netsensor::appliance::schedule::{self, Due};
+use netsensor::discover::checkpoint::Checkpoint;
+use netsensor::discover::connect::Progress;
+use netsensor::model::record::EndpointRecord;
+use netsensor::model::timestamp::rfc3339;
 use netsensor::scan::{self, ScanOptions};
-use netsensor::schedule::{self, Due};
-use netsensor::service::{self, Response, Router};
+use netsensor::serve::proxy::{self as engine_proxy, Allowlist, Counters, ProxyConfig};
+use netsensor::serve::{self, Response, Router};
+use netsensor::store::inventory::{Change, DiffPolicy, Inventory, Run};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};
@@ -558,7 +559,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         proxy: Arc::new(Counters::default()),
         reporter,
     });
-    netsensor::portscan::raise_fd_limit();
+    netsensor::discover::connect::raise_fd_limit();
 
     // The service port: validated and bound before any scan starts.
     let (service_stop, service_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -795,12 +796,15 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
     }));
 
     // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
-    let central: Arc<dyn netsensor::central::CentralStore> = match &s.config.inventory.url {
+    let central: Arc<dyn netsensor::store::central::CentralStore> = match &s.config.inventory.url {
         None => daemon.inventory.clone(),
         Some(url) => {
-            let store = netsensor::central::PgInventory::connect_off_runtime(url)
+            let store = netsensor::store::central::PgInventory::connect_off_runtime(url)
                 .map_err(|e| anyhow::anyhow!("inventory.url: {e}"))?;
-            tracing::info!("reports from other sensors go to {}", netsensor::central::redact(url));
+            tracing::info!(
+                "reports from other sensors go to {}",
+                netsensor::store::central::redact(url)
+            );
             Arc::new(store)
         }
     };
@@ -808,12 +812,12 @@ fn proxy_config(s: &Settings, daemon: Arc<Daemon>) -> anyhow::Result<ProxyConfig
     let status = daemon.clone();
     let metrics = daemon;
     let mut router = Router::new()
-        .with(service::health())
-        .with(service::blocking_route("/api/v1/status", move || {
+        .with(serve::health())
+        .with(serve::blocking_route("/api/v1/status", move || {
             Response::json(200, &status.status())
         }))
-        .with(service::blocking_route("/metrics", move || {
-            Response::text(200, netsensor::metrics::CONTENT_TYPE, metrics.metrics())
+        .with(serve::blocking_route("/metrics", move || {
+            Response::text(200, netsensor::appliance::metrics::CONTENT_TYPE, metrics.metrics())
         }));
     if let Some(h) = intake {
         router = router.with(h);
@@ -886,11 +890,13 @@ async fn run_profile(
 ) {
     // The operator's blocklist applies to every run, read afresh each time; a
     // broken one stops the run rather than being ignored.
-    match netsensor::targets::read_blocklist(std::path::Path::new(netsensor::targets::SYSTEM_BLOCKLIST)) {
+    match netsensor::discover::targets::read_blocklist(std::path::Path::new(
+        netsensor::discover::targets::SYSTEM_BLOCKLIST,
+    )) {
         Ok(blocked) => profile.exclude.extend(blocked),
         Err(e) => {
             daemon.error("scan");
-            tracing::error!(profile = %profile.name, "blocklist {}: {e}; run not started", netsensor::targets::SYSTEM_BLOCKLIST);
+            tracing::error!(profile = %profile.name, "blocklist {}: {e}; run not started", netsensor::discover::targets::SYSTEM_BLOCKLIST);
             return;
         }
     }
@@ -919,7 +925,7 @@ async fn run_profile(
                 (OffsetDateTime::now_utc().unix_timestamp_nanos() as u64, None)
             }
         };
-        match netsensor::job::run(
+        match netsensor::appliance::job::run(
             &profile,
             &base,
             seed,
@@ -930,7 +936,7 @@ async fn run_profile(
         )
         .await
         {
-            Err(netsensor::job::JobError::Checkpoint { source, .. }) if paused.is_some() => {
+            Err(netsensor::appliance::job::JobError::Checkpoint { source, .. }) if paused.is_some() => {
                 // The profile changed since: its old positions mean nothing now.
                 tracing::warn!(profile = %profile.name, "saved progress no longer matches the profile ({source}); starting afresh");
                 paused = None;

@@ -42,12 +42,12 @@ fn target(args: &StatusArgs) -> anyhow::Result<SocketAddr> {
     let path = args
         .config
         .clone()
-        .or_else(|| Some(PathBuf::from(netsensor::config::DEFAULT_PATH)).filter(|p| p.exists()));
+        .or_else(|| Some(PathBuf::from(netsensor::appliance::config::DEFAULT_PATH)).filter(|p| p.exists()));
     let listen = match path {
-        Some(p) => netsensor::config::load(&p).map_err(usage)?.service.listen,
+        Some(p) => netsensor::appliance::config::load(&p).map_err(usage)?.service.listen,
         None => None,
     };
-    let mut addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], netsensor::proxy::DEFAULT_PORT)));
+    let mut addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], netsensor::serve::proxy::DEFAULT_PORT)));
     // A wildcard listen address is reached on loopback.
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netsensor::testbed;
 use serde_json::Value;
+use testbed;
 
 mod common;
 use common::{bind_reusable, eventually, free_port, sensor, tls_server};

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 
-use netsensor::testbed::{self, KeyKind};
 use serde_json::Value;
+use testbed::{self, KeyKind};
 use tokio::net::TcpListener;
 
 fn sensor(args: &[&str]) -> Output {

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netsensor::testbed::{self, KeyKind};
 use serde_json::Value;
+use testbed::{self, KeyKind};
 
 mod common;
 use common::{bind_reusable, eventually, free_port, sensor, tls_server};
@@ -484,7 +484,10 @@ async fn a_segment_sensor_reports_to_a_central_sensor_through_sigkills() {
     let central_port = free_port();
     let central_log = dir.path().join("central.log");
     let mut central = central(dir.path(), central_port)
-        .env("SENSOR_LOG", "info,rustls=error,netsensor::intake::events=debug")
+        .env(
+            "SENSOR_LOG",
+            "info,rustls=error,netsensor::report::intake::events=debug",
+        )
         .stderr(std::fs::File::create(&central_log).unwrap())
         .spawn()
         .unwrap();
@@ -1151,13 +1154,13 @@ async fn a_central_sensor_keeps_the_merged_inventory_in_postgresql() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let store = netsensor::central::PgInventory::connect_off_runtime(&db.url()).unwrap();
-    use netsensor::central::CentralStore;
+    let store = netsensor::store::central::PgInventory::connect_off_runtime(&db.url()).unwrap();
+    use netsensor::store::central::CentralStore;
     let mut rows = Vec::new();
     let end = std::time::Instant::now() + Duration::from_secs(60);
     while rows.is_empty() && std::time::Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        rows = tokio::task::block_in_place(|| store.query(&netsensor::inventory::Filter::default())).unwrap();
+        rows = tokio::task::block_in_place(|| store.query(&netsensor::store::inventory::Filter::default())).unwrap();
     }
     term(&mut seg);
     let log = std::fs::read_to_string(p("central.log")).unwrap_or_default();

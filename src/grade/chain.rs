@@ -15,24 +15,16 @@
 use std::net::IpAddr;
 
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::names::{self, NameCheck, NameStatus};
 use super::trust::TrustStores;
 use super::{Policy, Severity};
-use crate::cert::CertInfo;
-
-/// Revocation status from a stapled OCSP response (the probe checks the
-/// response; grading takes its verdict).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OcspStatus {
-    Good,
-    Revoked,
-    Unknown,
-}
+pub use crate::model::assessment::{
+    CertChainDetail, CertDetail, CertificateChain, ChainIssue, ChainReport, OcspStatus, StoreVerdict,
+};
+use crate::model::cert::CertInfo;
 
 /// What chain analysis needs from the observation.
 #[derive(Clone, Copy, Debug)]
@@ -45,57 +37,6 @@ pub struct ChainInput<'a> {
     pub hostname: Option<&'a str>,
     pub address: IpAddr,
     pub ocsp: Option<OcspStatus>,
-}
-
-/// One named problem with the chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainIssue {
-    /// Stable id: `expired`, `hostname_mismatch`, `incomplete_chain`, …
-    pub id: String,
-    /// Index in the presented chain (0 = leaf); `None` for the chain as a whole.
-    pub certificate_index: Option<usize>,
-    pub severity: Severity,
-    /// A browser would refuse the chain for this (the rating caps at T).
-    pub breaks_trust: bool,
-    pub detail: String,
-}
-
-/// One trust store's verdict on the chain (the name is checked separately).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreVerdict {
-    pub store: String,
-    pub trusted: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainReport {
-    /// `Some(true)` when a store accepts the chain and nothing breaks trust;
-    /// `None` when there is no certificate, or no DER to verify and no
-    /// trust-breaking issue either.
-    pub trusted: Option<bool>,
-    /// Accepted by the bundled Mozilla roots.
-    pub publicly_trusted: bool,
-    /// Names of the stores that accept the chain.
-    pub trusted_by: Vec<String>,
-    pub stores: Vec<StoreVerdict>,
-    pub name_check: NameCheck,
-    /// Indices of the presented certificates on the path from the leaf up.
-    pub path: Vec<usize>,
-    pub chain_issues: Vec<ChainIssue>,
-}
-
-impl ChainReport {
-    pub fn trust_breaking(&self) -> impl Iterator<Item = &ChainIssue> {
-        self.chain_issues.iter().filter(|i| i.breaks_trust)
-    }
-
-    pub fn issues_on(&self, index: usize) -> impl Iterator<Item = &ChainIssue> {
-        self.chain_issues
-            .iter()
-            .filter(move |i| i.certificate_index == Some(index))
-    }
 }
 
 /// Analyse the presented chain against `trust` at `now`.
@@ -605,40 +546,6 @@ fn best_error(stores: &[StoreVerdict]) -> Option<(&str, &str)> {
 }
 
 // ---- The seed's shape -------------------------------------------------------
-
-/// `certificate_chain` as the upstream schema has it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertificateChain {
-    pub cert_chain_details: Vec<CertChainDetail>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertChainDetail {
-    pub cert_chain_id: u32,
-    /// `Valid`, `Invalid`, or `Unknown` (no DER to verify, nothing wrong found).
-    pub overall_status: String,
-    pub is_additional_cert_chain: bool,
-    pub is_valid_chain: bool,
-    pub cert_details: Vec<CertDetail>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertDetail {
-    /// `Active`, `Expired`, `Not yet valid` or `Revoked`.
-    pub status: String,
-    /// notAfter, epoch milliseconds.
-    pub expiration_date: Option<i64>,
-    pub key_algorithm: String,
-    /// The signature's hash: `SHA256`, `SHA1`, …
-    pub algorithm_type: String,
-    /// notBefore, epoch milliseconds.
-    pub issue_date: Option<i64>,
-    #[serde(rename = "issuer_DN")]
-    pub issuer_dn: String,
-    pub subject: String,
-    /// The details of every issue concerning this certificate.
-    pub errors: Vec<String>,
-}
 
 /// The presented chain in the seed's shape, one chain (id 1).
 pub fn certificate_chain(

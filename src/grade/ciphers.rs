@@ -20,44 +20,9 @@
 //! with forward secrecy and at least 128 bits, which is every TLS 1.3 suite
 //! except the integrity-only ones (RFC 9150, NULL encryption: insecure).
 
-use serde::{Deserialize, Serialize};
-
 use super::strength::{self, KexParams};
-use crate::record::{CipherEntry, ProtocolCiphers};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CipherClass {
-    Safe,
-    Weak,
-    Insecure,
-}
-
-/// One accepted suite, classed, with every rule it tripped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClassifiedCipher {
-    /// IANA value; for SSLv2 cipher kinds their 24-bit value.
-    pub code: u32,
-    pub name: String,
-    pub kex_info: String,
-    pub forward_secrecy: bool,
-    pub class: CipherClass,
-    /// 1 when `insecure`, else 0 (the seed's `unsafe`).
-    #[serde(rename = "unsafe")]
-    pub unsafe_flag: u8,
-    /// Why it is not `safe`, e.g. `CBC mode`, `RC4`. Empty when safe.
-    pub reasons: Vec<String>,
-}
-
-/// The suites of one protocol version, classed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClassifiedProtocol {
-    pub protocol: String,
-    pub cipher_pref_order: Option<String>,
-    pub compressors: String,
-    /// In the enumeration's order (the server's preference when it has one).
-    pub ciphers: Vec<ClassifiedCipher>,
-}
+pub use crate::model::assessment::{CipherClass, ClassifiedCipher, ClassifiedProtocol};
+use crate::model::record::{CipherEntry, ProtocolCiphers};
 
 /// Class one suite.
 pub fn classify(e: &CipherEntry) -> ClassifiedCipher {
@@ -140,7 +105,7 @@ pub fn classify_all(protocols: &[ProtocolCiphers]) -> Vec<ClassifiedProtocol> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enumerate::cipher_entry;
+    use crate::model::record::cipher_entry;
     use crate::wire::CipherSuite;
 
     fn class_of(code: u16, kex: Option<&str>) -> ClassifiedCipher {

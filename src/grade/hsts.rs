@@ -9,32 +9,8 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::model::observed::HttpHeaders;
 use serde::{Deserialize, Serialize};
-
-/// The answer to the HTTP probe's request, as received.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpHeaders {
-    pub status: u16,
-    /// In the order received; names as sent (compared case-insensitively).
-    pub headers: Vec<(String, String)>,
-}
-
-impl HttpHeaders {
-    /// Every value of header `name`, in order.
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn first(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// The security headers the report lists, in their canonical spelling.
 pub const SECURITY_HEADERS: [&str; 6] = [

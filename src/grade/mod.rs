@@ -23,6 +23,7 @@ pub mod chain;
 pub mod ciphers;
 pub mod hsts;
 pub mod names;
+pub mod ocsp;
 pub mod rating;
 pub mod report;
 pub mod strength;
@@ -44,19 +45,9 @@ pub use report::{Level, Levels, SecurityRatingInfo, security_rating_info};
 pub use trust::{TrustConfig, TrustError, TrustStore, TrustStores};
 pub use vulns::{VulnStatus, Vulnerabilities, VulnerabilityVerdict};
 
-use crate::cert::CertInfo;
-use crate::record::EndpointRecord;
-
-/// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+pub use crate::model::assessment::{Finding, Severity};
+use crate::model::cert::CertInfo;
+use crate::model::record::EndpointRecord;
 
 /// Thresholds a deployment may change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,15 +86,6 @@ pub struct Observation<'a> {
     pub http: Option<&'a HttpHeaders>,
 }
 
-/// One thing a security team should know, with its evidence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub id: String,
-    pub severity: Severity,
-    pub title: String,
-    pub evidence: String,
-}
-
 /// The judgement on one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
@@ -130,7 +112,10 @@ pub struct Assessment {
 pub fn assess(obs: &Observation<'_>, trust: &TrustStores, policy: &Policy, now: OffsetDateTime) -> Assessment {
     let record = obs.record;
     let certs: Vec<CertInfo> = if !obs.chain_der.is_empty() {
-        obs.chain_der.iter().map(|d| crate::cert::parse_lossy(d)).collect()
+        obs.chain_der
+            .iter()
+            .map(|d| crate::model::cert::parse_lossy(d))
+            .collect()
     } else if !record.chain.is_empty() {
         record.chain.clone()
     } else {

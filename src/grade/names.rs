@@ -11,24 +11,7 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NameStatus {
-    Match,
-    Mismatch,
-    NotChecked,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NameCheck {
-    pub status: NameStatus,
-    /// The name checked: the hostname (SNI), or the address for an address target.
-    pub expected: Option<String>,
-    /// The names the leaf covers (its SANs).
-    pub names: Vec<String>,
-}
+pub use crate::model::assessment::{NameCheck, NameStatus};
 
 /// Check `san` (the leaf's SANs as `cert::parse` writes them) against the
 /// target: `hostname` when the target was a name, else `address`.

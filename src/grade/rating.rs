@@ -10,152 +10,15 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 use super::chain::ChainReport;
 use super::hsts::Hsts;
 use super::strength::{self, KexParams};
 use super::vulns::{self, VulnerabilityVerdict};
-use crate::cert::CertInfo;
-use crate::enumerate::cipher_entry;
-use crate::record::{CipherEntry, EndpointRecord, PROTOCOL_NAMES};
+pub use crate::model::assessment::{Area, Cap, Grade, Letter};
+use crate::model::cert::CertInfo;
+use crate::model::record::cipher_entry;
+use crate::model::record::{CipherEntry, EndpointRecord, PROTOCOL_NAMES};
 use crate::wire::CipherSuite;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Letter {
-    #[serde(rename = "A+")]
-    APlus,
-    A,
-    #[serde(rename = "A-")]
-    AMinus,
-    B,
-    C,
-    D,
-    E,
-    F,
-    /// Not trusted.
-    T,
-    /// Certificate name mismatch.
-    M,
-}
-
-impl Letter {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Letter::APlus => "A+",
-            Letter::A => "A",
-            Letter::AMinus => "A-",
-            Letter::B => "B",
-            Letter::C => "C",
-            Letter::D => "D",
-            Letter::E => "E",
-            Letter::F => "F",
-            Letter::T => "T",
-            Letter::M => "M",
-        }
-    }
-
-    /// Position from best (A+ = 0) to worst (F = 7); T and M rank below F.
-    fn rank(self) -> u8 {
-        match self {
-            Letter::APlus => 0,
-            Letter::A => 1,
-            Letter::AMinus => 2,
-            Letter::B => 3,
-            Letter::C => 4,
-            Letter::D => 5,
-            Letter::E => 6,
-            Letter::F => 7,
-            Letter::T => 8,
-            Letter::M => 9,
-        }
-    }
-
-    /// Reads `A+`, `a`, `B`…, as written on the command line.
-    pub fn parse(s: &str) -> Option<Letter> {
-        let all = [
-            Letter::APlus,
-            Letter::A,
-            Letter::AMinus,
-            Letter::B,
-            Letter::C,
-            Letter::D,
-            Letter::E,
-            Letter::F,
-            Letter::T,
-            Letter::M,
-        ];
-        all.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// Strictly worse than `other` (T and M are worse than F).
-    pub fn is_below(self, other: Letter) -> bool {
-        self.rank() > other.rank()
-    }
-
-    /// The worse of two score letters (A+ … F).
-    pub fn worst(self, other: Letter) -> Letter {
-        if other.rank() > self.rank() { other } else { self }
-    }
-
-    /// The letter a numeric score earns before any cap.
-    pub fn from_score(score: u8) -> Letter {
-        match score {
-            80.. => Letter::A,
-            65.. => Letter::B,
-            50.. => Letter::C,
-            35.. => Letter::D,
-            20.. => Letter::E,
-            _ => Letter::F,
-        }
-    }
-}
-
-impl std::fmt::Display for Letter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a cap is about; the protocol/cipher level reads only the first three.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Area {
-    Protocol,
-    Cipher,
-    KeyExchange,
-    Certificate,
-    Vulnerability,
-}
-
-/// A limit on the letter, with the evidence that triggered it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cap {
-    pub letter: Letter,
-    /// Stable id: `sslv2`, `rc4`, `expired`, `hostname_mismatch`, …
-    pub id: String,
-    pub area: Area,
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grade {
-    pub letter: Letter,
-    pub score: u8,
-    pub protocol_score: u8,
-    pub key_exchange_score: u8,
-    pub cipher_score: u8,
-    pub caps: Vec<Cap>,
-    /// Warnings that turn an A into A− (and keep A+ away).
-    pub warnings: Vec<String>,
-    /// When the letter is T or M: the letter with trust and name ignored
-    /// (SSL Labs' "if trust issues are ignored").
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub if_trusted: Option<Letter>,
-    /// Limits of the observation behind this grade (what was not seen).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub notes: Vec<String>,
-}
 
 /// Everything the rating reads.
 #[derive(Clone, Copy, Debug)]

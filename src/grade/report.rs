@@ -8,112 +8,18 @@
 //! protocol/cipher level maps [`protocol_cipher_letter`] the same way as the
 //! overall letter.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
 use super::Assessment;
 use super::Severity;
-use super::chain::CertificateChain;
 use super::ciphers::{CipherClass, ClassifiedCipher};
 use super::names::NameStatus;
-use super::rating::{Letter, protocol_cipher_letter};
+use super::rating::protocol_cipher_letter;
 use super::strength;
-use crate::enumerate::cipher_entry;
-use crate::record::{Category, EndpointRecord, PROTOCOL_NAMES};
+pub use crate::model::assessment::{
+    HandshakeProtocol, Level, Levels, ProtocolCipherScore, SecurityRatingInfo, SeedCipher, SeedProtocolCiphers,
+};
+use crate::model::record::cipher_entry;
+use crate::model::record::{Category, EndpointRecord, PROTOCOL_NAMES};
 use crate::wire::CipherSuite;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Level {
-    #[serde(rename = "Very secure")]
-    VerySecure,
-    #[serde(rename = "Secure")]
-    Secure,
-    #[serde(rename = "At risk")]
-    AtRisk,
-    #[serde(rename = "Not secure")]
-    NotSecure,
-}
-
-impl Level {
-    pub fn of(letter: Letter) -> Level {
-        match letter {
-            Letter::APlus | Letter::A => Level::VerySecure,
-            Letter::AMinus | Letter::B => Level::Secure,
-            Letter::C | Letter::D | Letter::E => Level::AtRisk,
-            Letter::F | Letter::T | Letter::M => Level::NotSecure,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeedCipher {
-    pub code: u32,
-    pub name: String,
-    pub kex_info: String,
-    pub forward_secrecy: bool,
-    #[serde(rename = "unsafe")]
-    pub unsafe_flag: u8,
-}
-
-impl From<&ClassifiedCipher> for SeedCipher {
-    fn from(c: &ClassifiedCipher) -> Self {
-        SeedCipher {
-            code: c.code,
-            name: c.name.clone(),
-            kex_info: c.kex_info.clone(),
-            forward_secrecy: c.forward_secrecy,
-            unsafe_flag: c.unsafe_flag,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeedProtocolCiphers {
-    pub protocol: String,
-    pub cipher_pref_order: Option<String>,
-    pub compressors: String,
-    pub safe_ciphers: Vec<SeedCipher>,
-    pub weak_ciphers: Vec<SeedCipher>,
-    pub insecure_ciphers: Vec<SeedCipher>,
-    /// Short warnings joined with `; `, empty when none.
-    pub warnings: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HandshakeProtocol {
-    pub protocol: String,
-    pub cipher_algorithm: String,
-    /// Symmetric key bits of the negotiated suite.
-    pub key_size: u16,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProtocolCipherScore {
-    pub protocols: Vec<String>,
-    pub score: Option<Level>,
-}
-
-/// `security_rating_info` in the seed's shape.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecurityRatingInfo {
-    pub protocol_ciphers: Vec<SeedProtocolCiphers>,
-    pub handshake_protocols: Vec<HandshakeProtocol>,
-    pub certificate_chain: CertificateChain,
-    pub security_headers: BTreeMap<String, String>,
-    pub http_response_headers: BTreeMap<String, String>,
-    pub security_rating_score: Option<Level>,
-    pub certificate_chain_score: Option<Level>,
-    pub protocol_cipher_score: ProtocolCipherScore,
-}
-
-/// The four levels of one assessment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Levels {
-    pub security_rating: Option<Level>,
-    pub certificate_chain: Option<Level>,
-    pub protocol_cipher: Option<Level>,
-}
 
 /// Compute the levels from an assessment's parts.
 pub fn levels(record: &EndpointRecord, a: &Assessment) -> Levels {

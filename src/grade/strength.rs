@@ -9,8 +9,8 @@
 //! gives: 3DES counts as 112 bits (meet-in-the-middle), ChaCha20 as 256 (the
 //! registry data says 128, the key is 256 bits).
 
-use crate::cert::CertInfo;
-use crate::record::CipherEntry;
+use crate::model::cert::CertInfo;
+use crate::model::record::CipherEntry;
 
 /// RSA-equivalent bits of an elliptic-curve (or Edwards) key of `ec_bits`.
 pub fn ec_rsa_equivalent(ec_bits: u32) -> u32 {

@@ -10,8 +10,8 @@ use time::macros::datetime;
 use super::chain::{self, ChainInput};
 use super::rating::{self, RatingInput};
 use super::*;
-use crate::enumerate::cipher_entry;
-use crate::record::{
+use crate::model::record::cipher_entry;
+use crate::model::record::{
     Category, EndpointRecord, Features, Handshake, KeyExchange, PROTOCOL_NAMES, ProtocolCiphers, SuiteRef, Transport,
 };
 use crate::wire::CipherSuite;
@@ -422,7 +422,7 @@ fn sslv2_cipher_kinds_from_the_enumeration_count() {
             protocol: "SSLv2".into(),
             cipher_pref_order: None,
             compressors: "NULL".into(),
-            ciphers: vec![crate::record::CipherEntry {
+            ciphers: vec![crate::model::record::CipherEntry {
                 code: 0x020080,
                 name: "SSL_CK_RC4_128_EXPORT40_WITH_MD5".into(),
                 kex_info: "RSA".into(),
@@ -1140,7 +1140,7 @@ fn an_expired_extra_certificate_does_not_break_trust() {
 
 #[test]
 fn unparsable_leaf_breaks_trust() {
-    let bad = crate::cert::parse_lossy(b"junk");
+    let bad = crate::model::cert::parse_lossy(b"junk");
     let r = chain::analyze(&cert_input(&[bad]), &TrustStores::empty(), &Policy::default(), NOW);
     let i = issue(&r, "unparsable_certificate");
     assert!(i.breaks_trust);
@@ -1219,7 +1219,7 @@ fn analyze_der(
     hostname: Option<&str>,
     ocsp: Option<OcspStatus>,
 ) -> (ChainReport, Vec<CertInfo>) {
-    let certs: Vec<CertInfo> = der.iter().map(|d| crate::cert::parse_lossy(d)).collect();
+    let certs: Vec<CertInfo> = der.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
     let input = ChainInput {
         certs: &certs,
         der,
@@ -1367,7 +1367,7 @@ fn a_self_signed_leaf_held_by_a_bundle_is_trusted() {
     let leaf = leaf_params(&["a.test"]).self_signed(&key).unwrap().der().to_vec();
     let mut stores = TrustStores::empty();
     stores.push(TrustStore::from_der("bundle:pinned", trust::StoreKind::Memory, std::slice::from_ref(&leaf)).unwrap());
-    let certs = [crate::cert::parse_lossy(&leaf)];
+    let certs = [crate::model::cert::parse_lossy(&leaf)];
     let der = [leaf];
     let input = ChainInput {
         der: &der,
@@ -1554,7 +1554,7 @@ fn no_trust_store_means_untrusted_with_the_reason() {
         pki.inter.der.clone(),
         pki.root.der.clone(),
     ];
-    let certs: Vec<CertInfo> = der.iter().map(|d| crate::cert::parse_lossy(d)).collect();
+    let certs: Vec<CertInfo> = der.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
     let input = ChainInput {
         certs: &certs,
         der: &der,
@@ -1574,7 +1574,7 @@ fn assess_end_to_end_private_pki_with_hsts() {
     let pki = pki();
     let der = vec![sign(&leaf_params(&["a.test"]), &pki.inter), pki.inter.der.clone()];
     let mut r = modern();
-    r.chain = der.iter().map(|d| crate::cert::parse_lossy(d)).collect();
+    r.chain = der.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
     r.certificate = r.chain.first().cloned();
     let http = HttpHeaders {
         status: 200,

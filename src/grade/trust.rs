@@ -297,10 +297,10 @@ mod tests {
 
     #[test]
     fn a_pem_bundle_becomes_a_store_with_its_subjects() {
-        let chain = crate::testbed::issue_chain("pem", &["a.test"], crate::testbed::KeyKind::EcdsaP256).unwrap();
+        let chain = testbed::issue_chain("pem", &["a.test"], testbed::KeyKind::EcdsaP256).unwrap();
         let store = TrustStore::from_pem("bundle:x", StoreKind::Memory, chain.root_pem.as_bytes()).unwrap();
         assert_eq!(store.len(), 1);
-        let root = crate::cert::parse(&chain.root).unwrap();
+        let root = crate::model::cert::parse(&chain.root).unwrap();
         assert!(store.has_subject(&root.subject_dn), "{}", root.subject_dn);
         assert!(!store.is_public());
     }

@@ -10,50 +10,11 @@
 //! compression accepted; RC4 = any RC4 suite. A rule whose inputs were not
 //! observed says `not_tested`, never `not_vulnerable`.
 
-use serde::{Deserialize, Serialize};
-
 use super::Severity;
 use super::strength::{self, KexParams};
-use crate::record::{CipherEntry, EndpointRecord};
-
-/// Results of the active vulnerability probes: `None` = not tested,
-/// `Some(true)` = vulnerable, `Some(false)` = tested and not vulnerable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vulnerabilities {
-    pub heartbleed: Option<bool>,
-    pub ccs_injection: Option<bool>,
-    pub ticketbleed: Option<bool>,
-    pub robot: Option<bool>,
-    /// Client-initiated renegotiation without RFC 5746 protection accepted.
-    pub insecure_renegotiation: Option<bool>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VulnStatus {
-    Vulnerable,
-    NotVulnerable,
-    NotTested,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VulnerabilityVerdict {
-    /// Stable id: `heartbleed`, `poodle`, `sweet32`, …
-    pub id: String,
-    pub name: String,
-    pub status: VulnStatus,
-    /// Deduced from the enumeration rather than probed.
-    pub inferred: bool,
-    /// Severity when vulnerable.
-    pub severity: Severity,
-    pub evidence: String,
-}
-
-impl VulnerabilityVerdict {
-    pub fn is_vulnerable(&self) -> bool {
-        self.status == VulnStatus::Vulnerable
-    }
-}
+pub use crate::model::assessment::{VulnStatus, VulnerabilityVerdict};
+pub use crate::model::observed::Vulnerabilities;
+use crate::model::record::{CipherEntry, EndpointRecord};
 
 /// Every verdict, probes first, in a fixed order.
 pub fn evaluate(record: &EndpointRecord, probes: &Vulnerabilities) -> Vec<VulnerabilityVerdict> {

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::probe::starttls;
-use crate::starttls::{Starttls, StarttlsError};
+use crate::probe::starttls::dialogue::{Starttls, StarttlsError};
 use crate::wire::record::Deframer;
 use crate::wire::server::CertificateStatus;
 use crate::wire::{

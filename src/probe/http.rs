@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 const HEAD_CAP: usize = 16 * 1024;
 
 /// The status line and headers, as the grader reads them.
-pub use crate::grade::HttpHeaders as ResponseHead;
+pub use crate::model::observed::HttpHeaders as ResponseHead;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HeadError {

@@ -5,7 +5,8 @@
 //! result), and nothing here decides what the data means.
 
 pub mod danger;
-pub mod enumeration;
+pub mod detect;
+pub mod enumerate;
 pub mod hello;
 pub mod http;
 pub mod plain;

@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+use crate::model::record::{FailureKind, Handshake, SuiteRef};
 use crate::probe::danger::AcceptAnyChain;
-use crate::record::{FailureKind, Handshake, SuiteRef};
 use crate::wire::CipherSuite;
 
 /// How many of the server's first bytes are kept for detection and banners.

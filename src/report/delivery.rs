@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::wire::{REPORTS_PATH, Report, SensorInfo};
-use crate::outbox::{Outbox, Storage};
+use crate::report::outbox::{Outbox, Storage};
 
 /// Longest `Retry-After` obeyed; a larger one is clamped (and logged).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -170,7 +170,7 @@ impl Backoff {
 }
 
 fn random_u32() -> u32 {
-    let id = crate::outbox::random_id();
+    let id = crate::report::outbox::random_id();
     u32::from_str_radix(&id[..8], 16).unwrap_or(0x8000_0000)
 }
 
@@ -341,7 +341,7 @@ pub async fn run<S: Storage + Send + 'static>(
         let (max_events, max_bytes) = (cfg.max_events, cfg.max_bytes);
         let next = tokio::task::spawn_blocking(move || {
             let mut ob = ob.lock().map_err(|_| "outbox lock poisoned".to_string())?;
-            ob.next_batch(max_events, max_bytes, crate::outbox::random_id)
+            ob.next_batch(max_events, max_bytes, crate::report::outbox::random_id)
                 .map_err(|e| e.to_string())
         })
         .await
@@ -365,7 +365,7 @@ pub async fn run<S: Storage + Send + 'static>(
                 let report = Report::new(
                     sensor.clone(),
                     id.clone(),
-                    crate::record::rfc3339(time::OffsetDateTime::now_utc()),
+                    crate::model::timestamp::rfc3339(time::OffsetDateTime::now_utc()),
                     events,
                 );
                 (client.send(&report).await, n)
@@ -455,7 +455,7 @@ pub async fn run<S: Storage + Send + 'static>(
 }
 
 fn now() -> String {
-    crate::record::rfc3339(time::OffsetDateTime::now_utc())
+    crate::model::timestamp::rfc3339(time::OffsetDateTime::now_utc())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! The flow: the daemon turns each run's changes (and, periodically, the
 //! whole inventory) into [`wire::Event`]s and [`enqueue`]s them into the
-//! durable [`crate::outbox`] *before* anything else happens to them; the
+//! durable [`crate::report::outbox`] *before* anything else happens to them; the
 //! [`delivery`] loop takes batches from the outbox, wraps them in a
 //! [`wire::Report`] (the batch id doubles as the idempotency key), POSTs them
 //! gzip'd over HTTPS, and deletes them only on upstream's 2xx. The wire
@@ -11,11 +11,13 @@
 //! `docs/reporting.md`.
 
 pub mod delivery;
+pub mod intake;
+pub mod outbox;
 pub mod wire;
 
-use crate::inventory::{Change, Key};
-use crate::outbox::{Class, Outbox, OutboxError, Storage};
-use crate::record::EndpointRecord;
+use crate::model::record::EndpointRecord;
+use crate::report::outbox::{Class, Outbox, OutboxError, Storage};
+use crate::store::inventory::{Change, Key};
 pub use wire::{Event, EventKind, Report, SensorInfo};
 
 /// Events per outbox record: small enough for any batch cap, large enough
@@ -70,7 +72,7 @@ pub fn enqueue<S: Storage>(outbox: &mut Outbox<S>, class: Class, events: &[Event
 }
 
 /// The event ids in an outbox batch's payloads, decoded.
-pub fn decode_batch(batch: &crate::outbox::Batch) -> Result<Vec<Event>, serde_json::Error> {
+pub fn decode_batch(batch: &crate::report::outbox::Batch) -> Result<Vec<Event>, serde_json::Error> {
     let mut events = Vec::new();
     for r in &batch.records {
         let mut chunk: Vec<Event> = serde_json::from_slice(&r.payload)?;
@@ -84,8 +86,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::outbox::{DirStorage, Limits};
-    use crate::record::{Category, EndpointRecord};
+    use crate::model::record::{Category, EndpointRecord};
+    use crate::report::outbox::{DirStorage, Limits};
 
     fn events(n: usize) -> Vec<Event> {
         (0..n)
@@ -134,11 +136,11 @@ mod tests {
         enqueue(&mut ob2, Class::Snapshot, &ev).unwrap();
         let chunked = t.elapsed();
         let inv_dir = tempfile::tempdir().unwrap();
-        let mut inv = crate::inventory::Inventory::open(&inv_dir.path().join("i.sqlite")).unwrap();
+        let mut inv = crate::store::inventory::Inventory::open(&inv_dir.path().join("i.sqlite")).unwrap();
         let t = Instant::now();
         let mut batches = 0;
         let mut bytes = 0;
-        while let Some(b) = ob2.next_batch(500, 4 << 20, crate::outbox::random_id).unwrap() {
+        while let Some(b) = ob2.next_batch(500, 4 << 20, crate::report::outbox::random_id).unwrap() {
             let events = decode_batch(&b).unwrap();
             let report = Report::new(
                 SensorInfo {
@@ -154,7 +156,7 @@ mod tests {
             let ev: Vec<_> = report
                 .events
                 .into_iter()
-                .map(|e| (crate::inventory::EventKind::Snapshot, e.endpoint))
+                .map(|e| (crate::store::inventory::EventKind::Snapshot, e.endpoint))
                 .collect();
             inv.apply_report("s", &b.id, "2026-11-24T12:00:00Z", &ev).unwrap();
             ob2.ack(&b.id).unwrap();

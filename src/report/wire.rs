@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::EndpointRecord;
+use crate::model::record::EndpointRecord;
 
 pub const SCHEMA_VERSION: &str = "1";
 
@@ -26,7 +26,7 @@ pub struct SensorInfo {
 
 /// The event kinds of the wire format are the inventory's: one type, so a
 /// kind added to one cannot be forgotten in the other.
-pub use crate::inventory::EventKind;
+pub use crate::store::inventory::EventKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -44,7 +44,7 @@ pub struct Event {
 impl Event {
     pub fn new(kind: EventKind, occurred_at: &str, reasons: Vec<String>, endpoint: EndpointRecord) -> Event {
         Event {
-            event_id: crate::outbox::random_id(),
+            event_id: crate::report::outbox::random_id(),
             kind,
             occurred_at: occurred_at.to_string(),
             reasons,

@@ -21,8 +21,6 @@
 
 use thiserror::Error;
 
-use super::enums::ExtensionType;
-
 /// Why bytes could not be read as the structure asked for.
 ///
 /// [`WireError::Incomplete`] is the only variant that means "feed more bytes
@@ -64,9 +62,10 @@ pub enum WireError {
     /// A message of another kind than the one expected at this point.
     #[error("expected {expected}, got {got}")]
     UnexpectedMessage { expected: &'static str, got: String },
-    /// The same extension twice in one message (RFC 8446 §4.2 forbids it).
-    #[error("duplicate extension {0}")]
-    DuplicateExtension(ExtensionType),
+    /// The same extension twice in one message (RFC 8446 §4.2 forbids it);
+    /// the extension type's code point (the codec sits below the registries).
+    #[error("duplicate extension {0:#06x}")]
+    DuplicateExtension(u16),
 }
 
 impl WireError {

@@ -549,7 +549,7 @@ pub(crate) fn reject_duplicates(types: impl Iterator<Item = ExtensionType>) -> R
     let mut seen: Vec<ExtensionType> = Vec::new();
     for t in types {
         if seen.contains(&t) {
-            return Err(WireError::DuplicateExtension(t));
+            return Err(WireError::DuplicateExtension(t.0));
         }
         seen.push(t);
     }
@@ -1460,7 +1460,7 @@ mod tests {
         dup.extensions.push(ClientExtension::ExtendedMasterSecret);
         assert_eq!(
             ClientHello::from_bytes(&dup.to_bytes()),
-            Err(WireError::DuplicateExtension(ExtensionType::ExtendedMasterSecret))
+            Err(WireError::DuplicateExtension(ExtensionType::ExtendedMasterSecret.0))
         );
         // Framed as a handshake message, every strict prefix is incomplete.
         let framed = ClientHello::from_bytes(&good).unwrap().to_handshake().to_bytes();

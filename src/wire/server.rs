@@ -1192,7 +1192,7 @@ mod tests {
         dup.extensions.push(ServerExtension::EncryptThenMac);
         assert_eq!(
             ServerHello::from_bytes(&dup.to_bytes()),
-            Err(WireError::DuplicateExtension(ExtensionType::EncryptThenMac))
+            Err(WireError::DuplicateExtension(ExtensionType::EncryptThenMac.0))
         );
         // A malformed supported_versions changes the meaning: fatal.
         let mut sv = sample_server_hello(false);

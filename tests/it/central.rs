@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use netsensor::central::{CentralStore, PgInventory};
-use netsensor::inventory::{EventKind, Filter, Inventory};
-use netsensor::record::{Category, EndpointRecord};
+use netsensor::model::record::{Category, EndpointRecord};
+use netsensor::store::central::{CentralStore, PgInventory};
+use netsensor::store::inventory::{EventKind, Filter, Inventory};
 
 use crate::pg::start_postgres;
 

@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use netsensor::probe::enumeration::{self, EnumConfig};
-use netsensor::record::{Category, EndpointRecord};
-use netsensor::testbed::{self, KeyKind};
+use netsensor::model::record::{Category, EndpointRecord};
+use netsensor::probe::enumerate::{self, EnumConfig};
 use netsensor::wire::{
     CipherSuite, Codec, Compression, HandshakeMessage, HandshakeType, ProtocolVersion, Random, ServerHello,
 };
+use testbed::{self, KeyKind};
 use tokio::net::TcpListener;
 
 use crate::support::{self, find, quick, scan};
@@ -191,9 +191,7 @@ fn server_hello(version: ProtocolVersion, suite: u16) -> Vec<u8> {
     .to_records(version)
 }
 
-async fn hostile(
-    serve: impl FnOnce(TcpListener) -> tokio::task::JoinHandle<()>,
-) -> (enumeration::Enumeration, Duration) {
+async fn hostile(serve: impl FnOnce(TcpListener) -> tokio::task::JoinHandle<()>) -> (enumerate::Enumeration, Duration) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let _s = serve(l);
@@ -203,7 +201,7 @@ async fn hostile(
         ..EnumConfig::default()
     };
     let t0 = Instant::now();
-    let e = enumeration::enumerate(addr, None, cfg).await;
+    let e = enumerate::enumerate(addr, None, cfg).await;
     (e, t0.elapsed())
 }
 

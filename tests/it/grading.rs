@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use netsensor::grade::trust::StoreKind;
 use netsensor::grade::{Letter, TrustStore, TrustStores, VulnStatus};
-use netsensor::record::EndpointRecord;
+use netsensor::model::record::EndpointRecord;
 use netsensor::scan::ScanOptions;
-use netsensor::testbed::{self, Chain, KeyKind, LeafSpec};
+use testbed::{self, Chain, KeyKind, LeafSpec};
 use tokio::net::TcpListener;
 
 use crate::support::{self, find, quick, scan};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netsensor::proxy::{self, Allowlist, Counters, ProxyConfig};
+use netsensor::serve::proxy::{self, Allowlist, Counters, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -413,8 +413,8 @@ async fn wait_for(cond: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn plain_and_tls_agents_share_the_port() {
-    use netsensor::testbed::{self, KeyKind};
     use rustls::pki_types::{CertificateDer, ServerName};
+    use testbed::{self, KeyKind};
 
     let (echo, _e) = echo_server().await;
     let chain = testbed::issue_chain("proxy", &["sensor.test"], KeyKind::EcdsaP256).expect("chain");
@@ -461,9 +461,9 @@ async fn plain_and_tls_agents_share_the_port() {
 /// router (bodies read whole under a cap), CONNECT still tunnels.
 #[tokio::test]
 async fn service_routes_share_the_port_with_the_tunnels() {
-    use netsensor::service::{FnHandler, Response, Router, health};
+    use netsensor::serve::{FnHandler, Response, Router, health};
     let (echo, _echo) = echo_server().await;
-    let echo_handler = Arc::new(FnHandler(|req: &netsensor::service::Request| {
+    let echo_handler = Arc::new(FnHandler(|req: &netsensor::serve::Request| {
         (req.path_only() == "/echo").then(|| Response::text(200, "application/octet-stream", req.body.clone()))
     }));
     let mut c = config(&["echo.test:80"], &[&format!("echo.test={}", echo.ip())]);

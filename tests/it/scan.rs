@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use netsensor::cert;
-use netsensor::record::{Category, EndpointRecord, FailureKind, Transport};
-use netsensor::testbed::{self, KeyKind};
+use netsensor::model::cert;
+use netsensor::model::record::{Category, EndpointRecord, FailureKind, Transport};
+use testbed::{self, KeyKind};
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::support::{self, find, quick, scan};

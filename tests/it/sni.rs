@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use netsensor::record::{Category, EndpointRecord, Transport};
+use netsensor::model::record::{Category, EndpointRecord, Transport};
 use netsensor::scan::{self, ScanOptions};
-use netsensor::testbed::{self, Chain, KeyKind};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use testbed::{self, Chain, KeyKind};
 
 use crate::support::{quick, scan};
 

@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netsensor::record::{Category, EndpointRecord, Transport};
+use netsensor::model::record::{Category, EndpointRecord, Transport};
+use netsensor::probe::starttls::dialogue::{Starttls, StarttlsMode};
 use netsensor::scan::ScanOptions;
-use netsensor::starttls::{Starttls, StarttlsMode};
-use netsensor::testbed::{self, KeyKind};
 use rustls::ServerConfig;
+use testbed::{self, KeyKind};
 use tokio::net::TcpListener;
 
 use crate::support::{find, quick, scan};
@@ -87,7 +87,10 @@ async fn check(proto: Starttls, steps: fn(bool) -> Vec<Step>, mode: StarttlsMode
     let h = r.handshake.as_ref().unwrap();
     assert!(h.error.is_none(), "{proto}: {h:?}");
     let thumbs: Vec<_> = r.chain.iter().map(|c| c.thumbprint.clone()).collect();
-    let want: Vec<_> = presented.iter().map(|d| netsensor::cert::thumbprint(d)).collect();
+    let want: Vec<_> = presented
+        .iter()
+        .map(|d| netsensor::model::cert::thumbprint(d))
+        .collect();
     assert_eq!(thumbs, want, "{proto}: the chain read through the upgrade");
     assert!(r.grade.is_some(), "{proto}: graded");
 
@@ -311,7 +314,7 @@ async fn real_postgresql_upgrades_and_without_ssl_is_unsecured() {
     let want: Vec<_> = chain
         .presented()
         .iter()
-        .map(|d| netsensor::cert::thumbprint(d))
+        .map(|d| netsensor::model::cert::thumbprint(d))
         .collect();
     assert_eq!(thumbs, want);
     let protocols = r.protocols.as_ref().expect("enumerated");

@@ -1,6 +1,6 @@
 //! Purpose-built STARTTLS responders: each follows its RFC's exchange byte
 //! for byte (the section is cited on each script), then hands the socket to
-//! a rustls acceptor built from `netsensor::testbed`, so the TLS behind the
+//! a rustls acceptor built from `testbed`, so the TLS behind the
 //! upgrade is exactly the TLS a `testbed::serve_tls` listener serves.
 
 use std::sync::Arc;

@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netsensor::portscan::Progress;
-use netsensor::record::EndpointRecord;
+use netsensor::discover::connect::Progress;
+use netsensor::discover::targets::{PortSet, ScanPlan, TargetSet, TargetSpec};
+use netsensor::model::record::EndpointRecord;
 use netsensor::scan::{self, ScanOptions};
-use netsensor::targets::{PortSet, ScanPlan, TargetSet, TargetSpec};
-use netsensor::testbed::Chain;
+use testbed::Chain;
 
 /// A child process killed when the test lets go of it.
 pub struct Proc {

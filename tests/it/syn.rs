@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use netsensor::checkpoint::{Checkpoint, Tracker};
-use netsensor::portscan::Progress;
-use netsensor::record::{Category, EndpointRecord};
+use netsensor::discover::checkpoint::{Checkpoint, Tracker};
+use netsensor::discover::connect::Progress;
+use netsensor::discover::syn::{self, ScanType};
+use netsensor::discover::targets::{PortSet, ScanPlan, TargetSet, TargetSpec};
+use netsensor::model::record::{Category, EndpointRecord};
 use netsensor::scan::{self, ScanOptions};
-use netsensor::syn::{self, ScanType};
-use netsensor::targets::{PortSet, ScanPlan, TargetSet, TargetSpec};
-use netsensor::testbed;
+use testbed;
 use tokio::net::TcpListener;
 
 use crate::support::{quick, scan};

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netsensor::testbed;
 use netsensor::wire::record::{Record, encode_records};
 use netsensor::wire::{
     Alert, AlertDescription, AlertLevel, CertificateChain, CipherSuite, ClientExtension, ClientHello, Codec,
@@ -27,6 +26,7 @@ use netsensor::wire::{
     ProtocolVersion, Random, Reader, ServerExtension, ServerHello,
 };
 use num_bigint::BigUint;
+use testbed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;

@@ -9,11 +9,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use netsensor::enumerate::Version;
-use netsensor::probe::enumeration::{self, EnumConfig, Enumeration};
+use netsensor::probe::enumerate::strategy::Version;
+use netsensor::probe::enumerate::{self, EnumConfig, Enumeration};
 use netsensor::probe::vulns::{self, VulnConfig, VulnReport};
-use netsensor::testbed::{self, Chain, KeyKind};
 use netsensor::wire::CipherSuite;
+use testbed::{self, Chain, KeyKind};
 
 use crate::support;
 
@@ -167,7 +167,7 @@ async fn openssl_is_not_vulnerable() {
     let chain = rsa_chain("vulns openssl");
     let args = ["-tls1_2", "-cipher", "AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256"];
     let (_p, addr) = support::openssl_server(&chain, dir.path(), &args).await;
-    let e = enumeration::enumerate(addr, None, EnumConfig::default()).await;
+    let e = enumerate::enumerate(addr, None, EnumConfig::default()).await;
     assert!(e.supports(Version::Tls12), "{e:#?}");
     let (r, took) = run(addr, &e, &quick()).await;
     let v = r.vulnerabilities;
@@ -198,7 +198,7 @@ async fn rustls_is_not_vulnerable() {
     let listener = testbed::bind_loopback("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = AbortOnDrop(testbed::serve_tls(listener, config));
-    let e = enumeration::enumerate(addr, None, EnumConfig::default()).await;
+    let e = enumerate::enumerate(addr, None, EnumConfig::default()).await;
     assert!(e.supports(Version::Tls12) && e.supports(Version::Tls13), "{e:#?}");
     let (r, took) = run(addr, &e, &quick()).await;
     let v = r.vulnerabilities;
@@ -223,7 +223,7 @@ async fn tls13_only_server_is_not_tested_for_tls12_flaws() {
     let listener = testbed::bind_loopback("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let _server = AbortOnDrop(testbed::serve_tls(listener, config));
-    let e = enumeration::enumerate(addr, None, EnumConfig::default()).await;
+    let e = enumerate::enumerate(addr, None, EnumConfig::default()).await;
     let (r, _) = run(addr, &e, &quick()).await;
     let v = r.vulnerabilities;
     assert_eq!(

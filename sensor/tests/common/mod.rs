@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use netsensor::testbed::{self, KeyKind};
+use testbed::{self, KeyKind};
 use tokio::net::{TcpListener, TcpSocket};
 
 /// The `sensor` binary under test.

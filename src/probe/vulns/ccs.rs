@@ -34,7 +34,7 @@
 
 use tokio::time::Instant;
 
-use crate::probe::enumeration::Enumeration;
+use crate::probe::enumerate::Enumeration;
 use crate::wire::record::encode_records;
 use crate::wire::{AlertDescription, ContentType, Event};
 

@@ -55,9 +55,9 @@ mod ticketbleed;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::enumerate::Version;
-use crate::grade::Vulnerabilities;
-use crate::probe::enumeration::Enumeration;
+use crate::model::observed::Vulnerabilities;
+use crate::probe::enumerate::Enumeration;
+use crate::probe::enumerate::strategy::Version;
 use crate::wire::{CipherSuite, ClientHelloBuilder, ProtocolVersion};
 
 pub use robot::Padding as RobotPadding;

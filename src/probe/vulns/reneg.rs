@@ -43,8 +43,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::enumerate::Version;
-use crate::probe::enumeration::Enumeration;
+use crate::probe::enumerate::Enumeration;
+use crate::probe::enumerate::strategy::Version;
 use crate::wire::record::{MAX_CIPHERTEXT, RECORD_HEADER_LEN, encode_records};
 use crate::wire::server::EcdhParams;
 use crate::wire::{

@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use crate::probe::enumeration::Enumeration;
+use crate::probe::enumerate::Enumeration;
 use crate::wire::record::encode_records;
 use crate::wire::{CipherSuite, ContentType, Event, HandshakeMessage, HandshakeType, ProtocolVersion};
 
@@ -377,12 +377,10 @@ mod tests {
 
     #[test]
     fn reads_the_rsa_key_and_refuses_others() {
-        let chain =
-            crate::testbed::issue_chain("robot unit", &["robot.test"], crate::testbed::KeyKind::Rsa2048).unwrap();
+        let chain = testbed::issue_chain("robot unit", &["robot.test"], testbed::KeyKind::Rsa2048).unwrap();
         let (n, e) = rsa_public_key(&chain.leaf).unwrap();
         assert_eq!((n.len(), e), (256, vec![1, 0, 1]));
-        let ec =
-            crate::testbed::issue_chain("robot unit", &["robot.test"], crate::testbed::KeyKind::EcdsaP256).unwrap();
+        let ec = testbed::issue_chain("robot unit", &["robot.test"], testbed::KeyKind::EcdsaP256).unwrap();
         assert_eq!(
             rsa_public_key(&ec.leaf).unwrap_err(),
             "the server's certificate has no RSA key"

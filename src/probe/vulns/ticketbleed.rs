@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::probe::danger::AcceptAnyChain;
-use crate::probe::enumeration::Enumeration;
+use crate::probe::enumerate::Enumeration;
 use crate::probe::tls::Tap;
 use crate::wire::codec::{LengthPrefix, read_bytes};
 use crate::wire::{

@@ -1,0 +1,604 @@
+//! Scan profiles: what to scan, how fast, with which analyses, and when.
+//!
+//! A profile is configuration an operator writes once and the appliance
+//! runs unattended for months, so it is parsed strictly (`deny_unknown_fields`)
+//! and every mistake is reported with the file, the line, the field and the
+//! fix, before anything runs: a typo must never silently widen or narrow a
+//! scan. Parsing is pure (text in, [`Profile`] out); only [`load`] reads a file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::discover::targets::{PortSet, Shard, TargetSpec};
+
+/// A validated scan profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub targets: Vec<TargetSpec>,
+    pub exclude: Vec<TargetSpec>,
+    pub ports: PortSet,
+    /// Names to send as SNI to every address (besides none).
+    pub sni: Vec<String>,
+    pub starttls: Starttls,
+    /// Probes per second; `None` keeps the scanner's default.
+    pub rate: Option<u32>,
+    /// Discovery engine (`scan_type = "syn" | "connect" | "auto"`); `None` keeps the sensor's.
+    pub scan_type: Option<crate::discover::syn::ScanType>,
+    pub max_concurrency: Option<usize>,
+    pub per_host_connections: Option<usize>,
+    pub connect_timeout: Option<Duration>,
+    pub handshake_timeout: Option<Duration>,
+    pub analyses: Analyses,
+    pub schedule: Option<Schedule>,
+    pub shard: Option<Shard>,
+    /// Attached to every endpoint this profile finds.
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Starttls {
+    Auto,
+    None,
+    /// Always this protocol (`smtp`, `imap`, …).
+    Protocol(&'static str),
+}
+
+const STARTTLS_PROTOCOLS: [&str; 10] = [
+    "smtp",
+    "imap",
+    "pop3",
+    "ftp",
+    "ldap",
+    "xmpp",
+    "xmpp-server",
+    "postgres",
+    "mysql",
+    "rdp",
+];
+
+/// Which analyses run on what is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Analyses {
+    /// Handshake and certificate chain.
+    pub certificates: bool,
+    /// Every protocol, suite, group and feature.
+    pub enumeration: bool,
+    /// Active vulnerability checks.
+    pub vulnerabilities: bool,
+    pub http_headers: bool,
+    /// Rating and findings.
+    pub grade: bool,
+}
+
+impl Analyses {
+    pub const FULL: Analyses = Analyses {
+        certificates: true,
+        enumeration: true,
+        vulnerabilities: true,
+        http_headers: true,
+        grade: true,
+    };
+    pub const DISCOVERY: Analyses = Analyses {
+        certificates: false,
+        enumeration: false,
+        vulnerabilities: false,
+        http_headers: false,
+        grade: false,
+    };
+}
+
+/// When a profile runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub when: When,
+    /// Daily window (UTC minutes since midnight) during which scans may run;
+    /// may wrap midnight (`22:00-06:00`).
+    pub window: Option<(u16, u16)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum When {
+    Every(Duration),
+    /// A five-field cron expression (validated), evaluated in UTC.
+    Cron(String),
+}
+
+impl std::fmt::Display for Schedule {
+    /// `every 21600s within 22:00-06:00 UTC`, `cron "0 2 * * *" UTC`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.when {
+            When::Every(d) => write!(f, "every {}s", d.as_secs())?,
+            When::Cron(c) => write!(f, "cron \"{c}\" UTC")?,
+        }
+        if let Some((a, b)) = self.window {
+            write!(f, " within {:02}:{:02}-{:02}:{:02} UTC", a / 60, a % 60, b / 60, b % 60)?;
+        }
+        Ok(())
+    }
+}
+
+impl Profile {
+    /// One line for logs: name, targets, ports, schedule.
+    pub fn summary(&self) -> String {
+        let when = self
+            .schedule
+            .as_ref()
+            .map_or_else(|| "once per start".to_string(), Schedule::to_string);
+        format!(
+            "`{}`: {} target(s), ports {}, {when}",
+            self.name,
+            self.targets.len(),
+            self.ports
+        )
+    }
+}
+
+/// A profile error, with where it is and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {}{message}{}", line.map(|l| format!(":{l}")).unwrap_or_default(), field.as_deref().map(|f| format!("`{f}`: ")).unwrap_or_default(), fix.as_deref().map(|f| format!(" (fix: {f})")).unwrap_or_default())]
+pub struct ProfileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: String,
+    targets: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default = "default_ports")]
+    ports: String,
+    #[serde(default)]
+    sni: Vec<String>,
+    starttls: Option<String>,
+    rate: Option<u32>,
+    scan_type: Option<String>,
+    max_concurrency: Option<usize>,
+    per_host_connections: Option<usize>,
+    connect_timeout: Option<String>,
+    handshake_timeout: Option<String>,
+    analyses: Option<Vec<String>>,
+    schedule: Option<RawSchedule>,
+    shard: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    every: Option<String>,
+    cron: Option<String>,
+    window: Option<String>,
+    timezone: Option<String>,
+}
+
+fn default_ports() -> String {
+    "default".into()
+}
+
+/// Read and validate a profile file.
+pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+        file: file.clone(),
+        line: None,
+        field: None,
+        message: format!("cannot read the profile: {e}"),
+        fix: None,
+    })?;
+    parse(&text, &file)
+}
+
+/// Validate a profile's text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
+    let raw: Raw = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_at(text, s.start));
+        let message = e.message().to_string();
+        let fix = if message.contains("unknown field") {
+            Some("remove it or correct its spelling; see scan-profiles/README.md for every field".into())
+        } else if message.contains("missing field") {
+            Some("add it: `name` and `targets` are required".into())
+        } else {
+            None
+        };
+        ProfileError {
+            file: file.into(),
+            line,
+            field: None,
+            message,
+            fix,
+        }
+    })?;
+    let err = |field: &str, message: String, fix: &str| ProfileError {
+        file: file.into(),
+        line: line_of_key(text, field.rsplit('.').next().unwrap_or(field)),
+        field: Some(field.into()),
+        message,
+        fix: Some(fix.into()),
+    };
+    if raw.name.trim().is_empty() {
+        return Err(err("name", "is empty".into(), "give the profile a name"));
+    }
+    if raw.targets.is_empty() {
+        return Err(err(
+            "targets",
+            "lists no targets".into(),
+            "list addresses, CIDRs, ranges or host names",
+        ));
+    }
+    let parse_specs = |field: &str, items: &[String]| -> Result<Vec<TargetSpec>, ProfileError> {
+        items
+            .iter()
+            .map(|t| t.parse::<TargetSpec>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                err(
+                    field,
+                    e.to_string(),
+                    "use an address, a CIDR, a range a.b.c.d-e or a host name",
+                )
+            })
+    };
+    let targets = parse_specs("targets", &raw.targets)?;
+    let exclude = parse_specs("exclude", &raw.exclude)?;
+    if let Some(TargetSpec::Host(h)) = exclude.iter().find(|s| matches!(s, TargetSpec::Host(_))) {
+        return Err(err(
+            "exclude",
+            format!("`{h}` is a name"),
+            "exclusions take addresses, CIDRs or ranges",
+        ));
+    }
+    let ports: PortSet = raw.ports.parse().map_err(|e: crate::discover::targets::TargetError| {
+        err("ports", e.to_string(), "e.g. \"443,8443\", \"1-1024\" or \"default\"")
+    })?;
+    let starttls = match raw.starttls.as_deref() {
+        None | Some("auto") => Starttls::Auto,
+        Some("none") => Starttls::None,
+        Some(p) => match STARTTLS_PROTOCOLS.iter().find(|x| **x == p) {
+            Some(x) => Starttls::Protocol(x),
+            None => {
+                return Err(err(
+                    "starttls",
+                    format!("`{p}` is not a STARTTLS protocol"),
+                    &format!("use auto, none or one of {}", STARTTLS_PROTOCOLS.join(", ")),
+                ));
+            }
+        },
+    };
+    let scan_type = raw
+        .scan_type
+        .as_deref()
+        .map(|t| {
+            t.parse::<crate::discover::syn::ScanType>()
+                .map_err(|e| err("scan_type", e, "use syn, connect or auto"))
+        })
+        .transpose()?;
+    if raw.rate == Some(0) {
+        // 0 means "unlimited" on the command line; in an unattended profile it must be explicit.
+        return Err(err(
+            "rate",
+            "0 would remove the rate limit".into(),
+            "give probes per second, e.g. 1000",
+        ));
+    }
+    if raw.max_concurrency == Some(0) || raw.per_host_connections == Some(0) {
+        let f = if raw.max_concurrency == Some(0) {
+            "max_concurrency"
+        } else {
+            "per_host_connections"
+        };
+        return Err(err(f, "must be at least 1".into(), "use a positive number"));
+    }
+    let duration = |field: &str, v: &Option<String>| -> Result<Option<Duration>, ProfileError> {
+        v.as_deref()
+            .map(|s| parse_duration(s).map_err(|m| err(field, m, "e.g. \"1500ms\", \"5s\", \"6h\", \"1d\"")))
+            .transpose()
+    };
+    let connect_timeout = duration("connect_timeout", &raw.connect_timeout)?;
+    let handshake_timeout = duration("handshake_timeout", &raw.handshake_timeout)?;
+    let analyses = match &raw.analyses {
+        None => Analyses::FULL,
+        Some(list) => {
+            let mut a = Analyses::DISCOVERY;
+            for item in list {
+                match item.as_str() {
+                    "discovery_only" => {}
+                    "certificates" => a.certificates = true,
+                    "full" => a = Analyses::FULL,
+                    "enumeration" => (a.certificates, a.enumeration) = (true, true),
+                    "vulnerabilities" => (a.certificates, a.enumeration, a.vulnerabilities) = (true, true, true),
+                    "http_headers" => (a.certificates, a.http_headers) = (true, true),
+                    "grade" => (a.certificates, a.grade) = (true, true),
+                    other => {
+                        return Err(err(
+                            "analyses",
+                            format!("`{other}` is not an analysis"),
+                            "use discovery_only, certificates, enumeration, vulnerabilities, http_headers, grade or full",
+                        ));
+                    }
+                }
+            }
+            a
+        }
+    };
+    let schedule = raw.schedule.as_ref().map(|s| parse_schedule(s, &err)).transpose()?;
+    let shard = raw
+        .shard
+        .as_deref()
+        .map(str::parse::<Shard>)
+        .transpose()
+        .map_err(|e| err("shard", e.to_string(), "e.g. \"1/4\""))?;
+    Ok(Profile {
+        name: raw.name,
+        targets,
+        exclude,
+        ports,
+        sni: raw.sni,
+        starttls,
+        rate: raw.rate,
+        scan_type,
+        max_concurrency: raw.max_concurrency,
+        per_host_connections: raw.per_host_connections,
+        connect_timeout,
+        handshake_timeout,
+        analyses,
+        schedule,
+        shard,
+        tags: raw.tags,
+    })
+}
+
+fn parse_schedule(s: &RawSchedule, err: &dyn Fn(&str, String, &str) -> ProfileError) -> Result<Schedule, ProfileError> {
+    let when = match (&s.every, &s.cron) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "schedule.cron",
+                "both `every` and `cron` are set".into(),
+                "keep one of them",
+            ));
+        }
+        (None, None) => {
+            return Err(err(
+                "schedule",
+                "says neither `every` nor `cron`".into(),
+                "add every = \"6h\" or cron = \"0 2 * * *\"",
+            ));
+        }
+        (Some(e), None) => {
+            let d = parse_duration(e).map_err(|m| err("schedule.every", m, "e.g. \"30m\", \"6h\", \"1d\""))?;
+            if d < Duration::from_secs(1) {
+                return Err(err(
+                    "schedule.every",
+                    format!("`{e}` is shorter than a second"),
+                    "use at least \"1s\"",
+                ));
+            }
+            When::Every(d)
+        }
+        (None, Some(c)) => {
+            c.parse::<croner::Cron>().map_err(|e| {
+                err(
+                    "schedule.cron",
+                    format!("`{c}`: {e}"),
+                    "five fields: minute hour day month weekday",
+                )
+            })?;
+            When::Cron(c.clone())
+        }
+    };
+    if let Some(tz) = s.timezone.as_deref()
+        && tz != "UTC"
+    {
+        return Err(err(
+            "schedule.timezone",
+            format!("`{tz}` is not supported"),
+            "use \"UTC\" (windows and cron run in UTC)",
+        ));
+    }
+    let window = s
+        .window
+        .as_deref()
+        .map(|w| {
+            parse_window(w).ok_or_else(|| {
+                err(
+                    "schedule.window",
+                    format!("`{w}` is not HH:MM-HH:MM"),
+                    "e.g. \"22:00-06:00\"",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(Schedule { when, window })
+}
+
+/// `1500ms`, `90s`, `30m`, `6h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` does not start with a number"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("`{s}` has no unit (ms, s, m, h or d)")),
+    };
+    if n == 0 {
+        return Err(format!("`{s}` is zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_window(w: &str) -> Option<(u16, u16)> {
+    let (a, b) = w.split_once('-')?;
+    let hm = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (a, b) = (hm(a)?, hm(b)?);
+    (a != b).then_some((a, b))
+}
+
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+/// The line where `key = …` is written (first occurrence), for errors that
+/// come from validation rather than from the TOML parser.
+pub(crate) fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "lab"
+targets = ["127.0.2.0/29", "localhost"]
+exclude = ["127.0.2.7"]
+ports = "8080,8443"
+rate = 500
+analyses = ["certificates", "grade"]
+tags = ["lab"]
+
+[schedule]
+every = "6h"
+window = "22:00-06:00"
+"#;
+
+    #[test]
+    fn parses_a_complete_profile() {
+        let p = parse(GOOD, "lab.toml").unwrap();
+        assert_eq!(p.name, "lab");
+        assert_eq!(p.targets.len(), 2);
+        assert_eq!(p.ports.as_slice(), &[8080, 8443]);
+        assert_eq!(p.rate, Some(500));
+        assert!(p.analyses.grade && p.analyses.certificates && !p.analyses.enumeration);
+        let s = p.schedule.unwrap();
+        assert_eq!(s.when, When::Every(Duration::from_secs(6 * 3600)));
+        assert_eq!(s.window, Some((22 * 60, 6 * 60)));
+    }
+
+    #[test]
+    fn defaults_are_full_analysis_on_the_default_ports() {
+        let p = parse("name = \"x\"\ntargets = [\"::1\"]\n", "x.toml").unwrap();
+        assert_eq!(p.analyses, Analyses::FULL);
+        assert_eq!(p.ports.len(), 12);
+        assert_eq!(p.starttls, Starttls::Auto);
+        assert!(p.schedule.is_none());
+        assert_eq!(p.scan_type, None);
+    }
+
+    #[test]
+    fn scan_type_is_parsed_strictly() {
+        let p = parse("name = \"x\"\ntargets = [\"::1\"]\nscan_type = \"syn\"\n", "x.toml").unwrap();
+        assert_eq!(p.scan_type, Some(crate::discover::syn::ScanType::Syn));
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nscan_type = \"udp\"\n");
+        assert!(e.contains("`scan_type`") && e.contains("`udp`"), "{e}");
+    }
+
+    fn error(text: &str) -> String {
+        parse(text, "p.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_mistake_names_file_line_field_and_fix() {
+        let e = error("name = \"x\"\ntargets = [\"127.0.0.1\"]\nprots = \"443\"\n");
+        assert!(
+            e.starts_with("p.toml:3: ") && e.contains("unknown field `prots`") && e.contains("fix:"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = [\"127.0.0.300\"]\n");
+        assert!(
+            e.starts_with("p.toml:2: `targets`: ") && e.contains("`127.0.0.300`") && e.contains("fix:"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nports = \"70000\"\n");
+        assert!(e.starts_with("p.toml:3: `ports`: "), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\ncron = \"not a cron\"\n");
+        assert!(e.starts_with("p.toml:4: `schedule.cron`: "), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\nevery = \"6h\"\ncron = \"0 2 * * *\"\n");
+        assert!(e.contains("both `every` and `cron`"), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\nevery = \"6\"\n");
+        assert!(e.contains("no unit"), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\nevery = \"1h\"\nwindow = \"25:00-06:00\"\n");
+        assert!(e.contains("`schedule.window`"), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nanalyses = [\"everything\"]\n");
+        assert!(e.contains("`everything` is not an analysis"), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nrate = 0\n");
+        assert!(e.contains("`rate`"), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\nevery = \"1h\"\nmoon = \"full\"\n");
+        assert!(e.starts_with("p.toml:5: ") && e.contains("unknown field `moon`"), "{e}");
+        let e = error("targets = [\"::1\"]\n");
+        assert!(e.contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_windows() {
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("h").is_err());
+        assert_eq!(parse_window("00:00-23:59"), Some((0, 1439)));
+        assert_eq!(parse_window("10:00-10:00"), None);
+    }
+
+    fn shipped() -> Vec<(std::path::PathBuf, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scan-profiles");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+        assert!(out.len() >= 2, "shipped profiles: {out:?}");
+        out
+    }
+
+    #[test]
+    fn every_shipped_profile_parses_and_targets_loopback_only() {
+        for (path, _) in shipped() {
+            let p = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            for t in &p.targets {
+                let loopback = match t {
+                    TargetSpec::Net(n) => n.network().is_loopback() && n.broadcast().is_loopback(),
+                    TargetSpec::Range { first, last } => first.is_loopback() && last.is_loopback(),
+                    TargetSpec::Host(h) => h == "localhost",
+                };
+                assert!(loopback, "{}: {t:?} is not loopback", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_any_shipped_profile_is_refused() {
+        for (path, text) in shipped() {
+            let bogus = format!("{text}\nbogus_key = 1\n");
+            let e = parse(&bogus, &path.display().to_string()).unwrap_err();
+            assert!(e.message.contains("unknown field `bogus_key`"), "{e}");
+            assert!(e.line.is_some(), "{e}");
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The endpoint record: the one data shape every stage after the port scan
+//! fills in and every output (table, JSON, upstream report) reads.
+//!
+//! It is a contract: `docs/schema/endpoint.schema.json` describes it, tests
+//! validate real output against that schema, and `SCHEMA_VERSION` changes
+//! when a field changes meaning. Fields added by later stages are optional so
+//! that a record from a quick discovery scan is still a valid record.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::cert::CertInfo;
+use crate::wire::CipherSuite;
+use crate::wire::suites::SuiteInfo;
+
+pub const SCHEMA_VERSION: &str = "1";
+
+/// What kind of endpoint this is, in the upstream inventory's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Speaks TLS (a handshake completed or the server answered in TLS).
+    Discovered,
+    /// Open, but no TLS: a plaintext service, or one whose TLS never completes.
+    Unsecured,
+    /// Reserved for hosts where a certificate agent was seen through the proxy.
+    Automatable,
+    /// The port refused the connection (only with `--show-closed`).
+    Closed,
+    /// No answer within the deadline (only with `--show-closed`).
+    Filtered,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Discovered => "discovered",
+            Category::Unsecured => "unsecured",
+            Category::Automatable => "automatable",
+            Category::Closed => "closed",
+            Category::Filtered => "filtered",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tls,
+    Plain,
+    /// The port is open but said nothing we could classify.
+    Unknown,
+    /// Nothing was reached (closed or filtered ports).
+    None,
+    /// TLS after an in-band upgrade (`starttls-smtp` …).
+    #[serde(rename = "starttls-smtp")]
+    StarttlsSmtp,
+    #[serde(rename = "starttls-imap")]
+    StarttlsImap,
+    #[serde(rename = "starttls-pop3")]
+    StarttlsPop3,
+    #[serde(rename = "starttls-ftp")]
+    StarttlsFtp,
+    #[serde(rename = "starttls-ldap")]
+    StarttlsLdap,
+    #[serde(rename = "starttls-postgres")]
+    StarttlsPostgres,
+    #[serde(rename = "starttls-xmpp")]
+    StarttlsXmpp,
+    #[serde(rename = "starttls-xmpp-server")]
+    StarttlsXmppServer,
+    #[serde(rename = "starttls-mysql")]
+    StarttlsMysql,
+    #[serde(rename = "starttls-rdp")]
+    StarttlsRdp,
+}
+
+impl Transport {
+    /// TLS, implicit or after an upgrade.
+    pub fn is_tls(self) -> bool {
+        !matches!(self, Transport::Plain | Transport::Unknown | Transport::None)
+    }
+}
+
+/// A cipher suite by its IANA value and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteRef {
+    pub code: u16,
+    pub name: String,
+}
+
+impl From<crate::wire::CipherSuite> for SuiteRef {
+    fn from(s: crate::wire::CipherSuite) -> Self {
+        SuiteRef {
+            code: s.0,
+            name: s.name(),
+        }
+    }
+}
+
+/// What one real handshake negotiated, or why it failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// `SSLv2`, `SSLv3`, `TLSv1.0` … `TLSv1.3`.
+    pub protocol: Option<String>,
+    pub cipher_suite: Option<SuiteRef>,
+    /// Key-exchange group, e.g. `x25519`, `secp256r1`, `X25519MLKEM768`.
+    pub group: Option<String>,
+    pub alpn: Option<String>,
+    /// Set when the handshake did not complete: what went wrong, for a person.
+    pub error: Option<String>,
+    /// The same failure as a stable machine-readable kind.
+    pub error_kind: Option<FailureKind>,
+    /// Milliseconds from connect to handshake end (or failure).
+    pub duration_ms: u64,
+}
+
+/// Why a probe did not produce a handshake. Stable strings for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The server answered in TLS but refused us (an alert, usually a
+    /// protocol or cipher mismatch).
+    TlsAlert,
+    /// The server sent TLS we could not accept (malformed or unexpected).
+    TlsError,
+    /// The server answered in something that is not TLS.
+    NotTls,
+    /// The server closed the connection without answering.
+    Closed,
+    /// The connection was reset.
+    Reset,
+    /// No answer before the deadline.
+    Timeout,
+    /// Connecting again for the handshake failed.
+    Connect,
+}
+
+/// A plaintext service identified on an open port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// `http`, `ssh`, `smtp`, `ftp`, `pop3`, `imap`, … or `unknown`.
+    pub name: String,
+    /// The first line the service sent, printable characters only.
+    pub banner: Option<String>,
+    /// The HTTP `Server` header, when the service is HTTP.
+    pub server: Option<String>,
+    /// The software, when the banner names it (`Postfix`, `OpenSSH`, `nginx`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub product: Option<String>,
+    /// Its version, when the banner says it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
+}
+
+/// One endpoint: (address, port, SNI) and everything learnt about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub schema_version: String,
+    pub address: IpAddr,
+    pub port: u16,
+    /// The name sent as SNI, or null when the target was an address.
+    pub hostname: Option<String>,
+    pub category: Category,
+    pub transport: Transport,
+    /// Service name: `https`-like TLS services are `tls`; plaintext services
+    /// carry what was identified.
+    pub service: Option<String>,
+    /// RFC 3339 UTC time the endpoint was probed.
+    pub scanned_at: String,
+    /// How the port answered the connect: `syn-ack`, `conn-refused`, `no-response`, …
+    pub port_reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<Handshake>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertInfo>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub chain: Vec<CertInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain: Option<ServiceInfo>,
+    /// Which protocol versions the server accepts (`SSLv2` … `TLSv1.3`);
+    /// present once the enumeration has run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<BTreeMap<String, bool>>,
+    /// Every accepted suite per protocol, from the enumeration.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub protocol_ciphers: Vec<ProtocolCiphers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_exchange: Option<KeyExchange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+    /// Problems met while enumerating (a server that lied, stalled, reset).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub enumeration_errors: Vec<String>,
+    /// Connections the enumeration made to this endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enumeration_connections: Option<u32>,
+    /// The SSL Labs-method rating, with every cap and its reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grade: Option<crate::model::assessment::Grade>,
+    /// Chain problems, vulnerabilities and header issues, worst first.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub findings: Vec<crate::model::assessment::Finding>,
+    /// Trust verdict per store, the name check and every chain issue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_report: Option<crate::model::assessment::ChainReport>,
+    /// Vulnerability verdicts (probed and inferred), each with its evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub vulnerabilities: Vec<crate::model::assessment::VulnerabilityVerdict>,
+    /// The upstream's shape: classed ciphers, chain, headers, the four-level scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_rating_info: Option<crate::model::assessment::SecurityRatingInfo>,
+    /// On a record made for an extra SNI name (`--sni-list`, SANs): whether
+    /// the certificate differs from the one presented for the target itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sni_certificate_differs: Option<bool>,
+}
+
+/// The record's protocol names, oldest first.
+pub const PROTOCOL_NAMES: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+
+/// The suites one protocol version accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolCiphers {
+    pub protocol: String,
+    /// `server` when the server imposes its order (then `ciphers` is in that
+    /// order), `client` when it follows ours, null when it cannot be told
+    /// (fewer than two suites).
+    pub cipher_pref_order: Option<String>,
+    /// Compression methods accepted: `NULL`, `DEFLATE`.
+    pub compressors: String,
+    pub ciphers: Vec<CipherEntry>,
+}
+
+/// One accepted cipher suite with what it needs for grading.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CipherEntry {
+    /// The IANA 16-bit value; for SSLv2 cipher kinds their 24-bit value.
+    pub code: u32,
+    pub name: String,
+    /// Key exchange as observed: `ECDH x25519`, `DH 2048`, `RSA`, `ECDH secp256r1`, …
+    pub kex_info: String,
+    pub forward_secrecy: bool,
+    /// Symmetric key strength in bits.
+    pub bits: u16,
+    pub export: bool,
+    pub anonymous: bool,
+    pub aead: bool,
+    /// Bulk cipher and mode, e.g. `AES-GCM`, `3DES-CBC`, `RC4`, `NULL`.
+    pub encryption: String,
+}
+
+/// Key-exchange groups and parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyExchange {
+    /// Every group the server accepted, each tried alone.
+    pub groups: Vec<String>,
+    /// The group the server picks from our full list (its preference).
+    pub default_group: Option<String>,
+    /// Smallest and largest DH prime seen in DHE ServerKeyExchange, in bits.
+    pub dh_min_bits: Option<u32>,
+    pub dh_max_bits: Option<u32>,
+    /// Signature algorithms the server accepted (TLS 1.2, each tried alone).
+    pub signature_algorithms: Vec<String>,
+}
+
+/// Handshake features; `None` where the probe could not tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// RFC 5746 renegotiation_info answered.
+    pub secure_renegotiation: Option<bool>,
+    /// A downgraded hello with TLS_FALLBACK_SCSV was refused (RFC 7507).
+    pub fallback_scsv: Option<bool>,
+    pub extended_master_secret: Option<bool>,
+    pub encrypt_then_mac: Option<bool>,
+    pub heartbeat: Option<bool>,
+    pub ocsp_stapling: Option<bool>,
+    pub alpn: Vec<String>,
+    pub session_id: Option<bool>,
+    pub session_ticket: Option<bool>,
+    pub hello_retry_request: Option<bool>,
+    /// Compression methods accepted across versions.
+    pub compression: Vec<String>,
+}
+
+impl EndpointRecord {
+    pub fn new(address: IpAddr, port: u16, hostname: Option<String>, category: Category, scanned_at: String) -> Self {
+        EndpointRecord {
+            schema_version: SCHEMA_VERSION.to_string(),
+            address,
+            port,
+            hostname,
+            category,
+            transport: Transport::None,
+            service: None,
+            scanned_at,
+            port_reason: String::new(),
+            handshake: None,
+            certificate: None,
+            chain: Vec::new(),
+            plain: None,
+            protocols: None,
+            protocol_ciphers: Vec::new(),
+            key_exchange: None,
+            features: None,
+            enumeration_errors: Vec::new(),
+            enumeration_connections: None,
+            grade: None,
+            findings: Vec::new(),
+            chain_report: None,
+            vulnerabilities: Vec::new(),
+            security_rating_info: None,
+            sni_certificate_differs: None,
+        }
+    }
+}
+
+/// The record entry for an accepted suite, with the key exchange observed
+/// (`ECDH x25519`, `DH 2048`) when the probe saw one.
+pub fn cipher_entry(suite: CipherSuite, observed_kex: Option<&str>) -> CipherEntry {
+    let info = suite.info();
+    let kex_info = match (observed_kex, info) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(i)) if i.is_tls13() => "ECDH".to_string(),
+        (None, Some(i)) => match i.kx {
+            "ECDHE" | "ECDH" => "ECDH".to_string(),
+            "DHE" | "DH" => "DH".to_string(),
+            other => other.to_string(),
+        },
+        (None, None) => "unknown".to_string(),
+    };
+    let encryption = info
+        .map(|i| {
+            let enc = match i.enc {
+                "CHACHA20_POLY1305" => "CHACHA20-POLY1305",
+                other => other,
+            };
+            if i.mode.is_empty() {
+                enc.to_string()
+            } else {
+                format!("{enc}-{}", i.mode)
+            }
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    CipherEntry {
+        code: u32::from(suite.0),
+        name: suite.name(),
+        kex_info,
+        forward_secrecy: info.is_some_and(SuiteInfo::forward_secrecy),
+        bits: info.map_or(0, |i| i.bits),
+        export: info.is_some_and(|i| i.export),
+        anonymous: info.is_some_and(SuiteInfo::anonymous),
+        aead: info.is_some_and(SuiteInfo::aead),
+        encryption,
+    }
+}

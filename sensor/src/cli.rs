@@ -234,12 +234,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         Some(path) => Some(Checkpoint::load(path).map_err(usage)?),
         None => None,
     };
-    let seed = args.seed.or(resumed.as_ref().map(|cp| cp.seed)).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
+    let seed = args
+        .seed
+        .or(resumed.as_ref().map(|cp| cp.seed))
+        .unwrap_or_else(netsensor::model::ids::random_u64);
     let meta = ScanMeta {
         started_at: netsensor::model::timestamp::rfc3339(time_now()),
         targets: specs.iter().map(spec_text).collect(),

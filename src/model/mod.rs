@@ -7,6 +7,7 @@
 
 pub mod assessment;
 pub mod cert;
+pub mod ids;
 pub mod observed;
 pub mod record;
 pub mod timestamp;

@@ -30,17 +30,13 @@ impl CookieKey {
         CookieKey { k0, k1 }
     }
 
-    /// A key from the process's randomness (std's hasher seeds, the clock
-    /// and the process id): unpredictable enough for a scan's lifetime.
+    /// A fresh key from the operating system's generator: unpredictable for
+    /// the scan's lifetime.
     pub fn random() -> Self {
-        use std::hash::{BuildHasher, RandomState};
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        let a = RandomState::new().hash_one((clock, std::process::id()));
-        let b = RandomState::new().hash_one((a, clock.rotate_left(17)));
-        CookieKey { k0: a, k1: b }
+        CookieKey {
+            k0: crate::model::ids::random_u64(),
+            k1: crate::model::ids::random_u64(),
+        }
     }
 
     /// The initial sequence number of the SYN to `remote:remote_port` sent

@@ -718,22 +718,7 @@ pub fn unpark<S: Storage>(storage: &mut S, id: &str) -> Result<bool, OutboxError
     Ok(true)
 }
 
-/// A fresh random id (128 bits, hex) for batches and events: unique across
-/// restarts and outbox resets, which a counter is not.
-pub fn random_id() -> String {
-    let mut b = [0u8; 16];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| io::Read::read_exact(&mut f, &mut b))
-        .is_ok();
-    if !ok {
-        // Fallback: time and address entropy hashed (still unique per call in practice).
-        let mut h = Sha256::new();
-        h.update(format!("{:?}{:p}", std::time::SystemTime::now(), &b).as_bytes());
-        h.update(std::process::id().to_le_bytes());
-        b.copy_from_slice(&h.finalize()[..16]);
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use crate::model::ids::random_id;
 
 #[cfg(test)]
 mod tests {

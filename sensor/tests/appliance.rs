@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testbed;
 
 mod common;
 use common::{bind_reusable, eventually, free_port, sensor, tls_server};

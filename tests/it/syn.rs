@@ -15,7 +15,6 @@ use netsensor::discover::syn::{self, ScanType};
 use netsensor::discover::targets::{PortSet, ScanPlan, TargetSet, TargetSpec};
 use netsensor::model::record::{Category, EndpointRecord};
 use netsensor::scan::{self, ScanOptions};
-use testbed;
 use tokio::net::TcpListener;
 
 use crate::support::{quick, scan};

@@ -26,7 +26,6 @@ use netsensor::wire::{
     ProtocolVersion, Random, Reader, ServerExtension, ServerHello,
 };
 use num_bigint::BigUint;
-use testbed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;

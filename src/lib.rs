@@ -9,11 +9,14 @@
 //! proxy) ← [`report`] (outbox, delivery, and the intake route) ←
 //! [`appliance`] (profiles, schedules, the daemon). A module never imports
 //! from a folder to its right: `tools/invariants.py` and `tools/modcycles.py`
-//! check it in CI.
+//! check it in CI. [`cpu`] stands apart, left of everything: the pool that
+//! pure computation (grading, report validation) runs on so that the async
+//! runtime's workers stay free for I/O.
 
 #![forbid(unsafe_code)]
 
 pub mod appliance;
+pub mod cpu;
 pub mod discover;
 pub mod grade;
 pub mod model;

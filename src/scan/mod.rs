@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use crate::cpu;
 use crate::discover::checkpoint::Tracker;
 use crate::discover::connect::{self, Connect, PortState, PortscanConfig, Progress};
 use crate::discover::syn::{self, ScanType, SynConfig, SynError, SynHit};
@@ -393,7 +394,10 @@ fn grading(opts: &ScanOptions) -> bool {
 }
 
 /// Judge what was observed: chain, rating, findings, the upstream's shape.
-fn grade_into(
+/// The judging is pure computation (signature checks against every trust
+/// store) and runs on the CPU pool ([`cpu`]), not on a runtime worker that
+/// other endpoints' handshakes and deadlines wait on.
+async fn grade_into(
     record: &mut EndpointRecord,
     opts: &ScanOptions,
     der: &[Vec<u8>],
@@ -404,15 +408,34 @@ fn grade_into(
     if !grading(opts) {
         return;
     }
-    let obs = Observation {
-        record,
-        chain_der: der,
-        ocsp: ocsp.and_then(|d| crate::grade::ocsp::status(d).ok()),
-        vulnerabilities: vulns.map(|v| v.vulnerabilities).unwrap_or_default(),
-        http,
+    // The pool needs owned inputs; a copy of the record (not the record
+    // itself) goes, so a failure there leaves the probes' findings intact.
+    let seen = record.clone();
+    let (der, ocsp, http) = (der.to_vec(), ocsp.map(<[u8]>::to_vec), http.cloned());
+    let vulnerabilities = vulns.map(|v| v.vulnerabilities).unwrap_or_default();
+    let (trust, policy) = (opts.trust.clone(), opts.policy.clone());
+    let now = time::OffsetDateTime::now_utc();
+    let judged = cpu::run(move || {
+        let obs = Observation {
+            record: &seen,
+            chain_der: &der,
+            ocsp: ocsp.as_deref().and_then(|d| crate::grade::ocsp::status(d).ok()),
+            vulnerabilities,
+            http: http.as_ref(),
+        };
+        let a = grade::assess(&obs, &trust, &policy, now);
+        let info = grade::security_rating_info(&seen, &a);
+        (a, info)
+    })
+    .await;
+    let (a, info) = match judged {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(addr = %record.address, port = record.port, "endpoint not graded: {e}");
+            return;
+        }
     };
-    let a = grade::assess(&obs, &opts.trust, &opts.policy, time::OffsetDateTime::now_utc());
-    record.security_rating_info = Some(grade::security_rating_info(record, &a));
+    record.security_rating_info = Some(info);
     record.grade = a.grade;
     record.findings = a.findings;
     record.chain_report = Some(a.chain);
@@ -726,7 +749,7 @@ async fn tls_endpoint(
         _ => attempt.chain,
     };
     let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
-    grade_into(record, opts, &der, ocsp, http.as_ref(), vulns.as_ref());
+    grade_into(record, opts, &der, ocsp, http.as_ref(), vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
 }
 
@@ -746,7 +769,7 @@ async fn refused_tls_endpoint(
         Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
         None => (&[][..], None),
     };
-    grade_into(record, opts, der, ocsp, None, vulns.as_ref());
+    grade_into(record, opts, der, ocsp, None, vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
 }
 

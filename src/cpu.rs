@@ -44,11 +44,21 @@ pub fn pool() -> Result<&'static rayon::ThreadPool, CpuError> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("netsensor-cpu-{i}"))
+            .start_handler(|_| yield_to_the_runtime())
             .build()
             .map_err(|e| e.to_string())
     })
     .as_ref()
     .map_err(|e| CpuError::Pool(e.clone()))
+}
+
+/// Niceness of the pool's threads: on a busy machine the runtime's workers,
+/// which wait on sockets and timers, win the core when they wake.
+const NICE: i32 = 10;
+
+/// Lowers this (pool) thread's priority; best effort (a sandbox may forbid it).
+fn yield_to_the_runtime() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
 }
 
 /// Threads in the pool (0 when it cannot start).

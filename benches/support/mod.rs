@@ -193,6 +193,16 @@ pub fn graded(n: usize) -> Vec<EndpointRecord> {
     w.inputs(n).iter().map(|i| grade_one(i, &w)).collect()
 }
 
+/// `cargo test --all-targets` runs benches too, without `--bench`: they are
+/// measurements, not tests, so they only say how to run them then.
+pub fn not_benchmarking(name: &str) -> bool {
+    let benchmarking = std::env::args().any(|a| a == "--bench" || a == "--child");
+    if !benchmarking {
+        println!("{name}: a measurement; run it with `cargo bench --bench {name}`");
+    }
+    !benchmarking
+}
+
 pub fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }

@@ -24,7 +24,7 @@ use crate::cli::usage;
 /// they override the configuration's `[proxy]`).
 #[derive(Args, Debug, Clone)]
 pub struct ProxyFlags {
-    /// Allowed destination: HOST:PORT, *.DOMAIN:PORT or IP:PORT (repeatable, comma-separated; added to the config's).
+    /// Allowed destination: HOST:PORT, *.DOMAIN:PORT or IP:PORT (repeatable, comma-separated; `sensor run` adds them to the config's).
     #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
     pub allow: Vec<String>,
     /// Require `Proxy-Authorization: Bearer T` (or Basic with password T) from agents (`--auth-token` is deprecated).
@@ -79,7 +79,9 @@ impl ProxyFlags {
     }
 }
 
+/// `--allow` is required here: a proxy alone with nothing allowed serves nothing.
 #[derive(Args, Debug, Clone)]
+#[command(mut_arg("allow", |a| a.required(true)))]
 pub struct ProxyArgs {
     /// Address and port to serve agents on (the appliance uses port 48999).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -91,9 +93,6 @@ pub struct ProxyArgs {
 /// Turns the flags into a validated configuration, reading the certificate files.
 pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
     let listen: SocketAddr = args.listen.parse().map_err(|e| usage(format!("--listen: {e}")))?;
-    if args.proxy.allow.is_empty() {
-        return Err(usage("--allow: give at least one destination (HOST:PORT)"));
-    }
     let mut config = Config::default();
     args.proxy.overrides().apply(&mut config).map_err(usage)?;
     let config = netsensor::appliance::proxy::config(&config).map_err(usage)?;
@@ -176,7 +175,6 @@ mod tests {
     fn errors_name_the_flag() {
         for (line, name) in [
             (&["--listen", "nowhere", "--allow", "a.example:443"][..], "--listen"),
-            (&["--listen", "127.0.0.1:0"][..], "--allow"),
             (&["--listen", "127.0.0.1:0", "--allow", "a.example"][..], "--allow"),
             (
                 &["--listen", "127.0.0.1:0", "--allow", "a.example:443", "--resolve", "x"][..],

@@ -5,10 +5,11 @@
 //! [`discover`] (which ports are open) ← [`probe`] (handshakes, banners and
 //! enumeration: the network I/O of a scan) ← [`grade`] (pure judgement) ←
 //! [`scan`] (one job wired end to end) ← [`output`] ← [`store`] (inventory,
-//! central merge) ← [`report`] (outbox, delivery, intake) ← [`serve`] (the
-//! service port and the agent proxy) ← [`appliance`] (profiles, schedules,
-//! the daemon). A module never imports from a folder to its right;
-//! `tools/modcycles.py` checks it in CI.
+//! central merge) ← [`serve`] (the service port's router and the agent
+//! proxy) ← [`report`] (outbox, delivery, and the intake route) ←
+//! [`appliance`] (profiles, schedules, the daemon). A module never imports
+//! from a folder to its right: `tools/invariants.py` and `tools/modcycles.py`
+//! check it in CI.
 
 #![forbid(unsafe_code)]
 

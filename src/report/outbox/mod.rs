@@ -31,11 +31,15 @@
 //! is [`DirStorage`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+
+mod frame;
+mod storage;
+
+use frame::{frame, record_name, unframe};
+pub use storage::{DirStorage, Storage};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 4] = b"NSOB";
 const VERSION: u8 = 1;
@@ -110,81 +114,6 @@ impl Default for Limits {
             max_records: 100_000,
             max_bytes: 1 << 30,
         }
-    }
-}
-
-/// The file operations the outbox needs, each one step a crash can fall
-/// between. Names are plain file names inside one directory.
-pub trait Storage {
-    fn describe(&self) -> String;
-    fn list(&self) -> io::Result<Vec<String>>;
-    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
-    /// Create `name` (truncating) with `bytes`; not yet durable.
-    fn write_new(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
-    /// Make the contents of `name` durable (fsync).
-    fn sync_file(&mut self, name: &str) -> io::Result<()>;
-    fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
-    fn remove(&mut self, name: &str) -> io::Result<()>;
-    /// Make the directory's entries (creates, renames, removes) durable.
-    fn sync_dir(&mut self) -> io::Result<()>;
-}
-
-/// [`Storage`] on a real directory.
-pub struct DirStorage {
-    dir: PathBuf,
-}
-
-impl DirStorage {
-    /// Opens (creating, and fsyncing its parent) the directory.
-    pub fn open(dir: &Path) -> io::Result<DirStorage> {
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir)?;
-            if let Some(parent) = dir.parent() {
-                std::fs::File::open(parent)?.sync_all()?;
-            }
-        }
-        Ok(DirStorage { dir: dir.to_path_buf() })
-    }
-}
-
-impl Storage for DirStorage {
-    fn describe(&self) -> String {
-        self.dir.display().to_string()
-    }
-    fn list(&self) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.dir)? {
-            let e = e?;
-            if let Some(n) = e.file_name().to_str() {
-                out.push(n.to_string());
-            }
-        }
-        Ok(out)
-    }
-    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.dir.join(name))
-    }
-    fn write_new(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let mut f = std::fs::File::create(self.dir.join(name))?;
-        f.write_all(bytes)
-    }
-    fn sync_file(&mut self, name: &str) -> io::Result<()> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join(name))?
-            .sync_all()
-    }
-    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
-        std::fs::rename(self.dir.join(from), self.dir.join(to))
-    }
-    fn remove(&mut self, name: &str) -> io::Result<()> {
-        match std::fs::remove_file(self.dir.join(name)) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        }
-    }
-    fn sync_dir(&mut self) -> io::Result<()> {
-        std::fs::File::open(&self.dir)?.sync_all()
     }
 }
 
@@ -263,46 +192,6 @@ pub struct Outbox<S: Storage> {
     in_flight_written: bool,
     parked: BTreeMap<String, (Vec<u64>, Option<String>)>,
     corrupt: usize,
-}
-
-fn record_name(seq: u64) -> String {
-    format!("{RECORD_PREFIX}{seq:020}")
-}
-
-fn frame(class: Class, count: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.push(VERSION);
-    out.push(class.byte());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    let mut h = Sha256::new();
-    h.update(&out);
-    h.update(payload);
-    out.extend_from_slice(&h.finalize());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// The framed contents back, or None when anything is off (torn, damaged).
-fn unframe(bytes: &[u8]) -> Option<(Class, u32, Vec<u8>)> {
-    if bytes.len() < HEADER || &bytes[..4] != MAGIC || bytes[4] != VERSION {
-        return None;
-    }
-    let class = Class::from_byte(bytes[5])?;
-    let count = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
-    let len = u32::from_le_bytes(bytes[12..16].try_into().ok()?) as usize;
-    if bytes.len() != HEADER + len {
-        return None;
-    }
-    let mut h = Sha256::new();
-    h.update(&bytes[..16]);
-    h.update(&bytes[HEADER..]);
-    if h.finalize().as_slice() != &bytes[16..HEADER] {
-        return None;
-    }
-    Some((class, count, bytes[HEADER..].to_vec()))
 }
 
 impl<S: Storage> Outbox<S> {

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod identity;
 pub mod job;
 pub mod metrics;
 pub mod pipeline;

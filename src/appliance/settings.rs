@@ -6,13 +6,14 @@
 //! the daemon before the first port is bound or the first probe is sent. So
 //! the flags arrive here as plain data ([`Overrides`], no clap), [`merge`]
 //! applies them to a parsed [`Config`] without any I/O (unit-tested), and
-//! [`load`] only adds which file to read. The proxy's flags are one struct
+//! [`load`] only adds which file to read and the machine's identity. The proxy's flags are one struct
 //! ([`ProxyOverrides`]) shared by `sensor run` and `sensor proxy`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::appliance::config::{self, Config, ConfigError, LogFormat};
+use crate::appliance::identity;
 use crate::serve::proxy::{Allowlist, ProxyConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +143,7 @@ pub fn load(o: &Overrides) -> Result<Settings, SettingsError> {
         None => Config::default(),
     };
     let config = merge(base, o)?;
-    let sensor_id = config.sensor.id.clone().unwrap_or_else(derived_sensor_id);
+    let sensor_id = config.sensor.id.clone().unwrap_or_else(identity::derived_sensor_id);
     Ok(Settings {
         config,
         config_file,
@@ -221,28 +222,6 @@ pub fn merge(mut c: Config, o: &Overrides) -> Result<Config, SettingsError> {
         c.sensor.id = Some(id.clone());
     }
     Ok(c)
-}
-
-/// `sensor-` and the first 12 characters of the machine id, else the host name.
-pub fn derived_sensor_id() -> String {
-    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
-        let id: String = id.trim().chars().filter(char::is_ascii_alphanumeric).take(12).collect();
-        if !id.is_empty() {
-            return format!("sensor-{id}");
-        }
-    }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host: String = host
-        .trim()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-        .take(56)
-        .collect();
-    if host.is_empty() {
-        "sensor".into()
-    } else {
-        format!("sensor-{host}")
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod exec;
 pub mod inventory;
 pub mod merge;
+pub mod print;
 pub mod query;
 pub mod row;
 pub mod sql;

@@ -1,13 +1,17 @@
 //! `sensor run` end to end with the real binary: two profiles against real
 //! loopback servers, the inventory's categories, a certificate replaced
 //! between runs (`changed`), a server stopped (`gone`), SIGHUP with a broken
-//! profile (old kept), SIGTERM (drained, exit 0), `sensor profiles check`.
+//! profile (old kept), SIGTERM (drained, exit 0), `sensor profiles check`;
+//! and that the profile keys `starttls`, `sni` and `analyses` change what
+//! the daemon's scan records.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testbed::KeyKind;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 mod common;
 use common::{bind_reusable, eventually, free_port, sensor, tls_server};
@@ -509,4 +513,207 @@ async fn sigterm_mid_scan_then_restart_resumes_without_rescanning_or_skipping() 
         found.contains(&u64::from(t1)) && found.contains(&u64::from(t2)),
         "{found:?}"
     );
+}
+
+/// An SMTP server on 127.0.0.1:`port` that greets, offers STARTTLS
+/// (RFC 3207 §4) and then serves TLS 1.3 with a fresh chain.
+fn smtp_starttls_server(port: u16) -> tokio::task::JoinHandle<()> {
+    let chain = testbed::issue_chain("appliance smtp", &["mx.test"], KeyKind::EcdsaP256).unwrap();
+    let (cfg, _) = testbed::rustls_config(chain.presented(), &chain.leaf_key, &[&rustls::version::TLS13]).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let listener = bind_reusable(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(10), smtp_session(stream, acceptor)).await;
+            });
+        }
+    })
+}
+
+async fn smtp_session(stream: tokio::net::TcpStream, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
+    let mut s = tokio::io::BufReader::new(stream);
+    s.get_mut()
+        .write_all(b"220 mx.test ESMTP Postfix (Debian/GNU)\r\n")
+        .await?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if s.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = String::from_utf8_lossy(&line).to_ascii_uppercase();
+        let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
+            b"250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+        } else if command.starts_with("STARTTLS") {
+            s.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+            break;
+        } else if command.starts_with("QUIT") {
+            return s.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
+        } else {
+            b"500 5.5.2 Error: command not recognized\r\n"
+        };
+        s.get_mut().write_all(reply).await?;
+    }
+    let mut tls = acceptor.accept(s.into_inner()).await?;
+    let mut sink = [0u8; 256];
+    let _ = tls.read(&mut sink).await;
+    Ok(())
+}
+
+/// A profile for 127.0.0.1:`port` with no schedule (one run per start),
+/// plus `extra` lines.
+fn profile(name: &str, port: u16, extra: &str) -> String {
+    format!("name = \"{name}\"\ntargets = [\"127.0.0.1\"]\nports = \"{port}\"\n{extra}\n")
+}
+
+/// Start the daemon with `profiles` (name, text), wait (bounded) until each
+/// has finished its one run, stop it, and return the inventory.
+async fn run_once(profiles: &[(&str, String)]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let log_path = dir.path().join("sensor.log");
+    let mut cmd = sensor();
+    cmd.args(["run", "--grace", "10", "--state-dir"]).arg(&state);
+    for (name, text) in profiles {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        cmd.arg("--profile").arg(path);
+    }
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Daemon(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    eventually_logged("every profile's run to finish", 60, &log_path, || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        profiles
+            .iter()
+            .all(|(name, _)| log.contains(&format!("`{name}`: run finished")))
+    })
+    .await;
+    let status = terminate(&mut child, 20);
+    assert!(
+        status.success(),
+        "{status}: {}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    inventory(&state)
+}
+
+/// The stored record of 127.0.0.1:`port` with SNI `sni` ("" for none).
+fn record(inv: &[Value], port: u16, sni: &str) -> Value {
+    inv.iter()
+        .find(|e| e["key"]["port"] == port && e["key"]["sni"] == sni)
+        .map(|e| e["record"].clone())
+        .unwrap_or_else(|| panic!("no record for port {port} SNI `{sni}` in {inv:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_none_in_a_profile_leaves_an_smtp_server_plaintext() {
+    let (off, auto) = (free_port(), free_port());
+    let _off_server = smtp_starttls_server(off);
+    let _auto_server = smtp_starttls_server(auto);
+    let certificates = "analyses = [\"certificates\"]";
+    let inv = run_once(&[
+        (
+            "off",
+            profile("off", off, &format!("{certificates}\nstarttls = \"none\"")),
+        ),
+        ("auto", profile("auto", auto, certificates)),
+    ])
+    .await;
+    // The same server: upgraded by default, left alone with `starttls = "none"`.
+    let upgraded = record(&inv, auto, "");
+    assert_eq!(upgraded["category"], "discovered", "{upgraded:#}");
+    assert_eq!(upgraded["transport"], "starttls-smtp", "{upgraded:#}");
+    assert!(upgraded["certificate"].is_object(), "{upgraded:#}");
+    let plain = record(&inv, off, "");
+    assert_eq!(plain["category"], "unsecured", "{plain:#}");
+    assert_eq!(plain["transport"], "plain", "{plain:#}");
+    assert_eq!(plain["service"], "smtp", "{plain:#}");
+    assert!(plain.get("certificate").is_none(), "{plain:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sni_names_in_a_profile_each_get_their_record() {
+    let port = free_port();
+    let _server = tls_server(port, "appliance sni").await;
+    let inv = run_once(&[(
+        "named",
+        profile(
+            "named",
+            port,
+            "analyses = [\"certificates\"]\nsni = [\"intranet.example\"]",
+        ),
+    )])
+    .await;
+    assert_eq!(inv.len(), 2, "{inv:#?}");
+    let own = record(&inv, port, "");
+    assert!(own["hostname"].is_null(), "{own:#}");
+    let named = record(&inv, port, "intranet.example");
+    assert_eq!(named["hostname"], "intranet.example", "{named:#}");
+    assert_eq!(named["category"], "discovered", "{named:#}");
+    assert!(named["certificate"].is_object(), "{named:#}");
+    assert_eq!(
+        named["sni_certificate_differs"], false,
+        "one certificate for every name"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_only_records_what_a_port_speaks_and_nothing_more() {
+    let (discovery, full) = (free_port(), free_port());
+    let _discovery_server = tls_server(discovery, "appliance discovery").await;
+    let _full_server = tls_server(full, "appliance full").await;
+    let inv = run_once(&[
+        (
+            "discovery",
+            profile("discovery", discovery, "analyses = [\"discovery_only\"]"),
+        ),
+        ("full", profile("full", full, "analyses = [\"full\"]")),
+    ])
+    .await;
+    // The same kind of server, fully analysed: what discovery_only leaves out.
+    let analysed = record(&inv, full, "");
+    for field in [
+        "certificate",
+        "chain",
+        "protocols",
+        "protocol_ciphers",
+        "grade",
+        "enumeration_connections",
+    ] {
+        assert!(
+            analysed.get(field).is_some(),
+            "`{field}` in a full analysis: {analysed:#}"
+        );
+    }
+    let found = record(&inv, discovery, "");
+    assert_eq!(found["category"], "discovered", "{found:#}");
+    assert_eq!(found["transport"], "tls", "{found:#}");
+    assert_eq!(found["handshake"]["protocol"], "TLSv1.3", "{found:#}");
+    for field in [
+        "certificate",
+        "chain",
+        "protocols",
+        "protocol_ciphers",
+        "key_exchange",
+        "features",
+        "enumeration_connections",
+        "grade",
+        "findings",
+        "chain_report",
+        "vulnerabilities",
+        "security_rating_info",
+    ] {
+        assert!(found.get(field).is_none(), "`{field}` with discovery_only: {found:#}");
+    }
 }

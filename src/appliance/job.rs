@@ -50,6 +50,8 @@ pub struct Outcome {
 }
 
 /// The scan options a profile asks for, on top of the sensor's `base`.
+/// Every field of [`Profile`] is either used here, used by [`plan`], or
+/// belongs to the scheduler and the inventory; the tests below keep it so.
 pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     let mut o = base.clone();
     if let Some(r) = profile.rate {
@@ -70,12 +72,31 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     if let Some(p) = profile.per_host_connections {
         o.per_host = p;
     }
+    o.starttls = profile.starttls;
+    o.sni_names.extend(profile.sni.iter().cloned());
     let a = profile.analyses;
+    o.certificates = a.certificates;
     o.enumerate = a.enumeration;
     o.vulnerabilities = a.vulnerabilities;
     o.http_headers = a.http_headers;
     o.grade = a.grade;
     o
+}
+
+/// The walk a profile asks for: its targets less its exclusions, its ports,
+/// its shard, in the order `seed` gives.
+pub fn plan<R>(profile: &Profile, seed: u64, resolve: R) -> Result<ScanPlan, JobError>
+where
+    R: FnMut(&str) -> Result<Vec<std::net::IpAddr>, String>,
+{
+    let err = |source| JobError::Targets {
+        profile: profile.name.clone(),
+        source,
+    };
+    let targets = TargetSet::new(&profile.targets, &profile.exclude, resolve).map_err(err)?;
+    Ok(ScanPlan::new(targets, profile.ports.clone(), seed)
+        .map_err(err)?
+        .with_shard(profile.shard))
 }
 
 /// Run `profile` once to the end (or until `stop`), returning every record.
@@ -96,16 +117,7 @@ where
     R: FnMut(&str) -> Result<Vec<std::net::IpAddr>, String>,
 {
     let name = profile.name.clone();
-    let targets = TargetSet::new(&profile.targets, &profile.exclude, resolve).map_err(|source| JobError::Targets {
-        profile: name.clone(),
-        source,
-    })?;
-    let plan = ScanPlan::new(targets, profile.ports.clone(), seed)
-        .map_err(|source| JobError::Targets {
-            profile: name.clone(),
-            source,
-        })?
-        .with_shard(profile.shard);
+    let plan = plan(profile, seed, resolve)?;
     let tracker = match resume {
         None => Tracker::new(&plan),
         Some(cp) => Tracker::resume(&plan, cp, std::path::Path::new("(saved scan state)")).map_err(|source| {
@@ -140,5 +152,181 @@ where
             profile: name,
             source: ScanError::Engine(e.to_string()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::appliance::profile::{self, Analyses};
+    use crate::probe::starttls::dialogue::{Starttls, StarttlsMode};
+
+    const PLAIN: &str = "name = \"p\"\ntargets = [\"127.0.0.1\"]\nports = \"443\"\n";
+
+    fn plain() -> Profile {
+        profile::parse(PLAIN, "p.toml").unwrap()
+    }
+
+    fn with(extra: &str) -> ScanOptions {
+        let p = profile::parse(&format!("{PLAIN}{extra}\n"), "p.toml").unwrap_or_else(|e| panic!("{e}"));
+        options(&p, &ScanOptions::default())
+    }
+
+    /// What giving one profile field another value must change.
+    enum Effect {
+        /// A scan option: `set` changes the field, `seen` shows the option it reaches.
+        Scan {
+            set: fn(&mut Profile),
+            seen: fn(&ScanOptions) -> String,
+        },
+        /// What the walk visits: [`plan`]'s fingerprint.
+        Plan { set: fn(&mut Profile) },
+        /// Its own table of effects (`analyses`).
+        Nested,
+        /// Not a scan option: who uses it instead.
+        Elsewhere(&'static str),
+    }
+    use Effect::{Elsewhere, Nested, Plan, Scan};
+
+    /// The table of `field => effect`, checked against the struct by an
+    /// exhaustive pattern (no `..`): a field added to it fails to compile
+    /// here until it is listed with what it does.
+    macro_rules! effects {
+        ($value:expr, $ty:ident { $($field:ident => $effect:expr),* $(,)? }) => {{
+            let $ty { $($field: _),* } = $value;
+            vec![$((stringify!($field), $effect)),*]
+        }};
+    }
+
+    fn profile_effects() -> Vec<(&'static str, Effect)> {
+        effects!(plain(), Profile {
+            name => Elsewhere("the scheduler, the inventory and the logs"),
+            targets => Plan { set: |p| p.targets = vec!["127.0.0.2".parse().unwrap()] },
+            exclude => Plan { set: |p| p.exclude = vec!["127.0.0.1".parse().unwrap()] },
+            ports => Plan { set: |p| p.ports = "8443".parse().unwrap() },
+            sni => Scan { set: |p| p.sni = vec!["intranet.example".into()], seen: |o| format!("{:?}", o.sni_names) },
+            starttls => Scan { set: |p| p.starttls = StarttlsMode::Off, seen: |o| format!("{:?}", o.starttls) },
+            rate => Scan { set: |p| p.rate = Some(7), seen: |o| o.portscan.rate.to_string() },
+            scan_type => Scan {
+                set: |p| p.scan_type = Some(crate::discover::syn::ScanType::Syn),
+                seen: |o| format!("{:?}", o.scan_type),
+            },
+            max_concurrency => Scan { set: |p| p.max_concurrency = Some(3), seen: |o| o.portscan.max_in_flight.to_string() },
+            per_host_connections => Scan { set: |p| p.per_host_connections = Some(9), seen: |o| o.per_host.to_string() },
+            connect_timeout => Scan {
+                set: |p| p.connect_timeout = Some(std::time::Duration::from_millis(123)),
+                seen: |o| format!("{:?}", o.portscan.connect_timeout),
+            },
+            handshake_timeout => Scan {
+                set: |p| p.handshake_timeout = Some(std::time::Duration::from_millis(77)),
+                seen: |o| format!("{:?}", o.handshake_timeout),
+            },
+            analyses => Nested,
+            schedule => Elsewhere("the scheduler: when a run starts and stops"),
+            shard => Plan { set: |p| p.shard = Some("2/2".parse().unwrap()) },
+            tags => Elsewhere("the inventory: attached to every endpoint found"),
+        })
+    }
+
+    fn analyses_effects() -> Vec<(&'static str, Effect)> {
+        effects!(Analyses::FULL, Analyses {
+            certificates => Scan { set: |p| p.analyses.certificates = false, seen: |o| o.certificates.to_string() },
+            enumeration => Scan { set: |p| p.analyses.enumeration = false, seen: |o| o.enumerate.to_string() },
+            vulnerabilities => Scan { set: |p| p.analyses.vulnerabilities = false, seen: |o| o.vulnerabilities.to_string() },
+            http_headers => Scan { set: |p| p.analyses.http_headers = false, seen: |o| o.http_headers.to_string() },
+            grade => Scan { set: |p| p.analyses.grade = false, seen: |o| o.grade.to_string() },
+        })
+    }
+
+    fn fingerprint(p: &Profile) -> String {
+        let loopback = |_: &str| Ok(vec![std::net::IpAddr::from([127, 0, 0, 1])]);
+        plan(p, 1, loopback).unwrap().fingerprint()
+    }
+
+    #[test]
+    fn every_profile_field_reaches_the_scan_or_says_who_uses_it() {
+        let base = ScanOptions::default();
+        let before = options(&plain(), &base);
+        let table: Vec<_> = profile_effects().into_iter().chain(analyses_effects()).collect();
+        for (field, effect) in table {
+            let mut p = plain();
+            match effect {
+                Scan { set, seen } => {
+                    set(&mut p);
+                    assert_ne!(
+                        seen(&options(&p, &base)),
+                        seen(&before),
+                        "`{field}` does not reach the scan options"
+                    );
+                }
+                Plan { set } => {
+                    set(&mut p);
+                    assert_ne!(
+                        fingerprint(&p),
+                        fingerprint(&plain()),
+                        "`{field}` does not change the walk"
+                    );
+                }
+                Nested => assert_eq!(field, "analyses"),
+                Elsewhere(who) => assert!(!who.is_empty(), "`{field}`"),
+            }
+        }
+    }
+
+    #[test]
+    fn starttls_from_the_profile_is_the_scan_mode() {
+        assert_eq!(with("").starttls, StarttlsMode::Auto);
+        assert_eq!(with("starttls = \"none\"").starttls, StarttlsMode::Off);
+        assert_eq!(with("starttls = \"smtp\"").starttls, StarttlsMode::Only(Starttls::Smtp));
+        // The profile decides, whatever the sensor's base said.
+        let base = ScanOptions {
+            starttls: StarttlsMode::Off,
+            ..ScanOptions::default()
+        };
+        assert_eq!(options(&plain(), &base).starttls, StarttlsMode::Auto);
+    }
+
+    #[test]
+    fn sni_names_from_the_profile_are_sent_besides_the_sensors() {
+        assert!(with("").sni_names.is_empty());
+        assert_eq!(with("sni = [\"intranet.example\"]").sni_names, ["intranet.example"]);
+        let base = ScanOptions {
+            sni_names: vec!["base.example".into()],
+            ..ScanOptions::default()
+        };
+        let p = profile::parse(&format!("{PLAIN}sni = [\"a.example\"]\n"), "p.toml").unwrap();
+        assert_eq!(options(&p, &base).sni_names, ["base.example", "a.example"]);
+    }
+
+    fn analyses(o: &ScanOptions) -> [bool; 5] {
+        [o.certificates, o.enumerate, o.vulnerabilities, o.http_headers, o.grade]
+    }
+
+    #[test]
+    fn analyses_from_the_profile_are_the_scan_stages() {
+        assert_eq!(analyses(&with("")), [true; 5]);
+        assert_eq!(analyses(&with("analyses = [\"full\"]")), [true; 5]);
+        assert_eq!(analyses(&with("analyses = [\"discovery_only\"]")), [false; 5]);
+        assert_eq!(
+            analyses(&with("analyses = [\"certificates\"]")),
+            [true, false, false, false, false]
+        );
+        assert_eq!(
+            analyses(&with("analyses = [\"enumeration\"]")),
+            [true, true, false, false, false]
+        );
+        assert_eq!(
+            analyses(&with("analyses = [\"grade\"]")),
+            [true, false, false, false, true]
+        );
+        // The scan runs the checks and the GET only when it grades.
+        assert_eq!(
+            analyses(&with("analyses = [\"vulnerabilities\"]")),
+            [true, true, true, false, true]
+        );
+        assert_eq!(
+            analyses(&with("analyses = [\"http_headers\"]")),
+            [true, false, false, true, true]
+        );
     }
 }

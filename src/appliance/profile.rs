@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::discover::targets::{PortSet, Shard, TargetSpec};
+use crate::probe::starttls::dialogue::{Starttls, StarttlsMode};
 
 /// A validated scan profile.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,9 +21,11 @@ pub struct Profile {
     pub targets: Vec<TargetSpec>,
     pub exclude: Vec<TargetSpec>,
     pub ports: PortSet,
-    /// Names to send as SNI to every address (besides none).
+    /// Names to send as SNI to every TLS endpoint found, besides the
+    /// target's own: one more record per (address, port, name).
     pub sni: Vec<String>,
-    pub starttls: Starttls,
+    /// Which in-band upgrades to try: the mode `sensor scan --starttls` takes.
+    pub starttls: StarttlsMode,
     /// Probes per second; `None` keeps the scanner's default.
     pub rate: Option<u32>,
     /// Discovery engine (`scan_type = "syn" | "connect" | "auto"`); `None` keeps the sensor's.
@@ -38,36 +41,19 @@ pub struct Profile {
     pub tags: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Starttls {
-    Auto,
-    None,
-    /// Always this protocol (`smtp`, `imap`, …).
-    Protocol(&'static str),
-}
-
-const STARTTLS_PROTOCOLS: [&str; 10] = [
-    "smtp",
-    "imap",
-    "pop3",
-    "ftp",
-    "ldap",
-    "xmpp",
-    "xmpp-server",
-    "postgres",
-    "mysql",
-    "rdp",
-];
-
 /// Which analyses run on what is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Analyses {
-    /// Handshake and certificate chain.
+    /// The certificate chain in the record, and what is judged from it.
+    /// Without it (`discovery_only`) a record says only that the port is
+    /// open and what it speaks (transport, service, the one handshake).
     pub certificates: bool,
     /// Every protocol, suite, group and feature.
     pub enumeration: bool,
-    /// Active vulnerability checks.
+    /// Active vulnerability checks (on what the enumeration found; their
+    /// verdicts are part of the grade).
     pub vulnerabilities: bool,
+    /// One `GET /` for the security headers (judged by the grade).
     pub http_headers: bool,
     /// Rating and findings.
     pub grade: bool,
@@ -261,18 +247,14 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         err("ports", e.to_string(), "e.g. \"443,8443\", \"1-1024\" or \"default\"")
     })?;
     let starttls = match raw.starttls.as_deref() {
-        None | Some("auto") => Starttls::Auto,
-        Some("none") => Starttls::None,
-        Some(p) => match STARTTLS_PROTOCOLS.iter().find(|x| **x == p) {
-            Some(x) => Starttls::Protocol(x),
-            None => {
-                return Err(err(
-                    "starttls",
-                    format!("`{p}` is not a STARTTLS protocol"),
-                    &format!("use auto, none or one of {}", STARTTLS_PROTOCOLS.join(", ")),
-                ));
-            }
-        },
+        None => StarttlsMode::Auto,
+        Some(p) => p.parse::<StarttlsMode>().map_err(|_| {
+            err(
+                "starttls",
+                format!("`{p}` is not a STARTTLS protocol"),
+                &format!("use auto, none or one of {}", starttls_names()),
+            )
+        })?,
     };
     let scan_type = raw
         .scan_type
@@ -315,8 +297,12 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
                     "certificates" => a.certificates = true,
                     "full" => a = Analyses::FULL,
                     "enumeration" => (a.certificates, a.enumeration) = (true, true),
-                    "vulnerabilities" => (a.certificates, a.enumeration, a.vulnerabilities) = (true, true, true),
-                    "http_headers" => (a.certificates, a.http_headers) = (true, true),
+                    // The checks' verdicts and the headers' findings are
+                    // part of the grade: without it they would not be run.
+                    "vulnerabilities" => {
+                        (a.certificates, a.enumeration, a.vulnerabilities, a.grade) = (true, true, true, true)
+                    }
+                    "http_headers" => (a.certificates, a.http_headers, a.grade) = (true, true, true),
                     "grade" => (a.certificates, a.grade) = (true, true),
                     other => {
                         return Err(err(
@@ -355,6 +341,11 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         shard,
         tags: raw.tags,
     })
+}
+
+/// The protocol names `starttls` takes, for the fix of a wrong one.
+fn starttls_names() -> String {
+    Starttls::ALL.map(Starttls::name).join(", ")
 }
 
 fn parse_schedule(s: &RawSchedule, err: &dyn Fn(&str, String, &str) -> ProfileError) -> Result<Schedule, ProfileError> {
@@ -504,7 +495,7 @@ window = "22:00-06:00"
         let p = parse("name = \"x\"\ntargets = [\"::1\"]\n", "x.toml").unwrap();
         assert_eq!(p.analyses, Analyses::FULL);
         assert_eq!(p.ports.len(), 12);
-        assert_eq!(p.starttls, Starttls::Auto);
+        assert_eq!(p.starttls, StarttlsMode::Auto);
         assert!(p.schedule.is_none());
         assert_eq!(p.scan_type, None);
     }
@@ -515,6 +506,31 @@ window = "22:00-06:00"
         assert_eq!(p.scan_type, Some(crate::discover::syn::ScanType::Syn));
         let e = error("name = \"x\"\ntargets = [\"::1\"]\nscan_type = \"udp\"\n");
         assert!(e.contains("`scan_type`") && e.contains("`udp`"), "{e}");
+    }
+
+    #[test]
+    fn starttls_takes_what_the_command_line_takes() {
+        let with = |v: &str| {
+            parse(
+                &format!("name = \"x\"\ntargets = [\"::1\"]\nstarttls = \"{v}\"\n"),
+                "x.toml",
+            )
+        };
+        assert_eq!(with("auto").unwrap().starttls, StarttlsMode::Auto);
+        assert_eq!(with("none").unwrap().starttls, StarttlsMode::Off);
+        for p in Starttls::ALL {
+            assert_eq!(with(p.name()).unwrap().starttls, StarttlsMode::Only(p), "{p}");
+            assert_eq!(
+                with(p.name()).unwrap().starttls,
+                p.name().parse::<StarttlsMode>().unwrap()
+            );
+        }
+        let e = with("smtps").unwrap_err().to_string();
+        assert!(
+            e.starts_with("x.toml:3: `starttls`: `smtps` is not a STARTTLS protocol")
+                && e.contains("(fix: use auto, none or one of smtp, imap, pop3, ftp, ldap, postgres, xmpp, xmpp-server, mysql, rdp)"),
+            "{e}"
+        );
     }
 
     fn error(text: &str) -> String {

@@ -49,15 +49,24 @@ pub struct ScanOptions {
     pub show_closed: bool,
     /// Open ports examined (TLS handshake, banner) at once.
     pub max_examine: usize,
+    /// Keep the certificate chain of TLS endpoints and judge it. Without
+    /// it a TLS record says only what the endpoint speaks (transport,
+    /// service, the one handshake's version, suite, group and ALPN): no
+    /// `certificate`, `chain`, grade, findings or vulnerability verdicts,
+    /// whatever `grade` says, since grading judges the chain.
+    pub certificates: bool,
     /// Enumerate every protocol, suite, group and feature of TLS endpoints.
     pub enumerate: bool,
     /// Connections to one endpoint at once during enumeration.
     pub per_host: usize,
     /// Grade TLS endpoints (chain validation, rating, findings).
     pub grade: bool,
-    /// One `GET /` over TLS for the security headers.
+    /// One `GET /` over TLS for the security headers (only when grading:
+    /// the headers are judged there).
     pub http_headers: bool,
-    /// Active checks: Heartbleed, CCS injection, ROBOT, Ticketbleed, insecure renegotiation.
+    /// Active checks: Heartbleed, CCS injection, ROBOT, Ticketbleed, insecure
+    /// renegotiation (only when enumerating and grading: the verdicts are
+    /// part of the grade).
     pub vulnerabilities: bool,
     /// Trust anchors for chain validation (web roots, system, private CAs).
     pub trust: Arc<TrustStores>,
@@ -81,6 +90,7 @@ impl Default for ScanOptions {
             banner_wait: Duration::from_millis(800),
             show_closed: false,
             max_examine: 256,
+            certificates: true,
             enumerate: true,
             per_host: 4,
             grade: true,
@@ -291,7 +301,7 @@ async fn run_inner(
                 for name in names {
                     if let Some(mut r) = examine_name(&prober, &opts, &target, &name).await {
                         let seen = r.certificate.as_ref().map(|c| c.thumbprint.clone());
-                        r.sni_certificate_differs = Some(seen.is_some() && seen != default);
+                        r.sni_certificate_differs = opts.certificates.then(|| seen.is_some() && seen != default);
                         let _ = out.send(r).await;
                     }
                 }
@@ -349,12 +359,17 @@ async fn enumerate_into(
     let addr = SocketAddr::new(target.addr, target.port);
     let e = enumerate::enumerate(addr, target.hostname.as_deref(), cfg).await;
     crate::probe::enumerate::apply(record, &e);
+    if !opts.certificates {
+        // The enumeration fills in a chain rustls could not read.
+        record.certificate = None;
+        record.chain.clear();
+    }
     Some(e)
 }
 
 /// The active vulnerability checks, on servers that answered the enumeration.
 async fn vulnerabilities(opts: &ScanOptions, target: &Target, e: Option<&Enumeration>) -> Option<VulnReport> {
-    let e = e.filter(|e| opts.vulnerabilities && opts.grade && !e.stalled && !e.versions.is_empty())?;
+    let e = e.filter(|e| opts.vulnerabilities && grading(opts) && !e.stalled && !e.versions.is_empty())?;
     let addr = SocketAddr::new(target.addr, target.port);
     let cfg = VulnConfig {
         deadline: opts.handshake_timeout,
@@ -372,6 +387,11 @@ async fn http_headers(opts: &ScanOptions, target: &Target) -> Option<HttpHeaders
         .ok()
 }
 
+/// Whether TLS endpoints are judged: grading needs the chain.
+fn grading(opts: &ScanOptions) -> bool {
+    opts.grade && opts.certificates
+}
+
 /// Judge what was observed: chain, rating, findings, the upstream's shape.
 fn grade_into(
     record: &mut EndpointRecord,
@@ -381,7 +401,7 @@ fn grade_into(
     http: Option<&HttpHeaders>,
     vulns: Option<&VulnReport>,
 ) {
-    if !opts.grade {
+    if !grading(opts) {
         return;
     }
     let obs = Observation {
@@ -683,16 +703,18 @@ async fn tls_endpoint(
         record.transport = Transport::Tls;
         record.service = Some("tls".into());
     }
-    let chain: Vec<_> = attempt.chain.iter().map(|d| cert::parse_lossy(d)).collect();
-    record.certificate = chain.first().cloned();
-    record.chain = chain;
+    if opts.certificates {
+        let chain: Vec<_> = attempt.chain.iter().map(|d| cert::parse_lossy(d)).collect();
+        record.certificate = chain.first().cloned();
+        record.chain = chain;
+    }
     record.handshake = Some(attempt.handshake);
     let e = enumerate_into(record, opts, target, upgrade).await;
     // The HTTP GET and the active checks speak implicit TLS only.
     let (http, vulns) = match upgrade {
         Some(_) => (None, None),
         None => {
-            let http = match opts.http_headers && opts.grade {
+            let http = match opts.http_headers && grading(opts) {
                 true => http_headers(opts, target).await,
                 false => None,
             };

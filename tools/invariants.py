@@ -24,7 +24,7 @@ PURE = [
     "model/timestamp.rs", "grade/", "probe/enumerate/strategy.rs", "probe/enumerate/result.rs",
     "probe/starttls/dialogue.rs", "probe/detect.rs", "discover/permute.rs", "discover/targets/",
     "discover/syn/cookie.rs", "discover/syn/packet.rs", "appliance/schedule.rs", "appliance/profile.rs",
-    "appliance/config.rs", "store/inventory/diff.rs", "store/merge.rs",
+    "appliance/config.rs", "appliance/settings.rs", "appliance/tick.rs", "store/inventory/diff.rs", "store/merge.rs",
 ]
 IMPURE = [
     (r"\btokio\b", "tokio"),

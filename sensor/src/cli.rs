@@ -1,23 +1,12 @@
-//! The command line: `sensor scan` and friends.
+//! The command line: the top-level parser, the invalid-input error class,
+//! and the spellings clap cannot take as they are (nmap's `-iL`) or that are
+//! on their way out (deprecated aliases, still accepted with a warning).
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use netsensor::discover::checkpoint::{Checkpoint, Tracker};
-use netsensor::discover::connect::{self, PortscanConfig, Progress};
-use netsensor::discover::syn::ScanType;
-use netsensor::discover::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
-use netsensor::grade::{Policy, TrustConfig, TrustStores};
-use netsensor::output::{self, Format, ScanMeta};
-use netsensor::probe::starttls::dialogue::StarttlsMode;
-use netsensor::scan::{self, ScanOptions};
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,28 +25,28 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Scan targets once: find TLS endpoints and unsecured open ports.
-    Scan(Box<ScanArgs>),
+    Scan(Box<cmd::scan::ScanArgs>),
     /// One endpoint in depth: every protocol, cipher suite, group and feature.
-    Grade(crate::grade::GradeArgs),
+    Grade(cmd::grade::GradeArgs),
     /// Start demo servers on 127.0.2.1-3 and scan them (no configuration needed).
-    Demo(crate::demo::DemoArgs),
+    Demo(cmd::demo::DemoArgs),
     /// Run as the appliance: every profile on its schedule, with the inventory.
-    Run(crate::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// Read the inventory of a state directory (or `inventory export` it whole).
-    Inventory(crate::inventory::InventoryArgs),
+    Inventory(cmd::inventory::InventoryArgs),
     /// Ask a running daemon what it is doing (over its service port).
-    Status(crate::status::StatusArgs),
+    Status(cmd::status::StatusArgs),
     /// Validate the appliance's configuration file.
-    Config(crate::config::ConfigArgs),
+    Config(cmd::config::ConfigArgs),
     /// Validate scan profiles without scanning.
-    Profiles(crate::profiles::ProfilesArgs),
+    Profiles(cmd::profiles::ProfilesArgs),
     /// Serve the agent proxy alone: CONNECT tunnels to allowlisted destinations.
-    Proxy(crate::proxy::ProxyArgs),
+    Proxy(cmd::proxy::ProxyArgs),
     /// What is waiting to reach upstream: `sensor outbox status --state-dir DIR`.
-    Outbox(crate::outbox::OutboxArgs),
+    Outbox(cmd::outbox::OutboxArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
-    GenerateAssets(crate::assets::AssetsArgs),
+    GenerateAssets(cmd::assets::AssetsArgs),
 }
 
 /// The invalid-input error class: exit code 2, nothing was scanned.
@@ -65,106 +54,9 @@ pub enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+/// `e` as invalid input (exit code 2).
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ScanArgs {
-    /// Addresses, CIDRs (127.0.0.0/24, ::1), ranges (127.0.2.1-127.0.2.9 or 127.0.2.1-9) and host names.
-    pub targets: Vec<String>,
-    /// Read more targets from FILE, one or more per line, `#` comments (also `-iL FILE`).
-    #[arg(long = "input-list", value_name = "FILE")]
-    pub input_list: Vec<PathBuf>,
-    /// Ports: 443, 1-1024, `default` (25,110,143,389,443,465,587,636,993,995,3389,8443), `all`, or a comma list.
-    #[arg(short, long, default_value = "default")]
-    pub ports: String,
-    /// Addresses, CIDRs or ranges never to probe (repeatable, comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub exclude: Vec<String>,
-    /// Read exclusions from FILE.
-    #[arg(long, value_name = "FILE")]
-    pub exclude_file: Vec<PathBuf>,
-    /// More blocklists (exclusion syntax); /etc/sensor/blocklist is always applied when it exists.
-    #[arg(long, value_name = "FILE")]
-    pub blocklist: Vec<PathBuf>,
-    /// Discovery engine: `syn` (half-open probes over raw sockets; needs root or CAP_NET_RAW),
-    /// `connect` (the kernel's connect, no privilege), or `auto` (syn when permitted, else connect).
-    #[arg(long, default_value = "auto", value_name = "syn|connect|auto")]
-    pub scan_type: ScanType,
-    /// Probes per second across the scan (SYN: packets per second, retries included); 0 removes the limit.
-    #[arg(long, default_value_t = PortscanConfig::default().rate)]
-    pub rate: u32,
-    /// Per-host probe budget (SYN): at most N probes per second to any one address; 0 = none.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub host_rate: u32,
-    /// Connections in flight at once (capped by the open-file limit).
-    #[arg(long, default_value_t = PortscanConfig::default().max_in_flight)]
-    pub max_in_flight: usize,
-    /// Deadline for one TCP connect, in milliseconds.
-    #[arg(long, default_value_t = 1500, value_name = "MS")]
-    pub connect_timeout: u64,
-    /// Deadline for one TLS handshake, in milliseconds.
-    #[arg(long, default_value_t = 5000, value_name = "MS")]
-    pub timeout: u64,
-    /// Extra attempts for ports that do not answer (SYN: extra copies of each probe).
-    #[arg(long, default_value_t = 0)]
-    pub retries: u8,
-    /// Connect-engine threads (event loops); 0 means one per core.
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Seed of the pseudo-random scan order (same seed, same order).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Scan only shard I of N (1-based), e.g. 2/4; shards are disjoint and together cover the scan.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<String>,
-    /// Save progress to FILE every 2 s and when the scan stops (Ctrl-C included), atomically.
-    #[arg(long, value_name = "FILE")]
-    pub checkpoint: Option<PathBuf>,
-    /// Continue the scan saved in FILE: nothing done is probed again, nothing left is skipped.
-    /// Needs the same targets, ports, exclusions and --shard (the seed is taken from FILE);
-    /// progress is saved back to FILE unless --checkpoint names another.
-    #[arg(long, value_name = "FILE")]
-    pub resume: Option<PathBuf>,
-    /// Also list closed and filtered ports.
-    #[arg(long)]
-    pub show_closed: bool,
-    /// Trust this PEM bundle of private CAs too when validating chains (repeatable).
-    #[arg(long = "ca-bundle", value_name = "FILE")]
-    pub ca_bundles: Vec<PathBuf>,
-    /// Report certificates that expire within this many days.
-    #[arg(long, default_value_t = 30, value_name = "DAYS")]
-    pub expiry_warning_days: u32,
-    /// Discovery and handshake only: no cipher enumeration (much faster on large ranges).
-    #[arg(long)]
-    pub no_enum: bool,
-    /// Do not grade (no chain validation, rating or findings).
-    #[arg(long)]
-    pub no_grade: bool,
-    /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
-    #[arg(long)]
-    pub no_vulns: bool,
-    /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
-    /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
-    #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
-    pub starttls: StarttlsMode,
-    /// Also send each name in FILE (one per line, `#` comments) as SNI to every TLS endpoint found:
-    /// one more record per (address, port, name).
-    #[arg(long, value_name = "FILE")]
-    pub sni_list: Option<PathBuf>,
-    /// Also send each DNS name of the first certificate's SANs as SNI (one record per virtual host).
-    #[arg(long)]
-    pub sni_from_sans: bool,
-    /// Output format: table, json, ndjson, csv.
-    #[arg(short = 'o', long = "output", default_value = "table")]
-    pub format: String,
-    /// Write results to FILE instead of standard output.
-    #[arg(long = "out", value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// No progress bar, even on a terminal.
-    #[arg(long)]
-    pub no_progress: bool,
 }
 
 /// clap has no single-dash long options; accept nmap's `-iL FILE` anyway.
@@ -173,294 +65,61 @@ pub fn normalise_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
         .collect()
 }
 
-pub fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SENSOR_LOG")
-        // rustls warns about every odd message our probes send on purpose (the
-        // demo's servers run in this process): keep it to errors.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},rustls=error")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+/// Old flag names that still work (as clap aliases) and the name to use
+/// instead. Listed in CHANGELOG.md under "Deprecated".
+const DEPRECATED: [(&str, &str); 1] = [("--auth-token", "--proxy-auth-token")];
 
-/// Everything a scan needs, validated before any packet is sent.
-pub struct Prepared {
-    pub plan: Arc<ScanPlan>,
-    /// Checkpointing: the live progress and where to save it.
-    pub checkpoint: Option<(Arc<Tracker>, PathBuf)>,
-    pub options: ScanOptions,
-    pub format: Format,
-    pub meta: ScanMeta,
-}
-
-pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
-    let format: Format = args.format.parse().map_err(usage)?;
-    let mut specs: Vec<TargetSpec> = Vec::new();
-    for t in &args.targets {
-        for token in t.split(',').filter(|s| !s.is_empty()) {
-            specs.push(token.parse().map_err(usage)?);
-        }
-    }
-    for file in &args.input_list {
-        specs.extend(targets::read_target_file(file).map_err(usage)?);
-    }
-    let mut exclude: Vec<TargetSpec> = Vec::new();
-    for t in args.exclude.iter().filter(|s| !s.is_empty()) {
-        exclude.push(t.parse().map_err(usage)?);
-    }
-    for file in &args.exclude_file {
-        exclude.extend(targets::read_target_file(file).map_err(usage)?);
-    }
-    exclude.extend(targets::read_blocklist(std::path::Path::new(targets::SYSTEM_BLOCKLIST)).map_err(usage)?);
-    for file in &args.blocklist {
-        exclude.extend(targets::read_target_file(file).map_err(usage)?);
-    }
-    let ports: PortSet = args.ports.parse().map_err(usage)?;
-    let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose().map_err(usage)?;
-    if args.max_in_flight == 0 {
-        return Err(usage("--max-in-flight must be at least 1"));
-    }
-    if args.connect_timeout == 0 || args.timeout == 0 {
-        return Err(usage("--connect-timeout and --timeout must be above 0 ms"));
-    }
-    let set = TargetSet::new(&specs, &exclude, scan::resolve).map_err(usage)?;
-    let resumed = match &args.resume {
-        Some(path) => Some(Checkpoint::load(path).map_err(usage)?),
-        None => None,
-    };
-    let seed = args
-        .seed
-        .or(resumed.as_ref().map(|cp| cp.seed))
-        .unwrap_or_else(netsensor::model::ids::random_u64);
-    let meta = ScanMeta {
-        started_at: netsensor::model::timestamp::rfc3339(time_now()),
-        targets: specs.iter().map(spec_text).collect(),
-        ports: ports.to_string(),
-        finished_at: None,
-    };
-    let plan = ScanPlan::new(set, ports, seed).map_err(usage)?.with_shard(shard);
-    let checkpoint = match (&resumed, &args.resume, &args.checkpoint) {
-        (Some(cp), Some(from), to) => {
-            let tracker = Tracker::resume(&plan, cp, from).map_err(usage)?;
-            Some((Arc::new(tracker), to.clone().unwrap_or_else(|| from.clone())))
-        }
-        (_, _, Some(to)) => Some((Arc::new(Tracker::new(&plan)), to.clone())),
-        _ => None,
-    };
-    let options = ScanOptions {
-        portscan: PortscanConfig {
-            rate: args.rate,
-            max_in_flight: args.max_in_flight,
-            connect_timeout: Duration::from_millis(args.connect_timeout),
-            retries: args.retries,
-            threads: args.threads,
-        },
-        scan_type: args.scan_type,
-        per_host_rate: args.host_rate,
-        handshake_timeout: Duration::from_millis(args.timeout),
-        show_closed: args.show_closed,
-        enumerate: !args.no_enum,
-        grade: !args.no_grade,
-        vulnerabilities: !args.no_vulns,
-        starttls: args.starttls,
-        sni_names: match &args.sni_list {
-            Some(file) => read_sni_list(file)?,
-            None => Vec::new(),
-        },
-        sni_from_sans: args.sni_from_sans,
-        trust: Arc::new(load_trust(&args.ca_bundles)?),
-        policy: Policy {
-            expiry_warning_days: args.expiry_warning_days,
-            ..Policy::default()
-        },
-        ..ScanOptions::default()
-    };
-    Ok(Prepared {
-        plan: Arc::new(plan),
-        checkpoint,
-        options,
-        format,
-        meta,
-    })
-}
-
-/// Web roots, the system store, and the user's private CA bundles.
-pub fn load_trust(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustStores> {
-    let config = TrustConfig {
-        ca_bundles: ca_bundles.to_vec(),
-        ..TrustConfig::default()
-    };
-    let (stores, warnings) = TrustStores::load(&config).map_err(|e| usage(format!("--ca-bundle: {e}")))?;
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
-    Ok(stores)
-}
-
-/// Names for `--sni-list`: one per line, `#` comments; a bad name is invalid input.
-fn read_sni_list(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
-    let mut names = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let name = line.split('#').next().unwrap_or("").trim();
-        if name.is_empty() {
-            continue;
-        }
-        let valid = name.len() <= 253
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if !valid {
-            return Err(usage(format!(
-                "{}:{}: `{name}` is not a host name to send as SNI",
-                file.display(),
-                n + 1
-            )));
-        }
-        names.push(name.to_string());
-    }
-    Ok(names)
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
-}
-
-fn spec_text(s: &TargetSpec) -> String {
-    match s {
-        TargetSpec::Net(n) if n.prefix() == if n.is_ipv4() { 32 } else { 128 } => n.ip().to_string(),
-        TargetSpec::Net(n) => n.to_string(),
-        TargetSpec::Range { first, last } => format!("{first}-{last}"),
-        TargetSpec::Host(h) => h.clone(),
-    }
-}
-
-pub async fn scan(args: ScanArgs) -> anyhow::Result<()> {
-    let prepared = prepare(&args)?;
-    let out: Box<dyn Write + Send> = match &args.out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create output file {}", path.display()))?,
-        )),
-        None => Box::new(std::io::stdout()),
-    };
-    run_scan(prepared, out, !args.no_progress).await
-}
-
-/// Run a prepared scan, printing records through the chosen sink.
-pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: bool) -> anyhow::Result<()> {
-    connect::raise_fd_limit();
-    let progress = Arc::new(Progress::default());
-    let total = p.plan.len();
-    let bar = if progress_bar && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(total.min(u64::MAX as u128) as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes ({per_sec}) {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Some(bar)
-    } else {
-        None
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    // Ctrl-C stops launching probes; what is in flight finishes and is printed.
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("sensor: interrupted, finishing probes in flight (Ctrl-C again to quit now)");
-                stop.store(true, Ordering::Relaxed);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
+/// One warning per deprecated flag name on the command line (clap accepts
+/// the alias silently; it does not say which spelling was used).
+pub fn deprecations(args: &[OsString]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (old, new) in DEPRECATED {
+        let used = args.iter().any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == old || a.strip_prefix(old).is_some_and(|rest| rest.starts_with('=')))
         });
-    }
-    let mut saver = None;
-    let scan_task = match &p.checkpoint {
-        Some((tracker, path)) => {
-            // Save every 2 s; the final save comes after the last record is written.
-            let (saved, path) = (tracker.clone(), path.clone());
-            saver = Some(tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(2));
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    let (cp, path) = (saved.snapshot(), path.clone());
-                    match tokio::task::spawn_blocking(move || cp.save(&path)).await {
-                        Ok(Err(e)) => tracing::warn!("{e}"),
-                        Err(_) => return,
-                        Ok(Ok(())) => {}
-                    }
-                }
-            }));
-            tokio::spawn(scan::run_tracked(
-                p.plan.clone(),
-                p.options.clone(),
-                progress.clone(),
-                stop,
-                tracker.clone(),
-                tx,
-            ))
+        if used {
+            found.push(format!("{old} is deprecated and will be removed; use {new}"));
         }
-        None => tokio::spawn(scan::run_until(
-            p.plan.clone(),
-            0,
-            p.options.clone(),
-            progress.clone(),
-            stop,
-            tx,
-        )),
-    };
-    let mut sink = output::sink(p.format, out, p.meta);
-    let mut found = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            rec = rx.recv() => match rec {
-                Some(r) => {
-                    found += 1;
-                    sink.record(&r).context("cannot write results")?;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn deprecated_spellings_are_named_once() {
+        let w = deprecations(&args(&["sensor", "proxy", "--auth-token", "t"]));
+        assert_eq!(
+            w,
+            ["--auth-token is deprecated and will be removed; use --proxy-auth-token"]
+        );
+        assert_eq!(deprecations(&args(&["sensor", "proxy", "--auth-token=t"])).len(), 1);
+        assert!(deprecations(&args(&["sensor", "proxy", "--proxy-auth-token", "t"])).is_empty());
+        assert!(deprecations(&args(&["sensor", "run", "--auth-tokens"])).is_empty());
+    }
+
+    #[test]
+    fn both_proxy_token_spellings_reach_the_same_field_in_both_commands() {
+        for command in ["proxy", "run"] {
+            for flag in ["--auth-token", "--proxy-auth-token"] {
+                let mut line = vec!["sensor", command, flag, "s3cret"];
+                if command == "proxy" {
+                    line.extend(["--listen", "127.0.0.1:0", "--allow", "a.example:443"]);
                 }
-                None => break,
-            },
-            _ = tick.tick() => {
-                if let Some(bar) = &bar {
-                    bar.set_position(progress.walked.load(Ordering::Relaxed));
-                    bar.set_message(format!("{} open, {found} endpoints", progress.open.load(Ordering::Relaxed)));
-                }
+                let token = match Cli::try_parse_from(line).unwrap().command {
+                    Command::Proxy(p) => p.proxy.auth_token,
+                    Command::Run(r) => r.proxy.auth_token,
+                    _ => None,
+                };
+                assert_eq!(token.as_deref(), Some("s3cret"), "{command} {flag}");
             }
         }
     }
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let result = scan_task.await.context("scan task failed")?;
-    sink.finish().context("cannot write results")?;
-    if let Some((tracker, path)) = &p.checkpoint {
-        if let Some(saver) = saver {
-            // An older snapshot must not land after the final one.
-            saver.abort();
-            let _ = saver.await;
-        }
-        tracker.snapshot().save(path)?;
-        if !tracker.is_complete() {
-            eprintln!("sensor: progress saved; continue with --resume {}", path.display());
-        }
-    }
-    result?;
-    tracing::info!(
-        probed = progress.probed.load(Ordering::Relaxed),
-        open = progress.open.load(Ordering::Relaxed),
-        "scan finished"
-    );
-    Ok(())
 }

@@ -1,18 +1,10 @@
 //! `sensor`: the netsensor appliance binary. Thin by design: argument
-//! parsing, logging, terminal progress and wiring; the engine is `netsensor`.
+//! parsing, logging, signals, terminal output and wiring, one file per
+//! subcommand under `cmd/`; the engine and the daemon are `netsensor`.
 
-mod assets;
 mod cli;
-mod config;
-mod demo;
-mod grade;
-mod inventory;
-mod outbox;
-mod profiles;
-mod proxy;
-mod reporting;
-mod run;
-mod status;
+mod cmd;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -29,10 +21,13 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse_from(cli::normalise_args(std::env::args_os()));
+    let argv = cli::normalise_args(std::env::args_os());
+    let deprecated = cli::deprecations(&argv);
+    let args = cli::Cli::parse_from(argv);
     // The daemon sets up its own logging from its configuration (text or JSON).
     if !matches!(args.command, cli::Command::Run(_)) {
-        cli::init_logging(args.verbose);
+        logging::init_logging(logging::level(args.verbose), logging::Style::Terminal);
+        logging::warn_deprecated(&deprecated);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -43,17 +38,17 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
-            cli::Command::Scan(scan) => cli::scan(*scan).await,
-            cli::Command::Demo(demo) => demo::run(demo).await,
-            cli::Command::Grade(g) => grade::run(g).await,
-            cli::Command::Run(r) => run::run(r).await,
-            cli::Command::Inventory(i) => inventory::run(i),
-            cli::Command::Status(s) => status::run(s).await,
-            cli::Command::Config(c) => config::run(c),
-            cli::Command::Profiles(p) => profiles::run(p),
-            cli::Command::Proxy(p) => proxy::run(p).await,
-            cli::Command::Outbox(o) => outbox::run(o),
-            cli::Command::GenerateAssets(a) => assets::run(a),
+            cli::Command::Scan(scan) => cmd::scan::run(*scan).await,
+            cli::Command::Demo(demo) => cmd::demo::run(demo).await,
+            cli::Command::Grade(g) => cmd::grade::run(g).await,
+            cli::Command::Run(r) => cmd::run::run(*r, &deprecated).await,
+            cli::Command::Inventory(i) => cmd::inventory::run(i),
+            cli::Command::Status(s) => cmd::status::run(s).await,
+            cli::Command::Config(c) => cmd::config::run(c),
+            cli::Command::Profiles(p) => cmd::profiles::run(p),
+            cli::Command::Proxy(p) => cmd::proxy::run(p).await,
+            cli::Command::Outbox(o) => cmd::outbox::run(o),
+            cli::Command::GenerateAssets(a) => cmd::assets::run(a),
         }
     });
     match result {

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::wire::{REPORTS_PATH, Report, SensorInfo};
 use crate::report::outbox::{Outbox, Storage};
@@ -320,12 +321,30 @@ pub struct Stats {
     pub parked: std::sync::atomic::AtomicU64,
 }
 
-/// Runs forever: takes batches from `outbox`, sends them, acks or parks
-/// them. `wake` is notified when something was enqueued (otherwise the
-/// outbox is looked at every few seconds). Drop the task to stop it: every
-/// outbox step runs to its end on a blocking thread, so stopping at any
-/// await loses nothing.
+/// Takes batches from `outbox`, sends them, acks or parks them, until
+/// `shutdown` fires. `wake` is notified when something was enqueued
+/// (otherwise the outbox is looked at every few seconds).
+///
+/// Shutdown stops at whatever await the loop is in, a send included: every
+/// outbox step runs to its end on a blocking thread, and a batch whose
+/// answer never came is sent again under the same id at the next start, so
+/// stopping anywhere loses and doubles nothing.
 pub async fn run<S: Storage + Send + 'static>(
+    outbox: Arc<Mutex<Outbox<S>>>,
+    client: Client,
+    sensor: SensorInfo,
+    cfg: UpstreamConfig,
+    wake: Arc<Notify>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        () = shutdown.cancelled() => tracing::debug!("delivery stopped"),
+        () = deliver(outbox, client, sensor, cfg, wake, stats) => {}
+    }
+}
+
+async fn deliver<S: Storage + Send + 'static>(
     outbox: Arc<Mutex<Outbox<S>>>,
     client: Client,
     sensor: SensorInfo,

@@ -13,6 +13,8 @@
 pub mod delivery;
 pub mod intake;
 pub mod outbox;
+pub mod reporter;
+pub mod snapshot;
 pub mod wire;
 
 use crate::model::record::EndpointRecord;

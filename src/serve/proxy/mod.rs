@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use allow::{Allowlist, Denied, Grant, Rule};
-pub use server::run;
+pub use server::{bind, run};
 
 /// The port the vendor's sensor serves its agent proxy on.
 pub const DEFAULT_PORT: u16 = 48999;

@@ -32,6 +32,21 @@ const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 2 * 1024 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Binds the service port with a deep accept queue: agents arrive in bursts
+/// (a fleet renewing at once), and with the usual 128 the kernel drops SYNs
+/// and clients wait out a one-second retransmission (measured by
+/// benches/proxy.py).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Serves agents on `listener` until `shutdown` completes. Tunnels already
 /// open keep running until they close or go idle.
 pub async fn run(

@@ -75,7 +75,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
     options.per_host = args.per_host;
     options.vulnerabilities = !args.no_vulns;
     options.starttls = args.starttls;
-    options.trust = Arc::new(crate::cli::load_trust(&args.ca_bundles)?);
+    options.trust = Arc::new(crate::cmd::scan::load_trust(&args.ca_bundles)?);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let job = tokio::spawn(scan::run(Arc::new(plan), 0, options, Arc::new(Progress::default()), tx));
     let mut records = Vec::new();

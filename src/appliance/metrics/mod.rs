@@ -5,6 +5,9 @@
 //! registry with its own global state and an HTTP exporter would add a
 //! dependency tree for what is a formatting job. This builder writes the
 //! text format 0.0.4: one `# HELP`/`# TYPE` per family, label values escaped.
+//! [`series`] names and fills the daemon's families.
+
+pub mod series;
 
 use std::fmt::Write as _;
 

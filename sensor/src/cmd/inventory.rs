@@ -2,6 +2,8 @@
 //!
 //! Opens the store read-mostly while the daemon may be writing it: SQLite in
 //! WAL mode lets a reader see the last committed run without blocking it.
+//! Prints through the same sinks as `sensor scan` (the columns are
+//! `netsensor::store::print`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use netsensor::grade::Letter;
 use netsensor::model::record::Category;
+use netsensor::output::{self, Format};
 use netsensor::store::inventory::{Filter, Inventory, Stored};
 
 use crate::cli::UsageError;
@@ -123,105 +126,17 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
         return Err(usage(format!("-o `{}`: use table, json or csv", a.format)));
     }
     let rows = open(&a.state_dir)?.query(&f)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match a.format.as_str() {
-        "json" => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-        "csv" => write_csv(&mut out, &rows)?,
-        _ => table(&mut out, &rows)?,
-    }
-    Ok(())
+    print(&a.format, std::io::stdout().lock(), &rows)
 }
 
-fn grade(s: &Stored) -> String {
-    s.record
-        .grade
-        .as_ref()
-        .map(|g| g.letter.as_str().to_string())
-        .unwrap_or_default()
-}
-
-fn table(out: &mut impl Write, rows: &[Stored]) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "{:<40} {:>5}  {:<24} {:<11} {:<5} {:<20} LAST SEEN",
-        "ADDRESS", "PORT", "SNI", "CATEGORY", "GRADE", "PROFILE"
-    )?;
+/// Writes `rows` through the output sinks (`format` already checked).
+fn print(format: &str, w: impl Write, rows: &[Stored]) -> anyhow::Result<()> {
+    let format: Format = format.parse().map_err(usage)?;
+    let mut sink = output::sink_of(format, w, None);
     for r in rows {
-        let source = if r.key.sensor.is_empty() {
-            r.profile.clone()
-        } else {
-            format!("sensor:{}", r.key.sensor)
-        };
-        let note = match (&r.gone_at, r.missed_runs) {
-            (Some(at), _) => format!(" (gone since {at})"),
-            (None, n) if n > 0 => format!(" (missed {n} runs)"),
-            _ => String::new(),
-        };
-        writeln!(
-            out,
-            "{:<40} {:>5}  {:<24} {:<11} {:<5} {:<20} {}{}",
-            r.key.address,
-            r.key.port,
-            r.key.sni,
-            r.category.as_str(),
-            grade(r),
-            source,
-            r.last_seen,
-            note
-        )?;
+        sink.record(r)?;
     }
-    Ok(())
-}
-
-const CSV_HEADER: [&str; 16] = [
-    "id",
-    "sensor",
-    "address",
-    "port",
-    "sni",
-    "category",
-    "grade",
-    "profile",
-    "first_seen",
-    "last_seen",
-    "gone_at",
-    "tags",
-    "service",
-    "protocol",
-    "subject_cn",
-    "expires",
-];
-
-fn write_csv(out: &mut impl Write, rows: &[Stored]) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_HEADER)?;
-    for r in rows {
-        let cert = r.record.certificate.as_ref();
-        w.write_record([
-            r.id.as_str(),
-            &r.key.sensor,
-            &r.key.address,
-            &r.key.port.to_string(),
-            &r.key.sni,
-            r.category.as_str(),
-            &grade(r),
-            &r.profile,
-            &r.first_seen,
-            &r.last_seen,
-            r.gone_at.as_deref().unwrap_or(""),
-            &r.tags.join(";"),
-            r.record.service.as_deref().unwrap_or(""),
-            r.record
-                .handshake
-                .as_ref()
-                .and_then(|t| t.protocol.as_deref())
-                .unwrap_or(""),
-            cert.and_then(|c| c.common_name.as_deref()).unwrap_or(""),
-            cert.map(|c| c.valid_to.as_str()).unwrap_or(""),
-        ])?;
-    }
-    w.flush()?;
+    sink.finish()?;
     Ok(())
 }
 
@@ -231,15 +146,7 @@ fn export(state_dir: &Path, format: &str, out: Option<&Path>) -> anyhow::Result<
     }
     let rows = open(state_dir)?.query(&Filter::default())?;
     let mut buf = Vec::new();
-    match format {
-        "json" => writeln!(buf, "{}", serde_json::to_string_pretty(&rows)?)?,
-        "csv" => write_csv(&mut buf, &rows)?,
-        _ => {
-            for r in &rows {
-                writeln!(buf, "{}", serde_json::to_string(r)?)?;
-            }
-        }
-    }
+    print(format, &mut buf, &rows)?;
     match out {
         None => std::io::stdout().lock().write_all(&buf)?,
         Some(path) => {

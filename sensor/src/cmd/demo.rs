@@ -14,7 +14,7 @@ use netsensor::grade::TrustStore;
 use netsensor::grade::trust::StoreKind;
 use testbed::{self, KeyKind};
 
-use crate::cli::{self, ScanArgs};
+use crate::cmd::scan::{self, ScanArgs};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -59,10 +59,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         seed: Some(1),
         ..default_scan_args()
     };
-    let mut prepared = cli::prepare(&scan_args)?;
+    let mut prepared = scan::prepare(&scan_args)?;
     // Trust the demo's private CAs, as `--ca-bundle` would for an enterprise PKI,
     // so the grades show the servers' TLS rather than "unknown issuer".
-    let mut trust = cli::load_trust(&[])?;
+    let mut trust = scan::load_trust(&[])?;
     for (name, root) in [("demo modern CA", &modern.root), ("demo tls12 CA", &legacy.root)] {
         trust.push(
             TrustStore::from_der(name, StoreKind::Memory, std::slice::from_ref(root))
@@ -70,7 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     prepared.options.trust = std::sync::Arc::new(trust);
-    cli::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
+    scan::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
     if args.serve {
         eprintln!("demo servers stay up; Ctrl-C to stop");
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use netsensor::appliance::upstream::{env_u64, outbox_limits};
 use netsensor::report::outbox::{DirStorage, Outbox};
+use netsensor::report::reporter::OUTBOX_DIR;
 use serde::Serialize;
 
 use crate::cli::UsageError;
@@ -66,13 +68,13 @@ pub fn run(args: OutboxArgs) -> anyhow::Result<()> {
 }
 
 fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
-    let dir = args.state_dir.join(crate::reporting::OUTBOX_DIR);
+    let dir = args.state_dir.join(OUTBOX_DIR);
     if !dir.is_dir() {
         return Err(UsageError(format!("no outbox in {}", args.state_dir.display())).into());
     }
     let mut storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let ids: Vec<String> = if args.all {
-        Outbox::inspect(DirStorage::open(&dir)?, crate::reporting::limits_from_env())?
+        Outbox::inspect(DirStorage::open(&dir)?, outbox_limits(None, env_u64))?
             .status()
             .parked_batches
             .into_iter()
@@ -96,7 +98,7 @@ fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let dir = args.state_dir.join(crate::reporting::OUTBOX_DIR);
+    let dir = args.state_dir.join(OUTBOX_DIR);
     if !dir.is_dir() {
         return Err(UsageError(format!(
             "no outbox in {}: it appears once `sensor run --upstream URL` has run with this state directory",
@@ -105,7 +107,7 @@ fn status(args: StatusArgs) -> anyhow::Result<()> {
         .into());
     }
     let storage = DirStorage::open(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let ob = Outbox::inspect(storage, crate::reporting::limits_from_env())?;
+    let ob = Outbox::inspect(storage, outbox_limits(None, env_u64))?;
     let oldest_event_at = ob
         .oldest()
         .ok()

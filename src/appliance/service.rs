@@ -1,0 +1,174 @@
+//! The daemon's service port (48999): the agent proxy, with the sensor's
+//! own routes (health, status, metrics, report intake) behind it, and the
+//! task that marks an agent's host automatable.
+//!
+//! Split in two steps so the daemon can refuse to start before anything
+//! runs: [`prepare`] builds and checks everything and binds the port;
+//! [`Service::spawn`] starts the listener and the marker, both ending with
+//! the shutdown token. The marker writes what agents did before the
+//! shutdown (its queue is drained), so no agent seen is forgotten.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::appliance::config::{self, ConfigError};
+use crate::appliance::metrics;
+use crate::appliance::proxy::{self as proxy_settings, ProxySettingsError};
+use crate::appliance::settings::Settings;
+use crate::appliance::state::Shared;
+use crate::appliance::status;
+use crate::model::timestamp::rfc3339;
+use crate::report::intake::{self, Intake, IntakeConfig};
+use crate::serve::proxy::{self, ProxyConfig};
+use crate::serve::{self, Response, Router};
+use crate::store::central::{self, CentralStore, PgInventory};
+use crate::store::inventory::InventoryError;
+
+/// Agents seen but not yet written: beyond this, sightings are dropped
+/// (the proxy's path never waits for the store).
+const AGENT_QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Proxy(#[from] ProxySettingsError),
+    #[error(transparent)]
+    Tokens(#[from] ConfigError),
+    #[error("inventory.url: {0}")]
+    Central(#[source] InventoryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServiceError {
+    /// The settings are at fault (not the machine): nothing was started.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, ServiceError::Proxy(_) | ServiceError::Tokens(_))
+    }
+}
+
+/// The service port, bound, ready to serve.
+pub struct Service {
+    listener: TcpListener,
+    config: ProxyConfig,
+    agents: mpsc::Receiver<IpAddr>,
+}
+
+/// The service of `settings` (`None` without `service.listen`): the proxy
+/// and routes checked, the port bound, its address noted in `shared`.
+pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Service>, ServiceError> {
+    let Some(listen) = settings.config.service.listen else {
+        return Ok(None);
+    };
+    let mut config = proxy_settings::config(&settings.config)?;
+    let (seen, agents) = mpsc::channel::<IpAddr>(AGENT_QUEUE);
+    config.on_agent = Some(Arc::new(move |ip| {
+        let _ = seen.try_send(ip);
+    }));
+    config.service = Some(router(settings, shared)?);
+    let listener = proxy::bind(listen).map_err(|source| ServiceError::Listen { addr: listen, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServiceError::Listen { addr: listen, source })?;
+    shared.set_listen(local);
+    Ok(Some(Service {
+        listener,
+        config,
+        agents,
+    }))
+}
+
+/// Health, status and metrics, and the intake when tokens are configured.
+fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceError> {
+    let c = &settings.config;
+    let mut tokens: BTreeMap<String, String> = c.intake.tokens.clone();
+    if let Some(f) = &c.intake.tokens_file {
+        tokens.extend(config::read_tokens(f)?);
+    }
+    let (for_status, for_metrics) = (shared.clone(), shared.clone());
+    let mut router = Router::new()
+        .with(serve::health())
+        .with(serve::blocking_route("/api/v1/status", move || {
+            Response::json(200, &status::document(&for_status))
+        }))
+        .with(serve::blocking_route("/metrics", move || {
+            Response::text(200, metrics::CONTENT_TYPE, metrics::series::page(&for_metrics))
+        }));
+    if !tokens.is_empty() {
+        // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
+        let store: Arc<dyn CentralStore> = match &c.inventory.url {
+            None => shared.inventory.clone(),
+            Some(url) => {
+                let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
+                tracing::info!("reports from other sensors go to {}", central::redact(url));
+                Arc::new(store)
+            }
+        };
+        router = router.with(Arc::new(Intake::new(
+            store,
+            IntakeConfig {
+                tokens,
+                max_decoded: intake::DEFAULT_MAX_DECODED,
+            },
+        )));
+    }
+    Ok(router)
+}
+
+impl Service {
+    /// Serves until `shutdown`; tunnels already open run to their end.
+    pub fn spawn(self, shared: &Arc<Shared>, shutdown: &CancellationToken) -> [JoinHandle<()>; 2] {
+        let counters = shared.proxy.clone();
+        let stop = shutdown.clone();
+        let listener = tokio::spawn(async move {
+            if let Err(e) = proxy::run(self.listener, self.config, counters, stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "service listener failed");
+            }
+        });
+        let marker = tokio::spawn(mark_agents(self.agents, shared.clone(), shutdown.clone()));
+        [listener, marker]
+    }
+}
+
+/// Marks each agent's host automatable in the inventory, off the proxy's
+/// path; on shutdown, writes the sightings still queued, then ends.
+async fn mark_agents(mut agents: mpsc::Receiver<IpAddr>, shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let ip = tokio::select! {
+            ip = agents.recv() => match ip {
+                Some(ip) => ip,
+                None => return,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        mark(&shared, ip).await;
+    }
+    while let Ok(ip) = agents.try_recv() {
+        mark(&shared, ip).await;
+    }
+}
+
+async fn mark(shared: &Arc<Shared>, ip: IpAddr) {
+    let s = shared.clone();
+    let at = rfc3339(OffsetDateTime::now_utc());
+    let done = tokio::task::spawn_blocking(move || match s.inventory.lock() {
+        Ok(mut inv) => inv.mark_agent(&ip.to_string(), &at).is_ok(),
+        Err(_) => false,
+    })
+    .await;
+    if !matches!(done, Ok(true)) {
+        shared.error("inventory");
+        tracing::warn!(agent = %ip, "cannot mark the agent's host automatable");
+    }
+}

@@ -1,0 +1,111 @@
+//! Both stores' reads and report writes, written once over the one thing
+//! each store does itself: run a statement of [`crate::store::sql`] with
+//! parameters ([`Exec`]).
+
+use crate::model::record::EndpointRecord;
+use crate::store::endpoint::{Key, Stored};
+use crate::store::merge::{self, Applied, BatchTx, EventKind};
+use crate::store::query::{Counts, Filter};
+use crate::store::row::{self, Malformed, Row, Value};
+use crate::store::sql::{self, Dialect};
+
+/// A connection or open transaction of one store.
+pub trait Exec {
+    type Error: From<serde_json::Error> + From<Malformed>;
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, Self::Error>;
+    /// Runs a query; its rows, cell by cell.
+    fn fetch(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, Self::Error>;
+}
+
+/// The row with `key`, if stored.
+pub fn load<E: Exec>(e: &mut E, key: &Key) -> Result<Option<Row>, E::Error> {
+    let rows = e.fetch(&sql::load(e.dialect()), &row::key_values(key))?;
+    Ok(rows.first().map(|cells| Row::from_values(cells)).transpose()?)
+}
+
+/// Inserts `row`, or replaces the one with its key.
+pub fn save<E: Exec>(e: &mut E, row: &Row) -> Result<(), E::Error> {
+    e.execute(&sql::upsert(e.dialect()), &row.values())?;
+    Ok(())
+}
+
+struct Batch<'a, E>(&'a mut E);
+
+impl<E: Exec> BatchTx for Batch<'_, E> {
+    type Error = E::Error;
+
+    fn claim(&mut self, batch_id: &str, sensor: &str, received_at: &str, events: usize) -> Result<bool, E::Error> {
+        let d = self.0.dialect();
+        let params = [
+            Value::Text(batch_id.to_string()),
+            Value::Text(sensor.to_string()),
+            Value::Text(received_at.to_string()),
+            Value::Int(i64::try_from(events).unwrap_or(i64::MAX)),
+        ];
+        if self.0.execute(&sql::claim_batch(d), &params)? == 0 {
+            return Ok(false);
+        }
+        if let Some(lock) = sql::lock_sensor(d) {
+            self.0.execute(&lock, &[Value::Int(sql::sensor_lock_key(sensor))])?;
+        }
+        Ok(true)
+    }
+
+    fn load(&mut self, key: &Key) -> Result<Option<Row>, E::Error> {
+        load(self.0, key)
+    }
+
+    fn save(&mut self, row: &Row) -> Result<(), E::Error> {
+        save(self.0, row)
+    }
+}
+
+/// Applies one report batch inside the transaction `tx` ([`merge::apply`]);
+/// the caller commits on `Ok`.
+pub fn apply_report<E: Exec>(
+    tx: &mut E,
+    sensor: &str,
+    batch_id: &str,
+    received_at: &str,
+    events: &[(EventKind, EndpointRecord)],
+) -> Result<Applied, E::Error> {
+    merge::apply(&mut Batch(tx), sensor, batch_id, received_at, events)
+}
+
+/// Stored endpoints matching `filter`, ordered by sensor, address, port and SNI.
+pub fn query<E: Exec>(e: &mut E, filter: &Filter) -> Result<Vec<Stored>, E::Error> {
+    let (select, params) = sql::select(e.dialect(), filter);
+    let mut out = Vec::new();
+    for cells in e.fetch(&select, &params)? {
+        let agent = cells.get(sql::SELECTED_AGENT).is_some_and(Value::is_true);
+        let stored = Row::from_values(&cells)?.into_stored(agent)?;
+        if filter.matches(&stored) {
+            out.push(stored);
+        }
+    }
+    Ok(out)
+}
+
+/// Active endpoints by category and grade letter.
+pub fn counts<E: Exec>(e: &mut E) -> Result<Counts, E::Error> {
+    let mut counts = Counts::default();
+    for cells in e.fetch(&sql::counts(e.dialect()), &[])? {
+        match cells.as_slice() {
+            [Value::Text(category), Value::Text(grade), Value::Int(n)] => {
+                counts.add(category.clone(), grade.clone(), *n);
+            }
+            _ => {
+                return Err(Malformed {
+                    column: 0,
+                    name: "counts",
+                    expected: "category, grade, count",
+                    found: format!("{cells:?}"),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,288 @@
+//! How another sensor's report changes the central inventory: the rules
+//! both stores (SQLite and PostgreSQL) follow, decided here once and only
+//! executed by them.
+//!
+//! A batch is applied at most once (its `batch_id` is claimed first, in the
+//! same transaction) and whole (the store commits only after every event).
+//! Each event turns the stored row, if any, into the row to write; the
+//! stores only load and save rows. Events may arrive in any order (a
+//! snapshot after a newer change, a `gone` before its `new`) and the
+//! inventory still converges: `last_seen` only moves forward, and a `gone`
+//! for an endpoint never seen is stored as gone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::record::EndpointRecord;
+use crate::store::endpoint::Key;
+use crate::store::row::Row;
+
+/// What a report event says of an endpoint (the wire format's `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    New,
+    Changed,
+    Gone,
+    /// Part of a full snapshot of the reporting sensor's inventory.
+    Snapshot,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::New => "new",
+            EventKind::Changed => "changed",
+            EventKind::Gone => "gone",
+            EventKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// The outcome of applying a report batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// False when the batch had been applied before (nothing changed now).
+    pub applied: bool,
+    pub events: usize,
+}
+
+/// One event as the merge reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    /// The reporting sensor.
+    pub sensor: &'a str,
+    /// When the batch arrived (RFC 3339): the `gone_at` of a gone event.
+    pub received_at: &'a str,
+    pub kind: EventKind,
+    pub record: &'a EndpointRecord,
+}
+
+impl Event<'_> {
+    /// The row the event is about.
+    pub fn key(&self) -> Key {
+        Key {
+            sensor: self.sensor.to_string(),
+            ..Key::of(self.record)
+        }
+    }
+}
+
+/// The tags a reported endpoint is stored with.
+pub fn sensor_tags(sensor: &str) -> Vec<String> {
+    vec![format!("sensor:{sensor}")]
+}
+
+/// The row to write after `event`, given the stored one; `None` when the
+/// stored row stays as it is.
+///
+/// - seen (`new`, `changed`, `snapshot`): the record and category are
+///   replaced, `last_seen` moves forward only, and the endpoint is no
+///   longer missing or gone; `first_seen`, the profile and tags stay;
+/// - `gone`: a known endpoint is marked gone once (the first `gone_at`
+///   stays); an unknown one is stored as last seen when scanned, gone.
+pub fn merge(stored: Option<Row>, event: &Event<'_>) -> Result<Option<Row>, serde_json::Error> {
+    let r = event.record;
+    let gone = event.kind == EventKind::Gone;
+    let Some(mut row) = stored else {
+        return Ok(Some(Row {
+            key: event.key(),
+            profile: String::new(),
+            category: r.category.as_str().to_string(),
+            first_seen: r.scanned_at.clone(),
+            last_seen: r.scanned_at.clone(),
+            missed_runs: 0,
+            gone_at: gone.then(|| event.received_at.to_string()),
+            tags: serde_json::to_string(&sensor_tags(event.sensor))?,
+            record: serde_json::to_string(r)?,
+        }));
+    };
+    if gone {
+        if row.gone_at.is_some() {
+            return Ok(None);
+        }
+        row.gone_at = Some(event.received_at.to_string());
+        return Ok(Some(row));
+    }
+    row.category = r.category.as_str().to_string();
+    if r.scanned_at > row.last_seen {
+        row.last_seen = r.scanned_at.clone();
+    }
+    row.missed_runs = 0;
+    row.gone_at = None;
+    row.record = serde_json::to_string(r)?;
+    Ok(Some(row))
+}
+
+/// What a store does inside the one transaction that applies a batch
+/// ([`crate::store::exec`] does it for both stores).
+pub trait BatchTx {
+    type Error: From<serde_json::Error>;
+    /// Records `batch_id` as applied; false when it already was (then
+    /// nothing else is done). A concurrent claim of the same batch must
+    /// wait for this transaction and then see it.
+    fn claim(&mut self, batch_id: &str, sensor: &str, received_at: &str, events: usize) -> Result<bool, Self::Error>;
+    fn load(&mut self, key: &Key) -> Result<Option<Row>, Self::Error>;
+    /// Inserts the row, or replaces the one with its key.
+    fn save(&mut self, row: &Row) -> Result<(), Self::Error>;
+}
+
+/// Applies one report batch through `tx`; the caller commits on `Ok`.
+pub fn apply<T: BatchTx>(
+    tx: &mut T,
+    sensor: &str,
+    batch_id: &str,
+    received_at: &str,
+    events: &[(EventKind, EndpointRecord)],
+) -> Result<Applied, T::Error> {
+    if !tx.claim(batch_id, sensor, received_at, events.len())? {
+        return Ok(Applied {
+            applied: false,
+            events: 0,
+        });
+    }
+    for (kind, record) in events {
+        let event = Event {
+            sensor,
+            received_at,
+            kind: *kind,
+            record,
+        };
+        let stored = tx.load(&event.key())?;
+        if let Some(row) = merge(stored, &event)? {
+            tx.save(&row)?;
+        }
+    }
+    Ok(Applied {
+        applied: true,
+        events: events.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::model::record::Category;
+
+    fn rec(addr: &str, at: &str, category: Category) -> EndpointRecord {
+        EndpointRecord::new(addr.parse().unwrap(), 443, None, category, at.into())
+    }
+
+    fn event<'a>(kind: EventKind, r: &'a EndpointRecord) -> Event<'a> {
+        Event {
+            sensor: "seg-a",
+            received_at: "2026-11-30T00:00:00Z",
+            kind,
+            record: r,
+        }
+    }
+
+    #[test]
+    fn a_new_endpoint_is_stored_with_the_sensors_tag() {
+        let r = rec("10.0.0.1", "2026-11-24T00:00:00Z", Category::Discovered);
+        let row = merge(None, &event(EventKind::New, &r)).unwrap().unwrap();
+        assert_eq!(row.key.sensor, "seg-a");
+        assert_eq!(row.first_seen, r.scanned_at);
+        assert_eq!(row.last_seen, r.scanned_at);
+        assert_eq!(row.tags, r#"["sensor:seg-a"]"#);
+        assert_eq!(row.gone_at, None);
+        assert_eq!(row.profile, "");
+    }
+
+    #[test]
+    fn seen_again_replaces_the_record_and_never_moves_last_seen_back() {
+        let old = rec("10.0.0.1", "2026-11-24T00:00:00Z", Category::Discovered);
+        let stored = Row {
+            missed_runs: 2,
+            gone_at: Some("2026-11-25T00:00:00Z".into()),
+            tags: r#"["kept"]"#.into(),
+            ..merge(None, &event(EventKind::New, &old)).unwrap().unwrap()
+        };
+        let late = rec("10.0.0.1", "2026-11-20T00:00:00Z", Category::Unsecured);
+        let row = merge(Some(stored.clone()), &event(EventKind::Snapshot, &late))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.category, "unsecured");
+        assert_eq!(
+            row.last_seen, "2026-11-24T00:00:00Z",
+            "an older snapshot does not go back"
+        );
+        assert_eq!((row.missed_runs, row.gone_at.as_deref()), (0, None));
+        assert_eq!(row.tags, stored.tags);
+        assert_eq!(row.first_seen, stored.first_seen);
+        assert_eq!(row.record, serde_json::to_string(&late).unwrap());
+        let newer = rec("10.0.0.1", "2026-11-26T00:00:00Z", Category::Discovered);
+        let row = merge(Some(stored), &event(EventKind::Changed, &newer))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.last_seen, "2026-11-26T00:00:00Z");
+    }
+
+    #[test]
+    fn gone_marks_once_and_stores_the_unknown_as_gone() {
+        let r = rec("10.0.0.1", "2026-11-24T00:00:00Z", Category::Discovered);
+        let unknown = merge(None, &event(EventKind::Gone, &r)).unwrap().unwrap();
+        assert_eq!(unknown.gone_at.as_deref(), Some("2026-11-30T00:00:00Z"));
+        assert_eq!(unknown.last_seen, r.scanned_at);
+        assert_eq!(merge(Some(unknown), &event(EventKind::Gone, &r)).unwrap(), None);
+        let known = merge(None, &event(EventKind::New, &r)).unwrap().unwrap();
+        let gone = merge(Some(known.clone()), &event(EventKind::Gone, &r))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            gone,
+            Row {
+                gone_at: Some("2026-11-30T00:00:00Z".into()),
+                ..known
+            }
+        );
+    }
+
+    /// A store in memory, to check the batch rules on their own.
+    #[derive(Default)]
+    struct Memory {
+        batches: BTreeSet<String>,
+        rows: BTreeMap<Key, Row>,
+    }
+
+    impl BatchTx for Memory {
+        type Error = serde_json::Error;
+        fn claim(&mut self, batch_id: &str, _: &str, _: &str, _: usize) -> Result<bool, Self::Error> {
+            Ok(self.batches.insert(batch_id.to_string()))
+        }
+        fn load(&mut self, key: &Key) -> Result<Option<Row>, Self::Error> {
+            Ok(self.rows.get(key).cloned())
+        }
+        fn save(&mut self, row: &Row) -> Result<(), Self::Error> {
+            self.rows.insert(row.key.clone(), row.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_applies_once_and_events_in_it_apply_in_order() {
+        let mut m = Memory::default();
+        let t = "2026-11-24T00:00:00Z";
+        let events = vec![
+            (EventKind::New, rec("10.0.0.1", t, Category::Discovered)),
+            (EventKind::Gone, rec("10.0.0.1", t, Category::Discovered)),
+            (EventKind::Snapshot, rec("10.0.0.2", t, Category::Unsecured)),
+        ];
+        let a = apply(&mut m, "seg-a", "b-1", "2026-11-25T00:00:00Z", &events).unwrap();
+        assert_eq!(
+            a,
+            Applied {
+                applied: true,
+                events: 3
+            }
+        );
+        assert_eq!(m.rows.len(), 2);
+        let gone: Vec<_> = m.rows.values().filter(|r| r.gone_at.is_some()).collect();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].key.address, "10.0.0.1");
+        let again = apply(&mut m, "seg-a", "b-1", t, &events[..1]).unwrap();
+        assert!(!again.applied && again.events == 0);
+        assert_eq!(m.rows.values().filter(|r| r.gone_at.is_some()).count(), 1);
+    }
+}

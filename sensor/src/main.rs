@@ -2,9 +2,12 @@
 //! parsing, logging, signals, terminal output and wiring, one file per
 //! subcommand under `cmd/`; the engine and the daemon are `netsensor`.
 
+mod bar;
 mod cli;
 mod cmd;
 mod logging;
+mod parts;
+mod print;
 
 use std::process::ExitCode;
 

@@ -216,6 +216,8 @@ async fn run_inner(
     out: mpsc::Sender<EndpointRecord>,
 ) -> Result<(), ScanError> {
     let engine_type = resolve_scan_type(opts.scan_type)?;
+    let positions = u64::try_from(plan.len().saturating_sub(start)).unwrap_or(u64::MAX);
+    progress.total.store(positions, std::sync::atomic::Ordering::Relaxed);
     let prober = TlsProber::new()?;
     // The crypto library initialises itself (self-tests, tables) on first use,
     // which costs tens of milliseconds: pay that while the port scan runs,
@@ -288,7 +290,9 @@ async fn run_inner(
             break;
         };
         let (prober, opts, out, tracker) = (prober.clone(), opts.clone(), out.clone(), tracker.clone());
+        let progress = progress.clone();
         tasks.spawn(async move {
+            let _examining = progress.examining.begin();
             let connect = match found {
                 Found::Connect(c) => c,
                 Found::SynOpen => connect_after_syn(&opts, &target).await,

@@ -18,6 +18,7 @@ use rusqlite::Connection;
 
 mod agents;
 mod diff;
+mod history;
 mod migrate;
 mod query;
 mod reports;
@@ -28,6 +29,7 @@ mod sqlite;
 mod tests;
 
 pub use diff::{Change, DiffPolicy, Run, diff};
+pub use history::{Event, Seen, Which};
 pub use migrate::SCHEMA;
 
 pub use crate::store::endpoint::{Key, Stored};

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use rusqlite::{OptionalExtension, params};
 
 use super::diff::{self, Change, DiffPolicy, Run};
+use super::history;
 use super::sqlite::Sqlite;
 use super::{Inventory, InventoryError, db_error};
 use crate::model::record::Category;
@@ -33,6 +34,7 @@ impl Inventory {
             params![profile, started_at, finished_at],
         )
         .map_err(&db)?;
+        let run_id = tx.last_insert_rowid();
         let tags_json = serde_json::to_string(tags)?;
         let mut changes = Vec::new();
         let mut seen = HashSet::new();
@@ -52,6 +54,7 @@ impl Inventory {
             changes.extend(change);
         }
         if !complete {
+            history::record(&tx, &self.path, run_id, profile, finished_at, &changes, records)?;
             tx.commit().map_err(&db)?;
             return Ok(changes);
         }
@@ -89,6 +92,7 @@ impl Inventory {
             .map_err(&db)?;
             changes.extend(change);
         }
+        history::record(&tx, &self.path, run_id, profile, finished_at, &changes, records)?;
         tx.commit().map_err(&db)?;
         Ok(changes)
     }

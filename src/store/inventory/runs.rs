@@ -109,3 +109,31 @@ impl Inventory {
             .map_err(db_error(&self.path))
     }
 }
+
+/// The last run any profile started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastRun {
+    pub profile: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl Inventory {
+    /// The most recent run of any profile.
+    pub fn latest_run(&self) -> Result<Option<LastRun>, InventoryError> {
+        self.conn
+            .query_row(
+                "SELECT profile, started_at, finished_at FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |row| {
+                    Ok(LastRun {
+                        profile: row.get(0)?,
+                        started_at: row.get(1)?,
+                        finished_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db_error(&self.path))
+    }
+}

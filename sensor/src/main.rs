@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             cli::Command::Run(r) => cmd::run::run(*r, &deprecated).await,
             cli::Command::Inventory(i) => cmd::inventory::run(i),
             cli::Command::Status(s) => cmd::status::run(s).await,
+            cli::Command::Scans(s) => cmd::scans::run(s).await,
             cli::Command::Config(c) => cmd::config::run(c),
             cli::Command::Profiles(p) => cmd::profiles::run(p),
             cli::Command::Proxy(p) => cmd::proxy::run(p).await,

@@ -117,6 +117,8 @@ struct Handle {
     task: JoinHandle<()>,
     stop: Arc<AtomicBool>,
     view: tick::Running,
+    /// Asked for (`run-now`): its profile's window does not stop it.
+    requested: bool,
 }
 
 impl Daemon {
@@ -259,7 +261,7 @@ impl Daemon {
                 match tick::plan(p, f, view, ran_once.contains(&p.name), now) {
                     Plan::Busy { stop, skipped } => {
                         let Some(r) = running.get_mut(&p.name) else { continue };
-                        if stop {
+                        if stop && !r.requested {
                             tracing::info!("profile `{}`: window closed, stopping the run", p.name);
                             r.stop.store(true, Ordering::Relaxed);
                             r.view.stopping = true;
@@ -313,7 +315,9 @@ impl Daemon {
             };
             tracing::info!("profile `{name}`: run requested through the service port; starting now");
             ran_once.insert(name.clone());
-            running.insert(name, self.launch(p));
+            let mut run = self.launch(p);
+            run.requested = true;
+            running.insert(name, run);
         }
     }
 
@@ -330,6 +334,7 @@ impl Daemon {
             task,
             stop,
             view: tick::Running::default(),
+            requested: false,
         }
     }
 

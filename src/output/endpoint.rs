@@ -9,7 +9,7 @@ use super::{Column, Context, Printable, Style};
 use crate::model::record::EndpointRecord;
 
 /// The flat columns shared by CSV and the table.
-fn columns(r: &EndpointRecord, cx: &Context) -> [String; 14] {
+fn columns(r: &EndpointRecord) -> [String; 13] {
     let h = r.handshake.as_ref();
     let c = r.certificate.as_ref();
     let detail = match (&r.plain, h.and_then(|h| h.error.clone())) {
@@ -41,12 +41,12 @@ fn columns(r: &EndpointRecord, cx: &Context) -> [String; 14] {
         .to_string(),
         detail,
         r.grade.as_ref().map(|g| g.letter.to_string()).unwrap_or_default(),
-        Expiry::of(r, cx.now).map(|e| e.days.to_string()).unwrap_or_default(),
     ]
 }
 
-/// Scripts read CSV by position too: new columns go at the end.
-const HEADER: [&str; 14] = [
+/// Scripts read these columns by name and by position: an interface.
+/// (`not_after` is there for days to expiry.)
+const HEADER: [&str; 13] = [
     "address",
     "port",
     "hostname",
@@ -60,7 +60,6 @@ const HEADER: [&str; 14] = [
     "key",
     "detail",
     "grade",
-    "days_to_expiry",
 ];
 
 /// Which of [`columns`] the table shows, in its order; [`EXPIRES`] and
@@ -89,14 +88,14 @@ const TABLE: [Column; 11] = [
 impl Printable for EndpointRecord {
     const CSV_HEADER: &'static [&'static str] = &HEADER;
 
-    fn csv_row(&self, cx: &Context) -> Vec<String> {
-        columns(self, cx).to_vec()
+    fn csv_row(&self, _cx: &Context) -> Vec<String> {
+        columns(self).to_vec()
     }
 
     const TABLE: &'static [Column] = &TABLE;
 
     fn table_row(&self, cx: &Context) -> Vec<String> {
-        let cols = columns(self, cx);
+        let cols = columns(self);
         let address = match &self.hostname {
             Some(h) => format!("{} ({h})", cols[0]),
             None => cols[0].clone(),
@@ -282,10 +281,10 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "address,port,hostname,category,service,protocol,cipher_suite,group,subject_cn,not_after,key,detail,grade,days_to_expiry"
+            "address,port,hostname,category,service,protocol,cipher_suite,group,subject_cn,not_after,key,detail,grade"
         );
-        assert_eq!(lines[1], "127.0.0.2,80,,unsecured,http,,,,,,,,,");
-        assert_eq!(lines[2], "127.0.0.1,443,a.test,discovered,,,,,,,,,,");
+        assert_eq!(lines[1], "127.0.0.2,80,,unsecured,http,,,,,,,,");
+        assert_eq!(lines[2], "127.0.0.1,443,a.test,discovered,,,,,,,,,");
         assert_eq!(print(Format::Csv, &[]).lines().count(), 1, "a header alone");
     }
 

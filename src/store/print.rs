@@ -6,8 +6,9 @@ use crate::output::expiry::Expiry;
 use crate::output::{Align, Column, Context, Printable, Style, Width};
 use crate::store::endpoint::Stored;
 
-/// Scripts read CSV by position too: new columns go at the end.
-const CSV_HEADER: [&str; 17] = [
+/// Scripts read these columns by name and by position: an interface.
+/// (`expires` is there for days to expiry.)
+const CSV_HEADER: [&str; 16] = [
     "id",
     "sensor",
     "address",
@@ -24,7 +25,6 @@ const CSV_HEADER: [&str; 17] = [
     "protocol",
     "subject_cn",
     "expires",
-    "days_to_expiry",
 ];
 
 /// Every column as wide as its widest cell: an IPv4 inventory is not
@@ -65,7 +65,7 @@ fn grade(s: &Stored) -> String {
 impl Printable for Stored {
     const CSV_HEADER: &'static [&'static str] = &CSV_HEADER;
 
-    fn csv_row(&self, cx: &Context) -> Vec<String> {
+    fn csv_row(&self, _cx: &Context) -> Vec<String> {
         let cert = self.record.certificate.as_ref();
         vec![
             self.id.clone(),
@@ -88,9 +88,6 @@ impl Printable for Stored {
                 .unwrap_or_default(),
             cert.and_then(|c| c.common_name.clone()).unwrap_or_default(),
             cert.map(|c| c.valid_to.clone()).unwrap_or_default(),
-            Expiry::of(&self.record, cx.now)
-                .map(|e| e.days.to_string())
-                .unwrap_or_default(),
         ]
     }
 
@@ -234,10 +231,7 @@ mod tests {
         }
         let csv = String::from_utf8(buf).unwrap();
         assert!(
-            csv.lines()
-                .nth(1)
-                .unwrap()
-                .ends_with(",old.test,2026-11-01T00:00:00Z,-23"),
+            csv.lines().nth(1).unwrap().ends_with(",old.test,2026-11-01T00:00:00Z"),
             "{csv}"
         );
     }
@@ -248,7 +242,7 @@ mod tests {
         let csv = print(Format::Csv, &rows);
         assert_eq!(
             csv.lines().nth(1),
-            Some("id1,seg-a,10.0.0.1,443,,discovered,,lab,2026-11-01,2026-11-02,,\"dmz;a,b\",,,,,")
+            Some("id1,seg-a,10.0.0.1,443,,discovered,,lab,2026-11-01,2026-11-02,,\"dmz;a,b\",,,,")
         );
         let json: serde_json::Value = serde_json::from_str(&print(Format::Json, &rows)).unwrap();
         assert_eq!(json[0]["key"]["sensor"], "seg-a");

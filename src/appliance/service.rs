@@ -318,6 +318,11 @@ mod tests {
     }
 
     #[test]
+    fn scans_recognise_the_service_port_by_its_number() {
+        assert_eq!(crate::probe::sensor_port::PORT, proxy::DEFAULT_PORT);
+    }
+
+    #[test]
     fn path_segments_are_percent_decoded() {
         assert_eq!(percent_decoded("lab%20net"), "lab net");
         assert_eq!(percent_decoded("a%2Fb%zz%"), "a/b%zz%");

@@ -28,7 +28,7 @@ use crate::probe::hello::Preamble;
 use crate::probe::starttls::dialogue::{Starttls, StarttlsError, StarttlsMode};
 use crate::probe::tls::{self, TlsProber};
 use crate::probe::vulns::{self, VulnConfig, VulnReport};
-use crate::probe::{http, plain, starttls};
+use crate::probe::{http, plain, sensor_port, starttls};
 
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
@@ -544,6 +544,14 @@ pub async fn examine(
                     if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &record, &info.name).await {
                         return Some(upgraded);
                     }
+                    record.transport = Transport::Plain;
+                    record.service = Some(info.name.clone());
+                    record.plain = Some(info);
+                }
+            }
+            if target.port == sensor_port::PORT && record.service.as_deref() == Some("unknown") {
+                let addr = SocketAddr::new(target.addr, target.port);
+                if let Some(info) = sensor_port::identify(addr, opts.handshake_timeout).await {
                     record.transport = Transport::Plain;
                     record.service = Some(info.name.clone());
                     record.plain = Some(info);

@@ -59,8 +59,8 @@ impl Expiry {
         match self.days {
             _ if self.expired => "expired",
             ..=7 => "7d",
-            ..=30 => "30d",
-            ..=90 => "90d",
+            8..=30 => "30d",
+            31..=90 => "90d",
             _ => "later",
         }
     }

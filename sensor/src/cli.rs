@@ -36,6 +36,8 @@ pub enum Command {
     Inventory(cmd::inventory::InventoryArgs),
     /// Ask a running daemon what it is doing (over its service port).
     Status(cmd::status::StatusArgs),
+    /// Act on a running daemon's scans: `sensor scans run-now NAME`.
+    Scans(cmd::scans::ScansArgs),
     /// Validate the appliance's configuration file.
     Config(cmd::config::ConfigArgs),
     /// Validate scan profiles without scanning.

@@ -2,9 +2,12 @@
 //! parsing, logging, signals, terminal output and wiring, one file per
 //! subcommand under `cmd/`; the engine and the daemon are `netsensor`.
 
+mod bar;
 mod cli;
 mod cmd;
 mod logging;
+mod parts;
+mod print;
 
 use std::process::ExitCode;
 
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             cli::Command::Run(r) => cmd::run::run(*r, &deprecated).await,
             cli::Command::Inventory(i) => cmd::inventory::run(i),
             cli::Command::Status(s) => cmd::status::run(s).await,
+            cli::Command::Scans(s) => cmd::scans::run(s).await,
             cli::Command::Config(c) => cmd::config::run(c),
             cli::Command::Profiles(p) => cmd::profiles::run(p),
             cli::Command::Proxy(p) => cmd::proxy::run(p).await,

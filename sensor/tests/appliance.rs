@@ -717,3 +717,201 @@ async fn discovery_only_records_what_a_port_speaks_and_nothing_more() {
         assert!(found.get(field).is_none(), "`{field}` with discovery_only: {found:#}");
     }
 }
+
+/// A daily window that is closed now (it opens in two hours), so a profile
+/// with it waits unless asked to run.
+fn closed_window() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let minute = |t: time::OffsetDateTime| format!("{:02}:{:02}", t.hour(), t.minute());
+    format!(
+        "{}-{}",
+        minute(now + time::Duration::hours(2)),
+        minute(now + time::Duration::hours(3))
+    )
+}
+
+/// A profile waiting for its window is started by `sensor scans run-now`
+/// (the API route behind it), and while it runs `sensor status` shows its
+/// progress: probes done of the total, open ports, rate. The startup line
+/// and the status say why it waited; the history has what it found.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_now_starts_a_waiting_profile_and_status_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let tls = free_port();
+    let _server = tls_server(tls, "run now").await;
+    // 300 ports closed a moment ago and the server: three seconds at 100 probes/s.
+    let mut ports: Vec<u16> = (0..300).map(|_| free_port()).filter(|p| *p != tls).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.push(tls);
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let profile = dir.path().join("night.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"night\"\ntargets = [\"127.0.0.1\"]\nports = \"{}\"\nrate = 100\nanalyses = [\"certificates\"]\n\n\
+             [schedule]\nevery = \"6h\"\nwindow = \"{}\"\n",
+            list.join(","),
+            closed_window()
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log_path = dir.path().join("sensor.log");
+    let mut child = Daemon(
+        sensor()
+            .args(["run", "--grace", "10", "--listen", &listen, "--state-dir"])
+            .arg(&state)
+            .arg("--profile")
+            .arg(&profile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let status = || {
+        let out = sensor()
+            .args(["status", "-o", "json", "--listen", &listen])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    eventually_logged("the status to say why it waits", 20, &log_path, || {
+        status()["profiles"][0]["waiting"]
+            .as_str()
+            .is_some_and(|w| w.contains("window") && w.contains("closed"))
+    })
+    .await;
+    let log = read_log();
+    assert!(
+        log.contains("every 6h within") && log.contains("is closed") && log.contains("sensor scans run-now night"),
+        "the startup line says why it waits and how to run it now: {log}"
+    );
+    assert_eq!(status()["profiles"][0]["runs"], 0, "nothing ran by itself");
+
+    let unknown = sensor()
+        .args(["scans", "run-now", "nope", "--listen", &listen])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no profile `nope`"));
+
+    let asked = sensor()
+        .args(["scans", "run-now", "night", "--listen", &listen])
+        .output()
+        .unwrap();
+    assert!(asked.status.success(), "{asked:?}");
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("run started"));
+
+    // While it runs: progress in the JSON and the text.
+    let mut seen = Value::Null;
+    eventually_logged("progress in the status", 20, &log_path, || {
+        let v = status();
+        let p = &v["profiles"][0]["progress"];
+        if p["probes"].as_u64().is_some_and(|n| n > 0) {
+            seen = p.clone();
+            true
+        } else {
+            false
+        }
+    })
+    .await;
+    assert_eq!(seen["total"], ports.len() as u64, "{seen}");
+    assert!(seen["probes"].as_u64().unwrap() <= ports.len() as u64, "{seen}");
+    assert!(seen["rate"].as_f64().is_some() && seen["open"].is_u64(), "{seen}");
+    let text = sensor().args(["status", "--listen", &listen]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("RUNNING") || text.contains("idle"), "{text}");
+    let again = sensor()
+        .args(["scans", "run-now", "night", "--listen", &listen])
+        .output()
+        .unwrap();
+    if status()["profiles"][0]["running"] == true {
+        assert_eq!(again.status.code(), Some(1), "{again:?}");
+        assert!(String::from_utf8_lossy(&again.stderr).contains("running already"));
+    }
+
+    eventually_logged("the requested run to finish", 40, &log_path, || {
+        read_log().contains("`night`: run finished")
+    })
+    .await;
+    assert!(read_log().contains("run requested through the service port"));
+    let inv = inventory(&state);
+    assert!(inv.iter().any(|e| e["key"]["port"] == tls), "{inv:#?}");
+    let history = sensor()
+        .args([
+            "inventory",
+            "history",
+            &format!("127.0.0.1:{tls}"),
+            "-o",
+            "json",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(history.status.success(), "{history:?}");
+    let events: Vec<Value> = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["kind"], "new");
+    assert_eq!(events[0]["seen"]["category"], "discovered");
+
+    let status = terminate(&mut child, 20);
+    assert!(status.success(), "{status}: {}", read_log());
+}
+
+/// `sensor run --once` runs a profile whose window is closed, at once, and
+/// exits by itself.
+#[test]
+fn run_once_runs_every_profile_now_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = open.local_addr().unwrap().port();
+    let path = dir.path().join("night.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[schedule]\nevery = \"6h\"\nwindow = \"{}\"\n",
+            profile("night", port, "analyses = [\"discovery_only\"]"),
+            closed_window()
+        ),
+    )
+    .unwrap();
+    let mut child = Daemon(
+        sensor()
+            .args(["run", "--once", "--state-dir"])
+            .arg(&state)
+            .arg("--profile")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "--once did not exit within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(exit.success(), "{exit}: {err}");
+    assert!(
+        err.contains("next run now (--once)") && err.contains("every profile ran once"),
+        "{err}"
+    );
+    let inv = inventory(&state);
+    assert!(inv.iter().any(|e| e["key"]["port"] == port), "{inv:#?}");
+    drop(open);
+}

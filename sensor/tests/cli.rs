@@ -279,4 +279,204 @@ fn demo_scans_its_own_loopback_servers() {
     for e in endpoints {
         assert_valid(&v, e);
     }
+    demo_serve_writes_its_ca_for_other_scans();
+}
+
+/// `sensor demo --serve` writes the demo CA and says where: a scan of the
+/// demo servers with it as `--ca-bundle` trusts them (A, not T); Ctrl-C
+/// stops the servers and removes the file. (Part of the demo test: both
+/// need the demo's fixed addresses.)
+fn demo_serve_writes_its_ca_for_other_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("demo-ca.pem");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(["demo", "--serve", "-o", "csv", "--ca-out"])
+        .arg(&ca)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ca.exists() {
+        assert!(std::time::Instant::now() < end, "no demo CA within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let grade = |extra: &[&str]| {
+        let mut args = vec!["scan", "127.0.2.1", "-p", "8443", "--no-vulns", "-o", "ndjson"];
+        args.extend_from_slice(extra);
+        let out = sensor(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["grade"]["letter"].as_str().unwrap_or_default().to_string()
+    };
+    let ca_path = ca.to_str().unwrap();
+    let trusted = grade(&["--ca-bundle", ca_path]);
+    let untrusted = grade(&[]);
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &demo.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = demo.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = demo.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "{status}: {err}");
+    assert!(
+        err.contains(&format!("demo CA: {ca_path}")) && err.contains("--ca-bundle"),
+        "{err}"
+    );
+    assert!(trusted.starts_with('A'), "with the demo CA: {trusted}");
+    assert_eq!(untrusted, "T", "without it");
+    assert!(!ca.exists(), "removed with the servers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grade_says_a_plaintext_port_is_not_tls_and_fails() {
+    let lab = lab().await;
+    let out = sensor_async(vec!["grade".into(), lab.http.to_string()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("this port speaks plaintext HTTP, not TLS"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("InvalidContentType"), "{text}");
+    assert!(text.contains("Category      unsecured / plain / http"), "{text}");
+    // The TLS port grades, through any of the list formats too.
+    let out = sensor_async(vec!["grade".into(), lab.tls.to_string(), "-o".into(), "csv".into()]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("address,port,") && csv.lines().count() == 2, "{csv}");
+    // A name without a port: said, not silent.
+    let out = sensor_async(vec![
+        "grade".into(),
+        "localhost".into(),
+        "--timeout".into(),
+        "500".into(),
+    ])
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no port given: grading localhost:443"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_output_keeps_only_certificates_expiring_within_the_days_asked() {
+    let lab = lab().await;
+    let scan = |days: &str| {
+        sensor_async(vec![
+            "scan".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            ports(&lab),
+            "--scan-type".into(),
+            "connect".into(),
+            "--no-enum".into(),
+            "-o".into(),
+            "ndjson".into(),
+            "--expiring-within".into(),
+            days.into(),
+        ])
+    };
+    // The lab's leaf is valid for about 90 days; the HTTP port has no certificate.
+    let soon = scan("30").await;
+    assert!(soon.status.success(), "{}", String::from_utf8_lossy(&soon.stderr));
+    assert_eq!(String::from_utf8_lossy(&soon.stdout).lines().count(), 0);
+    let later = scan("400").await;
+    let lines: Vec<Value> = String::from_utf8_lossy(&later.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines[0]["port"], lab.tls.port());
+}
+
+/// Ctrl-C a checkpointed scan, resume it: the resumed scan prints the
+/// whole result, the earlier part's records included.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_scan_prints_the_whole_result() {
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("scan.ckpt");
+    // 400 ports closed a moment ago and the lab's: four seconds at 100 probes/s.
+    let mut list: Vec<String> = (0..400)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+                .to_string()
+        })
+        .collect();
+    list.extend([lab.tls.port().to_string(), lab.http.port().to_string()]);
+    let base = vec![
+        "scan".to_string(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        list.join(","),
+        "--scan-type".into(),
+        "connect".into(),
+        "--no-enum".into(),
+        "--rate".into(),
+        "100".into(),
+        "-o".into(),
+        "json".into(),
+    ];
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(&base)
+        .args(["--seed", "7", "--checkpoint"])
+        .arg(&ckpt)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Most of the walk, so that part one most likely found a lab port.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &first.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let first = tokio::task::spawn_blocking(move || first.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("continue with --resume"), "interrupted part-way: {err}");
+    let part: Value = serde_json::from_slice(&first.stdout).unwrap();
+    let in_part_one = part["endpoints"].as_array().unwrap().len();
+
+    let mut resume = base.clone();
+    resume.extend(["--resume".into(), ckpt.display().to_string()]);
+    let second = sensor_async(resume).await;
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    let doc: Value = serde_json::from_slice(&second.stdout).unwrap();
+    let found: Vec<u64> = doc["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["port"].as_u64())
+        .collect();
+    // (Another test's listener may have taken one of the "closed" ports meanwhile.)
+    for port in [lab.tls.port(), lab.http.port()] {
+        assert!(
+            found.contains(&u64::from(port)),
+            "{port} in the result of both parts ({in_part_one} from part one): {found:?}"
+        );
+    }
+    if in_part_one > 0 {
+        assert!(
+            err.contains(&format!("{in_part_one} record(s) from earlier part(s)")),
+            "{err}"
+        );
+    }
 }

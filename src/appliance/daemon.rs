@@ -108,6 +108,8 @@ pub struct Daemon {
     policy: DiffPolicy,
     service: Option<Service>,
     reporting: Option<(Client, Reporting)>,
+    /// Run every profile once, now, then stop (`sensor run --once`).
+    once: bool,
 }
 
 /// A run in progress.
@@ -115,6 +117,8 @@ struct Handle {
     task: JoinHandle<()>,
     stop: Arc<AtomicBool>,
     view: tick::Running,
+    /// Asked for (`run-now`): its profile's window does not stop it.
+    requested: bool,
 }
 
 impl Daemon {
@@ -182,7 +186,16 @@ impl Daemon {
             policy,
             service,
             reporting,
+            once: false,
         })
+    }
+
+    /// Runs every profile once, at once (schedules and windows aside; a
+    /// paused run continues), then stops as on shutdown, background tasks
+    /// included: `sensor run --once`.
+    pub fn once(mut self) -> Daemon {
+        self.once = true;
+        self
     }
 
     /// The state the service routes read (status, metrics).
@@ -215,15 +228,31 @@ impl Daemon {
 
         let mut running: BTreeMap<String, Handle> = BTreeMap::new();
         let mut ran_once: HashSet<String> = HashSet::new();
+        if self.once {
+            for p in &self.profiles {
+                ran_once.insert(p.name.clone());
+                running.insert(p.name.clone(), self.launch(p));
+            }
+        }
         let mut ticks = tokio::time::interval(TICK);
+        let shared = self.shared.clone();
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
                 () = reload.notified() => self.reload(),
+                () = shared.run_requested() => {}
                 _ = ticks.tick() => {}
             }
             running.retain(|_, r| !r.task.is_finished());
+            if self.once {
+                if running.is_empty() {
+                    tracing::info!("--once: every profile ran once; stopping");
+                    break;
+                }
+                continue;
+            }
+            self.run_requested(&mut running, &mut ran_once);
             let now = OffsetDateTime::now_utc();
             let facts = facts(&self.shared.inventory, &self.profiles).await;
             for p in &self.profiles {
@@ -232,7 +261,7 @@ impl Daemon {
                 match tick::plan(p, f, view, ran_once.contains(&p.name), now) {
                     Plan::Busy { stop, skipped } => {
                         let Some(r) = running.get_mut(&p.name) else { continue };
-                        if stop {
+                        if stop && !r.requested {
                             tracing::info!("profile `{}`: window closed, stopping the run", p.name);
                             r.stop.store(true, Ordering::Relaxed);
                             r.view.stopping = true;
@@ -252,7 +281,15 @@ impl Daemon {
                             Due::At(t) => Some(rfc3339(t)),
                             Due::Never => None,
                         };
-                        self.shared.profile(&p.name, |st| st.next_run = next);
+                        let waiting = p
+                            .schedule
+                            .as_ref()
+                            .and_then(|s| schedule::why_waiting(s, f.last, now))
+                            .filter(|_| due != Due::Now);
+                        self.shared.profile(&p.name, |st| {
+                            st.next_run = next;
+                            st.waiting = waiting;
+                        });
                         if due == Due::Now {
                             ran_once.insert(p.name.clone());
                             running.insert(p.name.clone(), self.launch(p));
@@ -262,6 +299,26 @@ impl Daemon {
             }
         }
         self.drain(running, background, tasks).await
+    }
+
+    /// Starts the runs asked for through the service port (`run-now`),
+    /// outside their schedules and windows; one already going is left be.
+    fn run_requested(&self, running: &mut BTreeMap<String, Handle>, ran_once: &mut HashSet<String>) {
+        for name in self.shared.take_run_requests() {
+            if running.contains_key(&name) {
+                tracing::info!("profile `{name}`: run requested, but a run is already going");
+                continue;
+            }
+            let Some(p) = self.profiles.iter().find(|p| p.name == name) else {
+                tracing::warn!("profile `{name}`: run requested, but no such profile is loaded");
+                continue;
+            };
+            tracing::info!("profile `{name}`: run requested through the service port; starting now");
+            ran_once.insert(name.clone());
+            let mut run = self.launch(p);
+            run.requested = true;
+            running.insert(name, run);
+        }
     }
 
     fn launch(&self, profile: &Profile) -> Handle {
@@ -277,6 +334,7 @@ impl Daemon {
             task,
             stop,
             view: tick::Running::default(),
+            requested: false,
         }
     }
 
@@ -310,10 +368,10 @@ impl Daemon {
         let facts = facts(&self.shared.inventory, &self.profiles).await;
         for p in &self.profiles {
             let last = facts.get(&p.name).and_then(|f| f.last);
-            let next = match p.schedule.as_ref().map(|s| schedule::due(s, last, now)) {
-                None | Some(Due::Now) => "now".to_string(),
-                Some(Due::At(t)) => rfc3339(t),
-                Some(Due::Never) => "never (the cron expression has no next time)".to_string(),
+            let next = if self.once {
+                "now (--once)".to_string()
+            } else {
+                next_run_words(p, last, now)
             };
             tracing::info!("profile {}; next run {next}", p.summary());
             self.shared.profile(&p.name, |s| s.summary = p.summary());
@@ -381,6 +439,27 @@ impl Daemon {
         }
         stopped
     }
+}
+
+/// When a profile runs next and, when that is not now, why, and how to
+/// run it anyway: the startup line's words.
+fn next_run_words(p: &Profile, last: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
+    let Some(s) = p.schedule.as_ref() else {
+        return "now".to_string();
+    };
+    let when = match schedule::due(s, last, now) {
+        Due::Now => return "now".to_string(),
+        Due::At(t) => {
+            let wait = std::time::Duration::try_from(t - now).unwrap_or_default();
+            format!("{} (in {})", rfc3339(t), crate::output::human::duration(wait))
+        }
+        Due::Never => "never".to_string(),
+    };
+    let why = schedule::why_waiting(s, last, now).unwrap_or_default();
+    format!(
+        "{when}: {why}; `sensor run --once` or `sensor scans run-now {}` runs it now",
+        p.name
+    )
 }
 
 /// What the scheduler needs of the store per profile, read in one go on a

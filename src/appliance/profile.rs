@@ -93,10 +93,10 @@ pub enum When {
 }
 
 impl std::fmt::Display for Schedule {
-    /// `every 21600s within 22:00-06:00 UTC`, `cron "0 2 * * *" UTC`.
+    /// `every 6h within 22:00-06:00 UTC`, `cron "0 2 * * *" UTC`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.when {
-            When::Every(d) => write!(f, "every {}s", d.as_secs())?,
+            When::Every(d) => write!(f, "every {}", crate::output::human::duration(*d))?,
             When::Cron(c) => write!(f, "cron \"{c}\" UTC")?,
         }
         if let Some((a, b)) = self.window {
@@ -606,6 +606,29 @@ window = "22:00-06:00"
                 assert!(loopback, "{}: {t:?} is not loopback", path.display());
             }
         }
+    }
+
+    #[test]
+    fn the_readmes_example_profile_starts_at_once_and_says_its_schedule_in_hours() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scan-profiles");
+        let p = load(&dir.join("loopback-scheduled.toml")).unwrap();
+        let s = p.schedule.as_ref().unwrap();
+        assert_eq!(s.to_string(), "every 6h");
+        for now in [
+            time::macros::datetime!(2026-11-24 12:00 UTC),
+            time::macros::datetime!(2026-11-24 23:00 UTC),
+        ] {
+            assert_eq!(
+                crate::appliance::schedule::due(s, None, now),
+                crate::appliance::schedule::Due::Now,
+                "a first start at {now} runs it"
+            );
+        }
+        let night = Schedule {
+            window: Some((22 * 60, 6 * 60)),
+            ..s.clone()
+        };
+        assert_eq!(night.to_string(), "every 6h within 22:00-06:00 UTC");
     }
 
     #[test]

@@ -27,19 +27,55 @@ pub enum Due {
 /// the window), not once per missed slot. An interval profile that never ran
 /// runs now; a cron profile waits for its next slot.
 pub fn due(schedule: &Schedule, last: Option<OffsetDateTime>, now: OffsetDateTime) -> Due {
-    let slot = match (&schedule.when, last) {
-        (When::Every(_), None) => Some(now),
-        (When::Every(d), Some(last)) => Some(last + Duration::try_from(*d).unwrap_or(Duration::MAX)),
-        (When::Cron(expr), None) => next_cron(expr, now),
-        (When::Cron(expr), Some(last)) => next_cron(expr, last),
+    let Some(slot) = slot(schedule, last, now) else {
+        return Due::Never;
     };
-    let Some(slot) = slot else { return Due::Never };
     let start = if slot <= now { now } else { slot };
     let start = match schedule.window {
         Some(w) if !in_window(w, start) => next_window_open(w, start),
         _ => start,
     };
     if start <= now { Due::Now } else { Due::At(start) }
+}
+
+/// The schedule's own next slot, before the window has its say.
+fn slot(schedule: &Schedule, last: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    match (&schedule.when, last) {
+        (When::Every(_), None) => Some(now),
+        (When::Every(d), Some(last)) => Some(last + Duration::try_from(*d).unwrap_or(Duration::MAX)),
+        (When::Cron(expr), None) => next_cron(expr, now),
+        (When::Cron(expr), Some(last)) => next_cron(expr, last),
+    }
+}
+
+/// Why a profile that is not due at `now` waits, in words for the
+/// startup line and `sensor status`: its window, its interval, or its
+/// cron slot. `None` when it is due now.
+pub fn why_waiting(schedule: &Schedule, last: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<String> {
+    let window = |(a, b): (u16, u16)| format!("{:02}:{:02}-{:02}:{:02} UTC", a / 60, a % 60, b / 60, b % 60);
+    match due(schedule, last, now) {
+        Due::Now => None,
+        Due::Never => Some("its cron expression has no next time".into()),
+        Due::At(start) => {
+            let slot = slot(schedule, last, now).map_or(now, |s| s.max(now));
+            Some(match (schedule.window, &schedule.when) {
+                (Some(w), _) if start > slot && slot <= now => {
+                    format!("a run is due but its window {} is closed", window(w))
+                }
+                (Some(w), _) if start > slot => format!(
+                    "its next slot ({}) falls outside its window {}",
+                    crate::model::timestamp::rfc3339(slot),
+                    window(w)
+                ),
+                (_, When::Every(d)) => format!(
+                    "it runs every {} and last started {}",
+                    crate::output::human::duration(*d),
+                    last.map_or_else(|| "never".into(), crate::model::timestamp::rfc3339)
+                ),
+                (_, When::Cron(expr)) => format!("its cron \"{expr}\" (UTC) has its next slot then"),
+            })
+        }
+    }
 }
 
 /// Whether a run still going at `now` may continue (runs pause at a
@@ -123,6 +159,35 @@ mod tests {
             due(&s, Some(datetime!(2026-11-24 02:00 UTC)), now),
             Due::At(datetime!(2026-11-25 02:00 UTC))
         );
+    }
+
+    #[test]
+    fn a_waiting_profile_says_why() {
+        let noon = datetime!(2026-11-24 12:00 UTC);
+        let night = every(6, Some((22 * 60, 6 * 60)));
+        assert_eq!(
+            why_waiting(&night, None, noon).as_deref(),
+            Some("a run is due but its window 22:00-06:00 UTC is closed")
+        );
+        assert_eq!(why_waiting(&night, None, datetime!(2026-11-24 23:00 UTC)), None);
+        let late = datetime!(2026-11-25 02:00 UTC);
+        assert_eq!(
+            why_waiting(&night, Some(late), late).as_deref(),
+            Some("its next slot (2026-11-25T08:00:00Z) falls outside its window 22:00-06:00 UTC")
+        );
+        assert_eq!(
+            why_waiting(&every(6, None), Some(noon), noon).as_deref(),
+            Some("it runs every 6h and last started 2026-11-24T12:00:00Z")
+        );
+        let cron = Schedule {
+            when: When::Cron("0 2 * * *".into()),
+            window: None,
+        };
+        assert_eq!(
+            why_waiting(&cron, None, noon).as_deref(),
+            Some("its cron \"0 2 * * *\" (UTC) has its next slot then")
+        );
+        assert_eq!(why_waiting(&every(6, None), None, noon), None, "due now");
     }
 
     #[test]

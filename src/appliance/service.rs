@@ -22,12 +22,12 @@ use crate::appliance::config::{self, ConfigError};
 use crate::appliance::metrics;
 use crate::appliance::proxy::{self as proxy_settings, ProxySettingsError};
 use crate::appliance::settings::Settings;
-use crate::appliance::state::Shared;
+use crate::appliance::state::{RunNow, Shared};
 use crate::appliance::status;
 use crate::model::timestamp::rfc3339;
 use crate::report::intake::{self, Intake, IntakeConfig};
 use crate::serve::proxy::{self, ProxyConfig};
-use crate::serve::{self, Response, Router};
+use crate::serve::{self, BoxFuture, Handler, Request, Response, Router};
 use crate::store::central::{self, CentralStore, PgInventory};
 use crate::store::inventory::InventoryError;
 
@@ -104,7 +104,8 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceEr
         }))
         .with(serve::blocking_route("/metrics", move || {
             Response::text(200, metrics::CONTENT_TYPE, metrics::series::page(&for_metrics))
-        }));
+        }))
+        .with(run_now_route(shared.clone()));
     if !tokens.is_empty() {
         // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
         let store: Arc<dyn CentralStore> = match &c.inventory.url {
@@ -124,6 +125,67 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceEr
         )));
     }
     Ok(router)
+}
+
+// ---- POST /api/v1/profiles/{name}/run-now ---------------------------------
+
+/// `POST /api/v1/profiles/{name}/run-now`: run a profile now, outside its
+/// schedule and window (`sensor scans run-now NAME`). Answers `202` when
+/// queued, `404` for an unknown profile, `409` while it runs, `403` to a
+/// peer off loopback: the service port may face the network for agents,
+/// and starting scans is for the machine's operator. The decision is
+/// [`Shared::request_run`]; this is only its HTTP.
+fn run_now_route(shared: Arc<Shared>) -> Arc<dyn Handler> {
+    Arc::new(RunNowRoute(shared))
+}
+
+struct RunNowRoute(Arc<Shared>);
+
+impl Handler for RunNowRoute {
+    fn handle<'a>(&'a self, req: &'a Request) -> Option<BoxFuture<'a, Response>> {
+        let name = req
+            .path_only()
+            .strip_prefix("/api/v1/profiles/")?
+            .strip_suffix("/run-now")?;
+        let name = percent_decoded(name);
+        let answer = if req.method != "POST" {
+            Response::error(405, "use POST").with_header("Allow", "POST")
+        } else if !req.peer.ip().is_loopback() {
+            Response::error(403, "runs are started from the sensor's own machine (loopback) only")
+        } else {
+            match self.0.request_run(&name) {
+                RunNow::Queued => Response::json(202, &serde_json::json!({"profile": name, "status": "queued"})),
+                RunNow::Running => Response::error(409, &format!("profile `{name}` is running already")),
+                RunNow::Unknown => Response::error(404, &format!("no profile `{name}` is loaded")),
+            }
+        };
+        Some(Box::pin(std::future::ready(answer)))
+    }
+}
+
+/// `%XX` escapes of a path segment decoded (a profile name may hold any character).
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Service {
@@ -170,5 +232,99 @@ async fn mark(shared: &Arc<Shared>, ip: IpAddr) {
     if !matches!(done, Ok(true)) {
         shared.error("inventory");
         tracing::warn!(agent = %ip, "cannot mark the agent's host automatable");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = crate::store::inventory::Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+        let s = Arc::new(Shared::new(
+            "t".into(),
+            None,
+            "t".into(),
+            dir.path().to_path_buf(),
+            Arc::new(std::sync::Mutex::new(inv)),
+            None,
+        ));
+        s.profile("lab net", |_| ());
+        s
+    }
+
+    async fn call(route: &Arc<dyn Handler>, method: &str, path: &str, peer: &str) -> Option<(u16, String)> {
+        let req = Request {
+            method: method.into(),
+            path: path.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            peer: peer.parse().unwrap(),
+        };
+        let answer = route.handle(&req)?.await;
+        Some((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
+    }
+
+    #[tokio::test]
+    async fn run_now_queues_a_known_idle_profile_from_loopback_only() {
+        let s = shared();
+        let route = run_now_route(s.clone());
+        let lo = "127.0.0.1:5000";
+        assert_eq!(
+            call(&route, "GET", "/api/v1/status", lo).await,
+            None,
+            "not this route's path"
+        );
+        let (status, body) = call(&route, "POST", "/api/v1/profiles/lab%20net/run-now", lo)
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body.as_str()),
+            (202, r#"{"profile":"lab net","status":"queued"}"#)
+        );
+        assert_eq!(s.take_run_requests(), ["lab net"]);
+        assert_eq!(
+            call(&route, "POST", "/api/v1/profiles/nope/run-now", lo)
+                .await
+                .unwrap()
+                .0,
+            404
+        );
+        assert_eq!(
+            call(&route, "GET", "/api/v1/profiles/lab%20net/run-now", lo)
+                .await
+                .unwrap()
+                .0,
+            405
+        );
+        let far = "192.0.2.7:5000";
+        assert_eq!(
+            call(&route, "POST", "/api/v1/profiles/lab%20net/run-now", far)
+                .await
+                .unwrap()
+                .0,
+            403
+        );
+        s.profile("lab net", |p| p.running = true);
+        assert_eq!(
+            call(&route, "POST", "/api/v1/profiles/lab%20net/run-now", lo)
+                .await
+                .unwrap()
+                .0,
+            409
+        );
+        assert!(s.take_run_requests().is_empty());
+    }
+
+    #[test]
+    fn scans_recognise_the_service_port_by_its_number() {
+        assert_eq!(crate::probe::sensor_port::PORT, proxy::DEFAULT_PORT);
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(percent_decoded("lab%20net"), "lab net");
+        assert_eq!(percent_decoded("a%2Fb%zz%"), "a/b%zz%");
     }
 }

@@ -8,7 +8,7 @@ use crate::appliance::state::{ProfileStatus, Shared};
 /// The status document of `s` (reads the inventory's counts: call it off
 /// the runtime's workers).
 pub fn document(s: &Shared) -> serde_json::Value {
-    let profiles: Vec<ProfileStatus> = s.profiles();
+    let profiles: Vec<ProfileStatus> = s.profiles_with_progress();
     let counts = s
         .inventory
         .lock()

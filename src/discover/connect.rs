@@ -115,6 +115,11 @@ pub fn raise_fd_limit() -> u64 {
 /// Counters a progress display or a metrics endpoint can read while a scan runs.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Positions this walk will visit (0 while unknown); set by whoever
+    /// builds the plan, for displays (done / total, time left).
+    pub total: AtomicU64,
+    /// Open ports in the TLS and plaintext stages, and those done.
+    pub examining: crate::discover::examining::Examining,
     /// Positions of the plan walked so far (including excluded/other-shard ones).
     pub walked: AtomicU64,
     /// Connect probes finished.

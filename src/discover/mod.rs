@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod connect;
+pub mod examining;
 pub mod permute;
 pub mod syn;
 pub mod targets;

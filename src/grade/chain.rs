@@ -76,7 +76,7 @@ pub fn analyze(input: &ChainInput<'_>, trust: &TrustStores, policy: &Policy, now
         .any(|s| trusted_by.contains(&s.name));
 
     // Structure: order, extras, the top of the path.
-    structure_issues(certs, &path, trust, webpki_trusted, &mut issues);
+    structure_issues(certs, input.der, &path, trust, webpki_trusted, &mut issues);
 
     // Each certificate on its own.
     for (i, c) in certs.iter().enumerate() {
@@ -241,6 +241,7 @@ fn build_path(certs: &[CertInfo]) -> Vec<usize> {
 
 fn structure_issues(
     certs: &[CertInfo],
+    der: &[Vec<u8>],
     path: &[usize],
     trust: &TrustStores,
     webpki_trusted: bool,
@@ -310,20 +311,96 @@ fn structure_issues(
             ));
         }
     } else if !webpki_trusted && !trust.has_anchor_subject(&t.issuer_dn) {
-        issues.push(issue(
+        issues.push(missing_issuer(certs, der, top, trust));
+    }
+}
+
+/// The top of the path names an issuer that was neither sent nor trusted.
+/// Two causes read alike there: a root no store holds (the server need not
+/// send it), or an intermediate the server forgot. [`missing_issuer_is_root`]
+/// tells them apart as far as the chain can; the AIA extension, when it
+/// names where the issuer is published, is quoted either way.
+fn missing_issuer(certs: &[CertInfo], der: &[Vec<u8>], top: usize, trust: &TrustStores) -> ChainIssue {
+    let t = &certs[top];
+    let published = der
+        .get(top)
+        .map(|d| ca_issuers(d))
+        .unwrap_or_default()
+        .first()
+        .map(|url| format!("; the certificate says its issuer is published at {url} (AIA caIssuers)"))
+        .unwrap_or_default();
+    if missing_issuer_is_root(certs, top) {
+        issue(
+            "unknown_issuer",
+            Some(top),
+            Severity::High,
+            true,
+            format!(
+                "untrusted root (not in any trust store): the issuer '{}' of certificate {} is a root CA that no \
+                 trust store holds ({}); the server sent the chain up to it. If it is a private CA, trust it \
+                 with --ca-bundle{published}",
+                t.issuer_dn,
+                label(top, t),
+                store_names(trust)
+            ),
+        )
+    } else {
+        issue(
             "incomplete_chain",
             Some(top),
             Severity::High,
             true,
             format!(
-                "the issuer '{}' of certificate {} was not sent and is not a trusted root ({}): the chain cannot be built \
-                 (an intermediate is missing, or the issuer is an unknown CA)",
+                "incomplete chain: the issuer '{}' of certificate {} was not sent and is not a trusted root ({}): \
+                 the chain cannot be built (an intermediate is missing: the server must send it){published}",
                 t.issuer_dn,
                 label(top, t),
                 store_names(trust)
             ),
-        ));
+        )
     }
+}
+
+/// Whether the missing issuer of certificate `top` is a root rather than
+/// a missing intermediate: its name says so (`… Root …`), or the server
+/// sent intermediates and the last of them is a CA whose issuer is
+/// missing (servers that send intermediates send them all; the root is
+/// the one they may leave out). A lone leaf whose issuer is missing is a
+/// missing intermediate: public CAs never issue leaves from a root.
+fn missing_issuer_is_root(certs: &[CertInfo], top: usize) -> bool {
+    let t = &certs[top];
+    let named_root = t
+        .issuer_dn
+        .split(',')
+        .filter_map(|part| part.trim().strip_prefix("CN="))
+        .any(|cn| {
+            cn.to_ascii_lowercase()
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == "root")
+        });
+    named_root || (top != 0 && t.is_ca)
+}
+
+/// The caIssuers URLs of a certificate's Authority Information Access.
+fn ca_issuers(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    use x509_parser::prelude::FromDer;
+    let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut urls = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
+            for d in aia.iter() {
+                if d.access_method.to_id_string() == "1.3.6.1.5.5.7.48.2"
+                    && let GeneralName::URI(url) = &d.access_location
+                {
+                    urls.push(url.to_string());
+                }
+            }
+        }
+    }
+    urls
 }
 
 fn store_names(trust: &TrustStores) -> String {
@@ -641,6 +718,159 @@ mod tests {
         assert!(out.is_empty(), "398 days is allowed");
         too_long_issue(&leaf("2019-01-01T00:00:00Z", "2021-01-01T00:00:00Z"), &policy, &mut out);
         assert!(out.is_empty(), "issued before the rule");
+    }
+
+    mod diagnosis {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+
+        use super::super::*;
+
+        struct Ca {
+            der: Vec<u8>,
+            issuer: Issuer<'static, KeyPair>,
+        }
+
+        /// An authorityInfoAccess extension naming `url` as caIssuers.
+        fn aia(url: &str) -> CustomExtension {
+            let mut desc = vec![
+                0x06,
+                0x08,
+                0x2b,
+                0x06,
+                0x01,
+                0x05,
+                0x05,
+                0x07,
+                0x30,
+                0x02,
+                0x86,
+                url.len() as u8,
+            ];
+            desc.extend_from_slice(url.as_bytes());
+            let mut seq = vec![0x30, desc.len() as u8];
+            seq.extend(desc);
+            let mut outer = vec![0x30, seq.len() as u8];
+            outer.extend(seq);
+            CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], outer)
+        }
+
+        fn ca(cn: &str, signer: Option<&Ca>, aia_url: Option<&str>) -> Ca {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            p.custom_extensions = aia_url.map(aia).into_iter().collect();
+            let cert = match signer {
+                Some(s) => p.signed_by(&key, &s.issuer).unwrap(),
+                None => p.self_signed(&key).unwrap(),
+            };
+            Ca {
+                der: cert.der().to_vec(),
+                issuer: Issuer::new(p, key),
+            }
+        }
+
+        fn leaf(signer: &Ca, aia_url: Option<&str>) -> Vec<u8> {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut p = CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+            p.distinguished_name.push(DnType::CommonName, "a.test");
+            p.custom_extensions = aia_url.map(aia).into_iter().collect();
+            p.signed_by(&key, &signer.issuer).unwrap().der().to_vec()
+        }
+
+        /// The one trust-breaking issue of `der` against the web roots.
+        fn diagnosis(der: &[Vec<u8>]) -> ChainIssue {
+            let certs: Vec<CertInfo> = der.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
+            let input = ChainInput {
+                certs: &certs,
+                der,
+                hostname: Some("a.test"),
+                address: "127.0.0.1".parse().unwrap(),
+                ocsp: None,
+            };
+            let r = analyze(
+                &input,
+                &TrustStores::web_roots(),
+                &Policy::default(),
+                OffsetDateTime::now_utc(),
+            );
+            let breaking: Vec<&ChainIssue> = r.chain_issues.iter().filter(|i| i.breaks_trust).collect();
+            assert_eq!(breaking.len(), 1, "{:#?}", r.chain_issues);
+            breaking[0].clone()
+        }
+
+        #[test]
+        fn a_complete_chain_below_an_unknown_root_is_an_untrusted_root() {
+            let anchor = ca("Corp Anchor", None, None);
+            let issuing = ca(
+                "Corp Issuing CA",
+                Some(&anchor),
+                Some("http://pki.corp.test/anchor.crt"),
+            );
+            let i = diagnosis(&[leaf(&issuing, None), issuing.der.clone()]);
+            assert_eq!((i.id.as_str(), i.certificate_index), ("unknown_issuer", Some(1)));
+            assert!(
+                i.detail.starts_with("untrusted root (not in any trust store)"),
+                "{}",
+                i.detail
+            );
+            assert!(
+                i.detail.contains("'CN=Corp Anchor'") && i.detail.contains("--ca-bundle"),
+                "{}",
+                i.detail
+            );
+            assert!(
+                i.detail
+                    .contains("published at http://pki.corp.test/anchor.crt (AIA caIssuers)"),
+                "{}",
+                i.detail
+            );
+        }
+
+        #[test]
+        fn a_leaf_whose_issuer_is_missing_is_an_incomplete_chain_unless_a_root_issued_it() {
+            let anchor = ca("Corp Anchor", None, None);
+            let issuing = ca("Corp Issuing CA", Some(&anchor), None);
+            let i = diagnosis(&[leaf(&issuing, Some("http://pki.corp.test/issuing.crt"))]);
+            assert_eq!((i.id.as_str(), i.certificate_index), ("incomplete_chain", Some(0)));
+            assert!(
+                i.detail
+                    .starts_with("incomplete chain: the issuer 'CN=Corp Issuing CA'"),
+                "{}",
+                i.detail
+            );
+            assert!(
+                i.detail.contains("published at http://pki.corp.test/issuing.crt"),
+                "{}",
+                i.detail
+            );
+            let i = diagnosis(&[leaf(&issuing, None)]);
+            assert!(!i.detail.contains("published at"), "no AIA, no URL: {}", i.detail);
+            // A private root that issues leaves itself, named as a root.
+            let root = ca("Lab Root CA", None, None);
+            let i = diagnosis(&[leaf(&root, None)]);
+            assert_eq!(i.id, "unknown_issuer", "{}", i.detail);
+            assert!(i.detail.starts_with("untrusted root"), "{}", i.detail);
+        }
+
+        #[test]
+        fn root_names_are_read_as_words() {
+            let c = |issuer: &str, is_ca: bool| CertInfo {
+                issuer_dn: issuer.into(),
+                is_ca,
+                ..CertInfo::default()
+            };
+            assert!(missing_issuer_is_root(&[c("CN=ACME Root CA X1, O=ACME", false)], 0));
+            assert!(missing_issuer_is_root(&[c("CN=root", false)], 0));
+            assert!(!missing_issuer_is_root(&[c("CN=Grassroots Issuing CA", false)], 0));
+            assert!(!missing_issuer_is_root(&[c("O=Root Inc, CN=Issuing", false)], 0));
+            assert!(missing_issuer_is_root(&[c("CN=x", false), c("CN=Issuing", true)], 1));
+            assert!(!missing_issuer_is_root(&[c("CN=x", false), c("CN=Issuing", false)], 1));
+        }
     }
 
     #[test]

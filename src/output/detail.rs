@@ -1,7 +1,8 @@
 //! The one-endpoint deep view of `sensor grade`: every fact about one
 //! record for a person, where the sinks print one line per record.
 
-use crate::model::record::EndpointRecord;
+use crate::model::assessment::Letter;
+use crate::model::record::{Category, EndpointRecord};
 
 /// The one-endpoint deep view of `sensor grade`, for a person.
 pub fn detail(r: &EndpointRecord) -> String {
@@ -9,17 +10,16 @@ pub fn detail(r: &EndpointRecord) -> String {
     let mut s = String::new();
     let name = r.hostname.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
     let _ = writeln!(s, "Endpoint      {}:{}{name}", r.address, r.port);
-    let _ = writeln!(
-        s,
-        "Category      {} / {} / {}",
-        r.category.as_str(),
-        serde_json::to_value(r.transport)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        r.service.as_deref().unwrap_or("-")
-    );
-    if let Some(h) = &r.handshake {
+    let _ = writeln!(s, "Category      {}", category(r));
+    if let Some(p) = r.plain.as_ref().filter(|_| r.category == Category::Unsecured) {
+        // rustls's words for a plaintext answer (`received corrupt message
+        // of type InvalidContentType`) say nothing to a person.
+        let _ = writeln!(
+            s,
+            "Handshake     none: the port answered in plaintext ({}), not TLS",
+            p.name
+        );
+    } else if let Some(h) = &r.handshake {
         if let Some(p) = &h.protocol {
             let suite = h
                 .cipher_suite
@@ -65,13 +65,14 @@ pub fn detail(r: &EndpointRecord) -> String {
         }
     }
     if let Some(levels) = r.security_rating_info.as_ref().and_then(|i| i.security_rating_score) {
+        let level = serde_json::to_value(levels)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "Rating        {}",
-            serde_json::to_value(levels)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            "Rating        {level}{}",
+            r.grade.as_ref().map(why_rated).unwrap_or_default()
         );
     }
     if !r.findings.is_empty() {
@@ -143,26 +144,40 @@ pub fn detail(r: &EndpointRecord) -> String {
     }
     if let Some(f) = &r.features {
         let _ = writeln!(s, "\nFeatures");
-        let yn = |v: Option<bool>| match v {
+        // Features of TLS 1.2 and older cannot be tested on a server that
+        // speaks only TLS 1.3: "not tested" would suggest a gap.
+        let legacy = legacy_tls(r);
+        let yn = |v: Option<bool>, tls12_only: bool| match v {
             Some(true) => "yes",
             Some(false) => "no",
+            None if tls12_only && !legacy => "n/a (no TLS 1.2)",
             None => "not tested",
         };
-        for (name, v) in [
-            ("secure renegotiation", f.secure_renegotiation),
-            ("TLS_FALLBACK_SCSV", f.fallback_scsv),
-            ("extended master secret", f.extended_master_secret),
-            ("encrypt-then-MAC", f.encrypt_then_mac),
-            ("heartbeat extension", f.heartbeat),
-            ("OCSP stapling", f.ocsp_stapling),
-            ("session IDs", f.session_id),
-            ("session tickets", f.session_ticket),
-            ("HelloRetryRequest", f.hello_retry_request),
+        for (name, v, tls12_only) in [
+            ("secure renegotiation", f.secure_renegotiation, true),
+            ("TLS_FALLBACK_SCSV", f.fallback_scsv, true),
+            ("extended master secret", f.extended_master_secret, true),
+            ("encrypt-then-MAC", f.encrypt_then_mac, true),
+            ("heartbeat extension", f.heartbeat, true),
+            ("OCSP stapling", f.ocsp_stapling, false),
+            ("session IDs", f.session_id, true),
+            ("session tickets", f.session_ticket, false),
+            ("HelloRetryRequest", f.hello_retry_request, false),
         ] {
-            let _ = writeln!(s, "  {name:<24} {}", yn(v));
+            let _ = writeln!(s, "  {name:<24} {}", yn(v, tls12_only));
         }
-        let _ = writeln!(s, "  {:<24} {}", "ALPN", f.alpn.join(", "));
-        let _ = writeln!(s, "  {:<24} {}", "compression", f.compression.join(", "));
+        let alpn = if f.alpn.is_empty() {
+            "none".to_string()
+        } else {
+            f.alpn.join(", ")
+        };
+        let _ = writeln!(s, "  {:<24} {alpn}", "ALPN");
+        let compression = match (f.compression.is_empty(), legacy) {
+            (false, _) => f.compression.join(", "),
+            (true, false) => "n/a (no TLS 1.2)".to_string(),
+            (true, true) => "not tested".to_string(),
+        };
+        let _ = writeln!(s, "  {:<24} {compression}", "compression");
     }
     for e in &r.enumeration_errors {
         let _ = writeln!(s, "\nnote: {e}");
@@ -172,4 +187,162 @@ pub fn detail(r: &EndpointRecord) -> String {
 
 fn opt(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
+}
+
+/// `discovered / tls`, `discovered / starttls-smtp / smtp`, `unsecured /
+/// plain / http`: category, transport and service, each word once.
+fn category(r: &EndpointRecord) -> String {
+    let transport = serde_json::to_value(r.transport)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut parts: Vec<&str> = vec![r.category.as_str()];
+    for p in [transport.as_str(), r.service.as_deref().unwrap_or("-")] {
+        if !p.is_empty() && !parts.contains(&p) {
+            parts.push(p);
+        }
+    }
+    parts.join(" / ")
+}
+
+/// The endpoint offers TLS 1.2 or older (or nobody enumerated it).
+fn legacy_tls(r: &EndpointRecord) -> bool {
+    r.protocols.as_ref().is_none_or(|p| {
+        ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"]
+            .iter()
+            .any(|v| p.get(*v).copied().unwrap_or(false))
+    })
+}
+
+/// Why a T or M grade rates as it does, in one clause after the level:
+/// `: untrusted root (not in any trust store); A if trusted`.
+fn why_rated(g: &crate::model::assessment::Grade) -> String {
+    let cap = |letter: Letter| g.caps.iter().find(|c| c.letter == letter);
+    let (cap, ignored) = match g.letter {
+        Letter::T => (cap(Letter::T), "if trusted"),
+        Letter::M => (cap(Letter::M), "if the name matched"),
+        _ => return String::new(),
+    };
+    let Some(cap) = cap else { return String::new() };
+    let cause = match cap.id.as_str() {
+        "unknown_issuer" => "untrusted root (not in any trust store)".to_string(),
+        "incomplete_chain" => "incomplete chain (an intermediate is missing)".to_string(),
+        "self_signed" => "self-signed certificate".to_string(),
+        "expired" => "expired certificate".to_string(),
+        "not_yet_valid" => "certificate not yet valid".to_string(),
+        "revoked" => "revoked certificate".to_string(),
+        "untrusted" => "no trust store accepts the chain".to_string(),
+        "hostname_mismatch" => "the certificate does not cover the name".to_string(),
+        other => other.replace('_', " "),
+    };
+    match g.if_trusted {
+        Some(l) => format!(": {cause}; {l} {ignored}"),
+        None => format!(": {cause}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::assessment::Grade;
+    use crate::model::record::{Features, Handshake, ServiceInfo, Transport};
+
+    fn grade(letter: &str, caps: serde_json::Value, if_trusted: Option<&str>) -> Grade {
+        serde_json::from_value(serde_json::json!({
+            "letter": letter, "score": 93, "protocol_score": 100, "key_exchange_score": 90,
+            "cipher_score": 90, "caps": caps, "warnings": [], "if_trusted": if_trusted,
+        }))
+        .unwrap()
+    }
+
+    /// A TLS 1.3-only server behind a private root nobody trusts.
+    fn tls13_only() -> EndpointRecord {
+        let mut r = EndpointRecord::new(
+            "127.0.2.1".parse().unwrap(),
+            8443,
+            None,
+            Category::Discovered,
+            "t".into(),
+        );
+        r.transport = Transport::Tls;
+        r.service = Some("tls".into());
+        r.handshake = Some(Handshake {
+            protocol: Some("TLSv1.3".into()),
+            alpn: Some("h2".into()),
+            group: Some("x25519".into()),
+            ..Handshake::default()
+        });
+        r.grade = Some(grade(
+            "T",
+            serde_json::json!([{"letter": "T", "id": "unknown_issuer", "area": "certificate",
+                "reason": "untrusted root (not in any trust store): the issuer 'CN=demo root CA' …"}]),
+            Some("A"),
+        ));
+        let mut protocols = BTreeMap::new();
+        for p in crate::model::record::PROTOCOL_NAMES {
+            protocols.insert(p.to_string(), p == "TLSv1.3");
+        }
+        r.protocols = Some(protocols);
+        r.features = Some(Features {
+            hello_retry_request: Some(true),
+            alpn: vec!["h2".into()],
+            ..Features::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_tls13_only_server_reads_na_for_tls12_features_and_each_word_once() {
+        insta::assert_snapshot!("detail_tls13_only", detail(&tls13_only()));
+    }
+
+    #[test]
+    fn a_plaintext_port_says_so_instead_of_a_tls_error() {
+        let mut r = EndpointRecord::new(
+            "127.0.2.3".parse().unwrap(),
+            8080,
+            None,
+            Category::Unsecured,
+            "t".into(),
+        );
+        r.transport = Transport::Plain;
+        r.service = Some("http".into());
+        r.handshake = Some(Handshake {
+            error: Some("received corrupt message of type InvalidContentType".into()),
+            ..Handshake::default()
+        });
+        r.plain = Some(ServiceInfo {
+            name: "http".into(),
+            banner: Some("HTTP/1.1 200 OK".into()),
+            server: Some("netsensor-testbed".into()),
+            product: None,
+            version: None,
+        });
+        insta::assert_snapshot!("detail_plaintext", detail(&r));
+    }
+
+    #[test]
+    fn t_and_m_say_why_in_one_clause() {
+        let t = grade(
+            "T",
+            serde_json::json!([{"letter": "T", "id": "incomplete_chain", "area": "certificate", "reason": "…"}]),
+            Some("A"),
+        );
+        assert_eq!(
+            why_rated(&t),
+            ": incomplete chain (an intermediate is missing); A if trusted"
+        );
+        let m = grade(
+            "M",
+            serde_json::json!([{"letter": "M", "id": "hostname_mismatch", "area": "certificate", "reason": "…"}]),
+            Some("B"),
+        );
+        assert_eq!(
+            why_rated(&m),
+            ": the certificate does not cover the name; B if the name matched"
+        );
+        assert_eq!(why_rated(&grade("A", serde_json::json!([]), None)), "");
+    }
 }

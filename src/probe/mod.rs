@@ -10,6 +10,7 @@ pub mod enumerate;
 pub mod hello;
 pub mod http;
 pub mod plain;
+pub mod sensor_port;
 pub mod starttls;
 pub mod tls;
 pub mod vulns;

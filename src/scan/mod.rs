@@ -29,7 +29,7 @@ use crate::probe::hello::Preamble;
 use crate::probe::starttls::dialogue::{Starttls, StarttlsError, StarttlsMode};
 use crate::probe::tls::{self, TlsProber};
 use crate::probe::vulns::{self, VulnConfig, VulnReport};
-use crate::probe::{http, plain, starttls};
+use crate::probe::{http, plain, sensor_port, starttls};
 
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
@@ -217,6 +217,8 @@ async fn run_inner(
     out: mpsc::Sender<EndpointRecord>,
 ) -> Result<(), ScanError> {
     let engine_type = resolve_scan_type(opts.scan_type)?;
+    let positions = u64::try_from(plan.len().saturating_sub(start)).unwrap_or(u64::MAX);
+    progress.total.store(positions, std::sync::atomic::Ordering::Relaxed);
     let prober = TlsProber::new()?;
     // The crypto library initialises itself (self-tests, tables) on first use,
     // which costs tens of milliseconds: pay that while the port scan runs,
@@ -289,7 +291,9 @@ async fn run_inner(
             break;
         };
         let (prober, opts, out, tracker) = (prober.clone(), opts.clone(), out.clone(), tracker.clone());
+        let progress = progress.clone();
         tasks.spawn(async move {
+            let _examining = progress.examining.begin();
             let connect = match found {
                 Found::Connect(c) => c,
                 Found::SynOpen => connect_after_syn(&opts, &target).await,
@@ -563,6 +567,14 @@ pub async fn examine(
                     if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &record, &info.name).await {
                         return Some(upgraded);
                     }
+                    record.transport = Transport::Plain;
+                    record.service = Some(info.name.clone());
+                    record.plain = Some(info);
+                }
+            }
+            if target.port == sensor_port::PORT && record.service.as_deref() == Some("unknown") {
+                let addr = SocketAddr::new(target.addr, target.port);
+                if let Some(info) = sensor_port::identify(addr, opts.handshake_timeout).await {
                     record.transport = Transport::Plain;
                     record.service = Some(info.name.clone());
                     record.plain = Some(info);

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod inventory;
 pub mod merge;
 pub mod print;
+pub mod print_history;
 pub mod query;
 pub mod row;
 pub mod sql;

@@ -1,10 +1,13 @@
 //! How a stored endpoint prints in `sensor inventory` (table and CSV; JSON
-//! and NDJSON are its serde form): where and what it is, where it came
-//! from, and since when.
+//! and NDJSON are its serde form): where and what it is, its certificate
+//! and how long it has left, where it came from, and since when.
 
-use crate::output::{Align, Column, Printable, Width};
+use crate::output::expiry::Expiry;
+use crate::output::{Align, Column, Context, Printable, Style, Width};
 use crate::store::endpoint::Stored;
 
+/// Scripts read these columns by name and by position: an interface.
+/// (`expires` is there for days to expiry.)
 const CSV_HEADER: [&str; 16] = [
     "id",
     "sensor",
@@ -24,24 +27,32 @@ const CSV_HEADER: [&str; 16] = [
     "expires",
 ];
 
-const fn column(title: &'static str, align: Align, width: usize, gap: usize) -> Column {
+/// Every column as wide as its widest cell: an IPv4 inventory is not
+/// padded for IPv6 addresses it does not have.
+const fn column(title: &'static str, align: Align) -> Column {
     Column {
         title,
         align,
-        width: Width::AtLeast(width),
-        gap,
+        width: Width::Fit,
+        gap: 2,
     }
 }
 
-const TABLE: [Column; 7] = [
-    column("ADDRESS", Align::Left, 40, 1),
-    column("PORT", Align::Right, 5, 2),
-    column("SNI", Align::Left, 24, 1),
-    column("CATEGORY", Align::Left, 11, 1),
-    column("GRADE", Align::Left, 5, 1),
-    column("PROFILE", Align::Left, 20, 1),
-    column("LAST SEEN", Align::Left, 0, 0),
+const TABLE: [Column; 10] = [
+    column("ADDRESS", Align::Left),
+    column("PORT", Align::Right),
+    column("SNI", Align::Left),
+    column("CATEGORY", Align::Left),
+    column("GRADE", Align::Left),
+    column("SUBJECT CN", Align::Left),
+    column("EXPIRES", Align::Left),
+    column("DAYS", Align::Right),
+    column("PROFILE", Align::Left),
+    column("LAST SEEN", Align::Left),
 ];
+/// Where the grade and the days are in the table, for their colours.
+const GRADE_AT: usize = 4;
+const DAYS_AT: usize = 7;
 
 fn grade(s: &Stored) -> String {
     s.record
@@ -54,7 +65,7 @@ fn grade(s: &Stored) -> String {
 impl Printable for Stored {
     const CSV_HEADER: &'static [&'static str] = &CSV_HEADER;
 
-    fn csv_row(&self) -> Vec<String> {
+    fn csv_row(&self, _cx: &Context) -> Vec<String> {
         let cert = self.record.certificate.as_ref();
         vec![
             self.id.clone(),
@@ -84,7 +95,7 @@ impl Printable for Stored {
 
     /// The profile that found it, or the sensor that reported it; and
     /// whether it is missing or gone.
-    fn table_row(&self) -> Vec<String> {
+    fn table_row(&self, cx: &Context) -> Vec<String> {
         let source = if self.key.sensor.is_empty() {
             self.profile.clone()
         } else {
@@ -95,15 +106,27 @@ impl Printable for Stored {
             (None, n) if n > 0 => format!(" (missed {n} runs)"),
             _ => String::new(),
         };
+        let cert = self.record.certificate.as_ref();
         vec![
             self.key.address.clone(),
             self.key.port.to_string(),
             self.key.sni.clone(),
             self.category.as_str().to_string(),
             grade(self),
+            cert.and_then(|c| c.common_name.clone()).unwrap_or_default(),
+            cert.map(|c| c.valid_to.split('T').next().unwrap_or_default().to_string())
+                .unwrap_or_default(),
+            Expiry::of(&self.record, cx.now).map(|e| e.label()).unwrap_or_default(),
             source,
             format!("{}{note}", self.last_seen),
         ]
+    }
+
+    fn table_styles(&self, cx: &Context) -> Vec<Style> {
+        let mut styles = vec![Style::Plain; TABLE.len()];
+        styles[GRADE_AT] = Style::grade(&grade(self));
+        styles[DAYS_AT] = Style::expiry(Expiry::of(&self.record, cx.now), cx.soon_days);
+        styles
     }
 }
 
@@ -155,23 +178,62 @@ mod tests {
         ];
         let table = print(Format::Table, &rows);
         let lines: Vec<&str> = table.lines().collect();
+        // Columns fit their content (an IPv4 address is not padded to 40).
         assert_eq!(
             lines[0],
-            format!(
-                "{:<40} {:>5}  {:<24} {:<11} {:<5} {:<20} LAST SEEN",
-                "ADDRESS", "PORT", "SNI", "CATEGORY", "GRADE", "PROFILE"
-            )
+            "ADDRESS   PORT  SNI  CATEGORY    GRADE  SUBJECT CN  EXPIRES  DAYS  PROFILE       LAST SEEN"
         );
         assert_eq!(
             lines[1],
-            format!(
-                "{:<40} {:>5}  {:<24} {:<11} {:<5} {:<20} 2026-11-02 (gone since 2026-11-03)",
-                "10.0.0.1", 443, "", "discovered", "", "lab"
-            )
+            "10.0.0.1   443       discovered                                    lab           2026-11-02 (gone since 2026-11-03)"
         );
-        assert!(lines[2].contains(" sensor:seg-a ") && lines[2].ends_with("2026-11-02 (missed 2 runs)"));
-        assert!(lines[3].ends_with("lab                  2026-11-02"), "{}", lines[3]);
+        assert!(lines[2].contains("  sensor:seg-a  ") && lines[2].ends_with("2026-11-02 (missed 2 runs)"));
+        assert!(lines[3].ends_with("lab           2026-11-02"), "{}", lines[3]);
         assert_eq!(lines.len(), 4, "no footer");
+    }
+
+    #[test]
+    fn the_table_shows_subject_and_days_to_expiry() {
+        use time::macros::datetime;
+        let mut soon = stored("", None, 0);
+        soon.record.certificate = Some(crate::model::cert::CertInfo {
+            common_name: Some("soon.test".into()),
+            valid_to: "2026-12-04T12:00:00Z".into(),
+            ..Default::default()
+        });
+        let mut expired = soon.clone();
+        expired.key.address = "10.0.0.2".into();
+        if let Some(c) = expired.record.certificate.as_mut() {
+            c.common_name = Some("old.test".into());
+            c.valid_to = "2026-11-01T00:00:00Z".into();
+        }
+        let options = crate::output::Options {
+            context: crate::output::Context {
+                now: datetime!(2026-11-24 12:00 UTC),
+                soon_days: 30,
+            },
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        {
+            let mut s = crate::output::sink_with(Format::Table, &mut buf, None, options);
+            for r in [&soon, &expired] {
+                s.record(r).unwrap();
+            }
+            s.finish().unwrap();
+        }
+        insta::assert_snapshot!("inventory_table", String::from_utf8(buf).unwrap());
+        let mut buf = Vec::new();
+        {
+            let mut s = crate::output::sink_with(Format::Csv, &mut buf, None, options);
+            s.record(&expired).unwrap();
+            s.finish().unwrap();
+        }
+        let csv = String::from_utf8(buf).unwrap();
+        assert!(
+            csv.lines().nth(1).unwrap().ends_with(",old.test,2026-11-01T00:00:00Z"),
+            "{csv}"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! TLS 1.3 with an ECDSA chain, TLS 1.2 only with an RSA chain, and plain
 //! HTTP — and scans 127.0.2.0/29 on ports 8080 and 8443, the targets of
 //! `scan-profiles/loopback-demo.toml`. With `--serve` the servers stay up so
-//! other tools can be pointed at them.
+//! other tools can be pointed at them, and the demo's CA certificates are
+//! written to a file (its path printed) for `sensor scan --ca-bundle`: only
+//! the demo trusts its private CAs, so a scan without them grades T.
 
 use std::net::SocketAddr;
 
@@ -21,9 +23,12 @@ pub struct DemoArgs {
     /// Output format: table, json, ndjson, csv.
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
-    /// Keep the demo servers running after the scan, until Ctrl-C.
+    /// Keep the demo servers running after the scan, until Ctrl-C, and write the demo CA for --ca-bundle.
     #[arg(long)]
     pub serve: bool,
+    /// Where --serve writes the demo CA certificates (PEM) [default: sensor-demo-ca.pem in the temporary directory].
+    #[arg(long, value_name = "FILE", requires = "serve")]
+    pub ca_out: Option<std::path::PathBuf>,
 }
 
 pub const TLS13: &str = "127.0.2.1:8443";
@@ -72,8 +77,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     prepared.options.trust = std::sync::Arc::new(trust);
     scan::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
     if args.serve {
-        eprintln!("demo servers stay up; Ctrl-C to stop");
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        let ca = args
+            .ca_out
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("sensor-demo-ca.pem"));
+        std::fs::write(&ca, format!("{}{}", modern.root_pem, legacy.root_pem))
+            .with_context(|| format!("cannot write the demo CA to {}", ca.display()))?;
+        eprintln!("demo CA: {}", ca.display());
+        eprintln!(
+            "demo servers stay up; Ctrl-C to stop. Only the demo trusts its CA: scan them with\n  \
+             sensor scan 127.0.2.0/29 -p 8080,8443 --ca-bundle {}",
+            ca.display()
+        );
+        let waited = tokio::signal::ctrl_c().await.context("waiting for Ctrl-C");
+        // The CA of servers that are gone is of no use to anyone.
+        let _ = std::fs::remove_file(&ca);
+        waited?;
     }
     for s in servers {
         s.abort();

@@ -3,7 +3,7 @@
 //! Opens the store read-mostly while the daemon may be writing it: SQLite in
 //! WAL mode lets a reader see the last committed run without blocking it.
 //! Prints through the same sinks as `sensor scan` (the columns are
-//! `netsensor::store::print`).
+//! `netsensor::store::print` and `print_history`), with the same `-o`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use netsensor::grade::Letter;
 use netsensor::model::record::Category;
-use netsensor::output::{self, Format};
-use netsensor::store::inventory::{Filter, Inventory, Stored};
+use netsensor::output::{self, Format, Printable};
+use netsensor::store::inventory::{Filter, Inventory, Which};
 
 use crate::cli::UsageError;
 
@@ -32,12 +32,26 @@ pub enum InventoryCommand {
     Export {
         #[arg(long, default_value = "/var/lib/sensor", value_name = "DIR")]
         state_dir: PathBuf,
-        /// ndjson (one endpoint per line), json or csv.
+        /// ndjson (one endpoint per line), json, csv or table.
         #[arg(short = 'o', long = "output", default_value = "ndjson")]
         format: String,
         /// Write here instead of standard output (written whole, then renamed into place).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// What happened to an endpoint, run by run: found, certificate replaced,
+    /// grade or protocols changed, gone, seen again.
+    History {
+        /// ADDRESS, ADDRESS:PORT, [IPv6]:PORT or an endpoint id (all endpoints when omitted).
+        endpoint: Option<String>,
+        /// Only the endpoint reached with this SNI (`--sni ''` for none).
+        #[arg(long)]
+        sni: Option<String>,
+        #[arg(long, default_value = "/var/lib/sensor", value_name = "DIR")]
+        state_dir: PathBuf,
+        /// table, json, ndjson or csv.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        format: String,
     },
 }
 
@@ -60,7 +74,10 @@ pub struct ListArgs {
     /// Leave out endpoints reported gone.
     #[arg(long)]
     pub active: bool,
-    /// table, json or csv.
+    /// Only endpoints whose certificate expires within DAYS days, or has expired.
+    #[arg(long, value_name = "DAYS")]
+    pub expiring_within: Option<u32>,
+    /// table, json, ndjson or csv.
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
 }
@@ -84,6 +101,12 @@ fn open(state_dir: &Path) -> anyhow::Result<Inventory> {
 pub fn run(args: InventoryArgs) -> anyhow::Result<()> {
     match args.command {
         Some(InventoryCommand::Export { state_dir, format, out }) => export(&state_dir, &format, out.as_deref()),
+        Some(InventoryCommand::History {
+            endpoint,
+            sni,
+            state_dir,
+            format,
+        }) => history(&state_dir, endpoint.as_deref(), sni, &format),
         None => list(args.list),
     }
 }
@@ -122,17 +145,54 @@ fn filter(a: &ListArgs) -> anyhow::Result<Filter> {
 
 fn list(a: ListArgs) -> anyhow::Result<()> {
     let f = filter(&a)?;
-    if !matches!(a.format.as_str(), "table" | "json" | "csv") {
-        return Err(usage(format!("-o `{}`: use table, json or csv", a.format)));
+    let format = crate::print::format(&a.format)?;
+    let inv = open(&a.state_dir)?;
+    let mut rows = inv.query(&f)?;
+    let options = crate::print::options(true, output::expiry::SOON_DAYS);
+    if let Some(days) = a.expiring_within {
+        let now = options.context.now;
+        rows.retain(|r| output::expiry::expiring_within(&r.record, i64::from(days), now));
     }
-    let rows = open(&a.state_dir)?.query(&f)?;
-    print(&a.format, std::io::stdout().lock(), &rows)
+    if rows.is_empty() && format == Format::Table {
+        println!("{}", empty(&inv, &a)?);
+        return Ok(());
+    }
+    print(format, std::io::stdout().lock(), &rows, options)
 }
 
-/// Writes `rows` through the output sinks (`format` already checked).
-fn print(format: &str, w: impl Write, rows: &[Stored]) -> anyhow::Result<()> {
-    let format: Format = format.parse().map_err(usage)?;
-    let mut sink = output::sink_of(format, w, None);
+/// What an empty table says instead of a header alone: why it is empty.
+fn empty(inv: &Inventory, a: &ListArgs) -> anyhow::Result<String> {
+    let filtered = a.category.is_some()
+        || a.grade_below.is_some()
+        || a.tag.is_some()
+        || a.sensor.is_some()
+        || a.active
+        || a.expiring_within.is_some();
+    let all = inv.query(&Filter::default())?.len();
+    if filtered && all > 0 {
+        return Ok(format!(
+            "no endpoints match (the inventory has {})",
+            netsensor::output::human::plural(all as u64, "endpoint")
+        ));
+    }
+    Ok(match inv.latest_run()? {
+        None => "no endpoints yet; no run has been stored (is `sensor run` running? `sensor status` asks it)".into(),
+        Some(r) => {
+            let when = match &r.finished_at {
+                Some(f) => format!("started {}, finished {f}", r.started_at),
+                None => format!("started {}, not finished", r.started_at),
+            };
+            format!(
+                "no endpoints yet; last run: profile `{}` {when}, found nothing",
+                r.profile
+            )
+        }
+    })
+}
+
+/// Writes `rows` through the output sinks.
+fn print<R: Printable>(format: Format, w: impl Write, rows: &[R], options: output::Options) -> anyhow::Result<()> {
+    let mut sink = output::sink_with(format, w, None, options);
     for r in rows {
         sink.record(r)?;
     }
@@ -140,13 +200,82 @@ fn print(format: &str, w: impl Write, rows: &[Stored]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(state_dir: &Path, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
-    if !matches!(format, "ndjson" | "json" | "csv") {
-        return Err(usage(format!("-o `{format}`: use ndjson, json or csv")));
+/// Which endpoints a `history` argument names.
+fn which(inv: &Inventory, endpoint: Option<&str>, sni: Option<String>) -> anyhow::Result<Which> {
+    let mut w = match endpoint {
+        None => Which::default(),
+        Some(e) if e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            let found = inv
+                .get(e)?
+                .ok_or_else(|| usage(format!("no endpoint with id {e} in the inventory")))?;
+            Which {
+                address: Some(found.key.address),
+                port: Some(found.key.port),
+                sni: Some(found.key.sni),
+            }
+        }
+        Some(e) => parse_endpoint(e).map_err(usage)?,
+    };
+    if sni.is_some() {
+        w.sni = sni;
     }
+    Ok(w)
+}
+
+/// `ADDRESS`, `ADDRESS:PORT`, `[IPv6]:PORT` or a bare IPv6 address.
+fn parse_endpoint(e: &str) -> Result<Which, String> {
+    let bad = || format!("`{e}`: write ADDRESS, ADDRESS:PORT, [IPv6]:PORT or an endpoint id");
+    let port = |p: &str| p.parse::<u16>().map_err(|_| bad());
+    let (address, port) = if let Some(rest) = e.strip_prefix('[') {
+        let (addr, tail) = rest.split_once(']').ok_or_else(bad)?;
+        match tail {
+            "" => (addr, None),
+            t => (addr, Some(port(t.strip_prefix(':').ok_or_else(bad)?)?)),
+        }
+    } else {
+        match e.matches(':').count() {
+            0 => (e, None),
+            1 => {
+                let (a, p) = e.split_once(':').ok_or_else(bad)?;
+                (a, Some(port(p)?))
+            }
+            _ => (e, None),
+        }
+    };
+    let address: std::net::IpAddr = address.parse().map_err(|_| bad())?;
+    Ok(Which {
+        address: Some(address.to_string()),
+        port,
+        sni: None,
+    })
+}
+
+fn history(state_dir: &Path, endpoint: Option<&str>, sni: Option<String>, format: &str) -> anyhow::Result<()> {
+    let format = crate::print::format(format)?;
+    let inv = open(state_dir)?;
+    let w = which(&inv, endpoint, sni)?;
+    let events = inv.history(&w)?;
+    if events.is_empty() && format == Format::Table {
+        match endpoint {
+            Some(e) => println!("no history for {e} in the inventory"),
+            None => println!("no history yet: no run has found anything"),
+        }
+        return Ok(());
+    }
+    let options = crate::print::options(true, output::expiry::SOON_DAYS);
+    print(format, std::io::stdout().lock(), &events, options)
+}
+
+fn export(state_dir: &Path, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let format = crate::print::format(format)?;
     let rows = open(state_dir)?.query(&Filter::default())?;
     let mut buf = Vec::new();
-    print(format, &mut buf, &rows)?;
+    print(
+        format,
+        &mut buf,
+        &rows,
+        crate::print::options(out.is_none(), output::expiry::SOON_DAYS),
+    )?;
     match out {
         None => std::io::stdout().lock().write_all(&buf)?,
         Some(path) => {
@@ -158,4 +287,26 @@ fn export(state_dir: &Path, format: &str, out: Option<&Path>) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_takes_an_address_with_or_without_a_port() {
+        let w = |a: Option<&str>, p: Option<u16>| Which {
+            address: a.map(str::to_string),
+            port: p,
+            sni: None,
+        };
+        assert_eq!(parse_endpoint("127.0.0.1"), Ok(w(Some("127.0.0.1"), None)));
+        assert_eq!(parse_endpoint("127.0.0.1:8443"), Ok(w(Some("127.0.0.1"), Some(8443))));
+        assert_eq!(parse_endpoint("[::1]:443"), Ok(w(Some("::1"), Some(443))));
+        assert_eq!(parse_endpoint("[::1]"), Ok(w(Some("::1"), None)));
+        assert_eq!(parse_endpoint("::1"), Ok(w(Some("::1"), None)));
+        for bad in ["host.example", "127.0.0.1:http", "[::1]443", "127.0.0.1:70000"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
 }

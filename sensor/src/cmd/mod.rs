@@ -12,4 +12,5 @@ pub mod profiles;
 pub mod proxy;
 pub mod run;
 pub mod scan;
+pub mod scans;
 pub mod status;

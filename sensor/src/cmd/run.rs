@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Log format: text or json [default: text].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Run every profile once, now (schedules and windows aside), then exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 impl RunArgs {
@@ -95,9 +98,12 @@ pub async fn run(args: RunArgs, deprecated: &[String]) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let reload = Arc::new(Notify::new());
     let signals = signals(shutdown.clone(), reload.clone())?;
-    let daemon = Daemon::start(settings)
+    let mut daemon = Daemon::start(settings)
         .await
         .map_err(|e| if e.is_invalid() { usage(e) } else { e.into() })?;
+    if args.once {
+        daemon = daemon.once();
+    }
     let stopped = daemon.run(shutdown, reload).await;
     signals.abort();
     tracing::info!(

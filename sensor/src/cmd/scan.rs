@@ -1,8 +1,12 @@
 //! `sensor scan`: targets once, records printed as they come (table, JSON,
 //! NDJSON, CSV), with a progress bar on a terminal and checkpoints to resume.
 //! Also the scan set-up `sensor demo` and `sensor grade` share (trust stores).
+//!
+//! A checkpointed scan keeps its records beside the checkpoint
+//! ([`crate::parts`]), so the part that finishes a resumed scan prints the
+//! whole result, not only what it found itself.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,17 +14,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use netsensor::discover::checkpoint::{Checkpoint, Tracker};
 use netsensor::discover::connect::{self, PortscanConfig, Progress};
 use netsensor::discover::syn::ScanType;
 use netsensor::discover::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 use netsensor::grade::{Policy, TrustConfig, TrustStores};
+use netsensor::model::record::EndpointRecord;
 use netsensor::output::{self, Format, ScanMeta};
 use netsensor::probe::starttls::dialogue::StarttlsMode;
 use netsensor::scan::{self, ScanOptions};
 
+use crate::bar;
 use crate::cli::usage;
+use crate::parts::{self, Parts};
 
 #[derive(Args, Debug, Clone)]
 pub struct ScanArgs {
@@ -109,10 +115,13 @@ pub struct ScanArgs {
     /// Also send each DNS name of the first certificate's SANs as SNI (one record per virtual host).
     #[arg(long)]
     pub sni_from_sans: bool,
+    /// Only print endpoints whose certificate expires within DAYS days, or has expired.
+    #[arg(long, value_name = "DAYS")]
+    pub expiring_within: Option<u32>,
     /// Output format: table, json, ndjson, csv.
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
-    /// Write results to FILE instead of standard output.
+    /// Write results to FILE instead of standard output (CSV sorted like the table).
     #[arg(long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// No progress bar, even on a terminal.
@@ -128,6 +137,13 @@ pub struct Prepared {
     pub options: ScanOptions,
     pub format: Format,
     pub meta: ScanMeta,
+    /// How the sink prints (colour, sorted CSV, what expires soon).
+    pub print: output::Options,
+    /// `--expiring-within`: only records whose certificate expires within these days.
+    pub expiring_within: Option<i64>,
+    /// A checkpointed scan's records, kept beside the checkpoint (with the
+    /// earlier parts' when resumed).
+    pub parts: Option<Parts>,
 }
 
 pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
@@ -184,6 +200,10 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         (_, _, Some(to)) => Some((Arc::new(Tracker::new(&plan)), to.clone())),
         _ => None,
     };
+    let parts = match &checkpoint {
+        Some((_, to)) => Some(Parts::open(args.resume.as_deref(), to)?),
+        None => None,
+    };
     let options = ScanOptions {
         portscan: PortscanConfig {
             rate: args.rate,
@@ -212,12 +232,16 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         },
         ..ScanOptions::default()
     };
+    let print = crate::print::options(args.out.is_none(), i64::from(args.expiry_warning_days));
     Ok(Prepared {
         plan: Arc::new(plan),
         checkpoint,
         options,
         format,
         meta,
+        print,
+        expiring_within: args.expiring_within.map(i64::from),
+        parts,
     })
 }
 
@@ -284,21 +308,13 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
 }
 
 /// Run a prepared scan, printing records through the chosen sink.
-pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: bool) -> anyhow::Result<()> {
+pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar: bool) -> anyhow::Result<()> {
     connect::raise_fd_limit();
     let progress = Arc::new(Progress::default());
-    let total = p.plan.len();
-    let bar = if progress_bar && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(total.min(u64::MAX as u128) as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes ({per_sec}) {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Some(bar)
-    } else {
-        None
+    let bar = bar::start(p.plan.len(), progress_bar);
+    let deadlines = bar::Deadlines {
+        connect: p.options.portscan.connect_timeout,
+        handshake: p.options.handshake_timeout,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     // Ctrl-C stops launching probes; what is in flight finishes and is printed.
@@ -351,7 +367,21 @@ pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: boo
             tx,
         )),
     };
-    let mut sink = output::sink(p.format, out, p.meta);
+    let mut sink = output::sink_with(p.format, out, Some(p.meta.clone()), p.print);
+    let now = p.print.context.now;
+    let shown = |r: &EndpointRecord| {
+        p.expiring_within
+            .is_none_or(|d| output::expiry::expiring_within(r, d, now))
+    };
+    // The earlier parts of a resumed scan first: the result is the whole scan.
+    let earlier = p.parts.as_ref().map_or(0, Parts::earlier);
+    if let Some(parts) = &mut p.parts {
+        for r in parts.take_earlier() {
+            if shown(&r) {
+                sink.record(&r).context("cannot write results")?;
+            }
+        }
+    }
     let mut found = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -359,14 +389,18 @@ pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: boo
             rec = rx.recv() => match rec {
                 Some(r) => {
                     found += 1;
-                    sink.record(&r).context("cannot write results")?;
+                    if let Some(parts) = &mut p.parts {
+                        parts.keep(&r);
+                    }
+                    if shown(&r) {
+                        sink.record(&r).context("cannot write results")?;
+                    }
                 }
                 None => break,
             },
             _ = tick.tick() => {
                 if let Some(bar) = &bar {
-                    bar.set_position(progress.walked.load(Ordering::Relaxed));
-                    bar.set_message(format!("{} open, {found} endpoints", progress.open.load(Ordering::Relaxed)));
+                    bar::update(bar, &progress, found, &deadlines);
                 }
             }
         }
@@ -383,6 +417,9 @@ pub async fn run_scan(p: Prepared, out: Box<dyn Write + Send>, progress_bar: boo
             let _ = saver.await;
         }
         tracker.snapshot().save(path)?;
+        if let Some(parts) = &p.parts {
+            parts::say(parts, earlier, tracker.is_complete());
+        }
         if !tracker.is_complete() {
             eprintln!("sensor: progress saved; continue with --resume {}", path.display());
         }

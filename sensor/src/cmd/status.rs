@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use netsensor::output::human;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,15 +34,17 @@ fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
-fn target(args: &StatusArgs) -> anyhow::Result<SocketAddr> {
-    if let Some(l) = &args.listen {
+/// The daemon's service address: `listen`, else the configuration's
+/// `service.listen` (`config`, else the default file when it exists), else
+/// loopback port 48999.
+pub fn target(listen: Option<&str>, config: Option<&std::path::Path>) -> anyhow::Result<SocketAddr> {
+    if let Some(l) = listen {
         return l
             .parse()
             .map_err(|_| usage(format!("--listen `{l}`: write ADDR:PORT, e.g. 127.0.0.1:48999")));
     }
-    let path = args
-        .config
-        .clone()
+    let path = config
+        .map(std::path::Path::to_path_buf)
         .or_else(|| Some(PathBuf::from(netsensor::appliance::config::DEFAULT_PATH)).filter(|p| p.exists()));
     let listen = match path {
         Some(p) => netsensor::appliance::config::load(&p).map_err(usage)?.service.listen,
@@ -61,10 +64,23 @@ fn target(args: &StatusArgs) -> anyhow::Result<SocketAddr> {
 
 /// One GET on the service port; the body of a 200.
 pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
+    let (status, head, body) = call(addr, "GET", path).await?;
+    if status != 200 {
+        anyhow::bail!("{addr} answered {head}");
+    }
+    Ok(body)
+}
+
+/// One request on the service port (no body): the status, the status
+/// line and the body.
+pub async fn call(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String, Vec<u8>)> {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await?;
+        s.write_all(
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
         let mut answer = Vec::new();
         (&mut s).take(16 * 1024 * 1024).read_to_end(&mut answer).await?;
         Ok::<_, std::io::Error>(answer)
@@ -80,18 +96,16 @@ pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| anyhow::anyhow!("{addr} did not answer in HTTP"))?;
     let head = String::from_utf8_lossy(&answer[..split]);
-    let status = head.split(' ').nth(1).unwrap_or("");
-    if status != "200" {
-        anyhow::bail!("{addr} answered {}", head.lines().next().unwrap_or(""));
-    }
-    Ok(answer[split + 4..].to_vec())
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let line = head.lines().next().unwrap_or("").to_string();
+    Ok((status, line, answer[split + 4..].to_vec()))
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     if !matches!(args.format.as_str(), "text" | "json") {
         return Err(usage(format!("-o `{}`: use text or json", args.format)));
     }
-    let addr = target(&args)?;
+    let addr = target(args.listen.as_deref(), args.config.as_deref())?;
     let body = get(addr, "/api/v1/status").await?;
     let v: Value = serde_json::from_slice(&body).context("the status is not JSON")?;
     if args.format == "json" {
@@ -121,22 +135,89 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let profiles = v["profiles"].as_array().cloned().unwrap_or_default();
     println!("{} profile(s), {} running", profiles.len(), v["scans_running"]);
     for p in profiles {
-        println!(
-            "  {:<20} {:<8} runs {:<4} last {} {} ({} endpoints, {} changes), next {}  {}",
-            s(&p["name"]),
-            if p["running"].as_bool() == Some(true) {
-                "RUNNING"
-            } else {
-                "idle"
-            },
-            p["runs"],
-            s(&p["last_started"]),
-            s(&p["last_outcome"]),
-            p["last_endpoints"],
-            p["last_changes"],
-            s(&p["next_run"]),
-            s(&p["summary"])
-        );
+        for line in profile_lines(&p) {
+            println!("{line}");
+        }
     }
     Ok(())
+}
+
+/// A profile's lines in `sensor status`: its state and last run; how far
+/// a run going now has got; why an idle one waits.
+fn profile_lines(p: &Value) -> Vec<String> {
+    let s = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| "-".into());
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let running = p["running"].as_bool() == Some(true);
+    let mut lines = vec![format!(
+        "  {:<20} {:<8} runs {:<4} last {} {} ({}, {}), next {}  {}",
+        s(&p["name"]),
+        if running { "RUNNING" } else { "idle" },
+        n(&p["runs"]),
+        s(&p["last_started"]),
+        s(&p["last_outcome"]),
+        human::plural(n(&p["last_endpoints"]), "endpoint"),
+        human::plural(n(&p["last_changes"]), "change"),
+        s(&p["next_run"]),
+        s(&p["summary"])
+    )];
+    let pr = &p["progress"];
+    if running && pr.is_object() {
+        let (probes, total) = (n(&pr["probes"]), n(&pr["total"]));
+        let percent = (probes * 100).checked_div(total).unwrap_or(0);
+        let left = match pr["eta_seconds"].as_u64() {
+            Some(eta) => format!("about {} left", human::duration(Duration::from_secs(eta))),
+            None if n(&pr["examining"]) > 0 => "all probes done; examining the rest".to_string(),
+            None => "finishing".to_string(),
+        };
+        lines.push(format!(
+            "  {:<20} probes {}/{} ({percent}%), {} open, {} examined, {} examining, {}, {} so far, {left}",
+            "",
+            human::count(probes),
+            human::count(total),
+            human::count(n(&pr["open"])),
+            human::count(n(&pr["examined"])),
+            human::count(n(&pr["examining"])),
+            human::rate(pr["rate"].as_f64().unwrap_or(0.0)),
+            human::duration(Duration::from_secs(n(&pr["elapsed_seconds"]))),
+        ));
+    }
+    if !running && let Some(why) = p["waiting"].as_str() {
+        lines.push(format!("  {:<20} waits: {why}", ""));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_profile_shows_its_progress_and_an_idle_one_why_it_waits() {
+        let running = serde_json::json!({
+            "name": "lab", "running": true, "runs": 2, "last_started": "2026-11-24T12:00:00Z",
+            "last_outcome": "finished", "last_endpoints": 1, "last_changes": 0, "next_run": null,
+            "summary": "`lab`: 1 target(s), ports 443, every 6h",
+            "progress": {"probes": 1234, "total": 5000, "open": 3, "examined": 2, "examining": 1,
+                         "rate": 450.4, "elapsed_seconds": 3, "eta_seconds": 9}
+        });
+        assert_eq!(
+            profile_lines(&running),
+            [
+                "  lab                  RUNNING  runs 2    last 2026-11-24T12:00:00Z finished (1 endpoint, 0 changes), next -  `lab`: 1 target(s), ports 443, every 6h",
+                "                       probes 1,234/5,000 (24%), 3 open, 2 examined, 1 examining, 450/s, 3s so far, about 9s left",
+            ]
+        );
+        let idle = serde_json::json!({
+            "name": "night", "running": false, "runs": 0, "last_endpoints": 0, "last_changes": 0,
+            "next_run": "2026-11-24T22:00:00Z", "summary": "`night`: every 6h within 22:00-06:00 UTC",
+            "waiting": "a run is due but its window 22:00-06:00 UTC is closed"
+        });
+        let lines = profile_lines(&idle);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("idle     runs 0    last - - (0 endpoints, 0 changes), next 2026-11-24T22:00:00Z"));
+        assert_eq!(
+            lines[1],
+            "                       waits: a run is due but its window 22:00-06:00 UTC is closed"
+        );
+    }
 }

@@ -7,7 +7,7 @@ pub const SCHEMA: i64 = MIGRATIONS.len() as i64;
 
 /// Each step takes the store from version `i` to `i + 1`, in one
 /// transaction. Never edit a released step: add one.
-pub(super) const MIGRATIONS: [&str; 2] = [
+pub(super) const MIGRATIONS: [&str; 3] = [
     // 1: endpoints keyed by (address, port, SNI), and the run log.
     "CREATE TABLE endpoints (
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL,
@@ -45,6 +45,14 @@ pub(super) const MIGRATIONS: [&str; 2] = [
      CREATE TABLE batches (batch_id TEXT PRIMARY KEY, sensor TEXT NOT NULL,
         applied_at TEXT NOT NULL, events INTEGER NOT NULL);
      CREATE TABLE scan_state (profile TEXT PRIMARY KEY, state TEXT NOT NULL);",
+    // 3: every change a run found (new, changed, gone, seen again), with
+    // what the endpoint looked like then, for `sensor inventory history`;
+    // before this only the log had them.
+    "CREATE TABLE changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run INTEGER, profile TEXT NOT NULL, at TEXT NOT NULL,
+        address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL, sensor TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL, reasons TEXT NOT NULL DEFAULT '[]', state TEXT);
+     CREATE INDEX changes_endpoint ON changes(address, port, sni, sensor);",
 ];
 
 impl Inventory {

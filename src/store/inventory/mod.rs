@@ -18,6 +18,7 @@ use rusqlite::Connection;
 
 mod agents;
 mod diff;
+mod history;
 mod migrate;
 mod query;
 mod reports;
@@ -28,7 +29,9 @@ mod sqlite;
 mod tests;
 
 pub use diff::{Change, DiffPolicy, Run, diff};
+pub use history::{Event, Seen, Which};
 pub use migrate::SCHEMA;
+pub use runs::LastRun;
 
 pub use crate::store::endpoint::{Key, Stored};
 pub use crate::store::merge::{Applied, EventKind};

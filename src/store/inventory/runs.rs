@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use rusqlite::{OptionalExtension, params};
 
 use super::diff::{self, Change, DiffPolicy, Run};
+use super::history;
 use super::sqlite::Sqlite;
 use super::{Inventory, InventoryError, db_error};
 use crate::model::record::Category;
@@ -33,6 +34,7 @@ impl Inventory {
             params![profile, started_at, finished_at],
         )
         .map_err(&db)?;
+        let run_id = tx.last_insert_rowid();
         let tags_json = serde_json::to_string(tags)?;
         let mut changes = Vec::new();
         let mut seen = HashSet::new();
@@ -52,6 +54,7 @@ impl Inventory {
             changes.extend(change);
         }
         if !complete {
+            history::record(&tx, &self.path, run_id, profile, finished_at, &changes, records)?;
             tx.commit().map_err(&db)?;
             return Ok(changes);
         }
@@ -89,6 +92,7 @@ impl Inventory {
             .map_err(&db)?;
             changes.extend(change);
         }
+        history::record(&tx, &self.path, run_id, profile, finished_at, &changes, records)?;
         tx.commit().map_err(&db)?;
         Ok(changes)
     }
@@ -100,6 +104,34 @@ impl Inventory {
                 "SELECT started_at FROM runs WHERE profile = ?1 ORDER BY id DESC LIMIT 1",
                 params![profile],
                 |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_error(&self.path))
+    }
+}
+
+/// The last run any profile started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastRun {
+    pub profile: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl Inventory {
+    /// The most recent run of any profile.
+    pub fn latest_run(&self) -> Result<Option<LastRun>, InventoryError> {
+        self.conn
+            .query_row(
+                "SELECT profile, started_at, finished_at FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |row| {
+                    Ok(LastRun {
+                        profile: row.get(0)?,
+                        started_at: row.get(1)?,
+                        finished_at: row.get(2)?,
+                    })
+                },
             )
             .optional()
             .map_err(db_error(&self.path))

@@ -339,3 +339,77 @@ fn two_openers_of_a_fresh_store_migrate_it_once() {
     let version: i64 = inv.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA);
 }
+
+#[test]
+fn each_endpoints_history_is_kept_with_what_it_looked_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inv = Inventory::open(&dir.path().join("i.sqlite")).unwrap();
+    let t = |d: u32| format!("2026-11-0{d}T00:00:00Z");
+    inv.record_run(
+        &run(
+            &t(1),
+            &[rec("127.0.0.1", 443, "AA", &t(1)), rec("127.0.0.2", 443, "CC", &t(1))],
+        ),
+        &POLICY,
+    )
+    .unwrap();
+    inv.record_run(&run(&t(2), &[rec("127.0.0.1", 443, "BB", &t(2))]), &POLICY)
+        .unwrap();
+    inv.record_run(&run(&t(3), &[rec("127.0.0.1", 443, "BB", &t(3))]), &POLICY)
+        .unwrap();
+    inv.record_run(
+        &run(
+            &t(4),
+            &[rec("127.0.0.1", 443, "BB", &t(4)), rec("127.0.0.2", 443, "CC", &t(4))],
+        ),
+        &POLICY,
+    )
+    .unwrap();
+    let one = inv
+        .history(&Which {
+            address: Some("127.0.0.1".into()),
+            port: Some(443),
+            sni: None,
+        })
+        .unwrap();
+    let kinds: Vec<(&str, &str)> = one.iter().map(|e| (e.at.as_str(), e.kind.as_str())).collect();
+    assert_eq!(kinds, [(t(1).as_str(), "new"), (t(2).as_str(), "changed")]);
+    assert_eq!(one[1].reasons, ["certificate replaced"]);
+    let seen = |i: usize| one[i].seen.as_ref().and_then(|s| s.thumbprint.clone());
+    assert_eq!((seen(0).as_deref(), seen(1).as_deref()), (Some("AA"), Some("BB")));
+    let other = inv
+        .history(&Which {
+            address: Some("127.0.0.2".into()),
+            ..Which::default()
+        })
+        .unwrap();
+    let kinds: Vec<&str> = other.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["new", "gone", "seen_again"]);
+    assert_eq!(other[1].reasons, ["not seen in 2 runs"]);
+    assert!(other[1].seen.is_none(), "nothing was seen when it was gone");
+    assert_eq!(inv.history(&Which::default()).unwrap().len(), 5);
+    assert!(
+        inv.history(&Which {
+            port: Some(8443),
+            ..Which::default()
+        })
+        .unwrap()
+        .is_empty()
+    );
+}
+
+#[test]
+fn endpoints_older_than_the_history_start_with_their_first_sighting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.sqlite");
+    let mut inv = Inventory::open(&path).unwrap();
+    let t = "2026-10-01T00:00:00Z";
+    inv.record_run(&run(t, &[rec("127.0.0.1", 443, "AA", t)]), &POLICY)
+        .unwrap();
+    // As a store migrated from version 2 has it: endpoints, no changes.
+    inv.conn.execute("DELETE FROM changes", []).unwrap();
+    let h = inv.history(&Which::default()).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!((h[0].kind.as_str(), h[0].at.as_str()), ("first_seen", t));
+    assert_eq!(h[0].seen.as_ref().and_then(|s| s.thumbprint.as_deref()), Some("AA"));
+}

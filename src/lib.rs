@@ -7,12 +7,14 @@
 //! [`scan`] (one job wired end to end) ← [`output`] ← [`store`] (inventory,
 //! central merge) ← [`serve`] (the service port's router and the agent
 //! proxy) ← [`report`] (outbox, delivery, and the intake route) ←
-//! [`appliance`] (profiles, schedules, the daemon). A module never imports
-//! from a folder to its right: `tools/invariants.py` and `tools/modcycles.py`
-//! check it in CI.
+//! [`alert`] (expiry and risk notices, delivered durably) ← [`appliance`]
+//! (profiles, schedules, the daemon). A module never imports from a folder
+//! to its right: `tools/invariants.py` and `tools/modcycles.py` check it in
+//! CI.
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod appliance;
 pub mod discover;
 pub mod grade;

@@ -459,7 +459,19 @@ fn channel(
                 timeout,
             })
         }
-        "email" => ChannelKind::Email(email(c.smtp, c.tls, c.username, c.password, c.password_file, c.from, c.to, c.ca_bundle, &c.name, field, timeout)?),
+        "email" => ChannelKind::Email(email(
+            c.smtp,
+            c.tls,
+            c.username,
+            c.password,
+            c.password_file,
+            c.from,
+            c.to,
+            c.ca_bundle,
+            &c.name,
+            field,
+            timeout,
+        )?),
         _ => ChannelKind::Log,
     };
     Ok(Channel {
@@ -555,7 +567,12 @@ fn email(
         })
     };
     let Some(from) = from else {
-        return Err(fail(at, field("from"), "an email channel needs a sender", "add from = \"sensor@example.org\""));
+        return Err(fail(
+            at,
+            field("from"),
+            "an email channel needs a sender",
+            "add from = \"sensor@example.org\"",
+        ));
     };
     mailbox("from", from.span().start, from.get_ref())?;
     let to_at = to.as_ref().map_or(at, |t| Some(t.span().start));
@@ -616,10 +633,22 @@ fn rule(
         }
     };
     let foreign = [
-        ("days", r.days.as_ref().map(|d| d.span().start), kind == RuleKind::Expiring),
-        ("expired", r.expired.as_ref().map(|d| d.span().start), kind == RuleKind::Expiring),
+        (
+            "days",
+            r.days.as_ref().map(|d| d.span().start),
+            kind == RuleKind::Expiring,
+        ),
+        (
+            "expired",
+            r.expired.as_ref().map(|d| d.span().start),
+            kind == RuleKind::Expiring,
+        ),
         ("to", r.to.as_ref().map(|d| d.span().start), kind == RuleKind::GradeDrop),
-        ("after", r.after.as_ref().map(|d| d.span().start), kind == RuleKind::SensorOffline),
+        (
+            "after",
+            r.after.as_ref().map(|d| d.span().start),
+            kind == RuleKind::SensorOffline,
+        ),
     ];
     if let Some((key, at, _)) = foreign.iter().find(|(_, at, ok)| at.is_some() && !ok) {
         return Err(fail(
@@ -720,21 +749,17 @@ fn rule(
     }
     if let Some(c) = &r.categories {
         for s in c.get_ref() {
-            let cat = [
-                Category::Discovered,
-                Category::Unsecured,
-                Category::Automatable,
-            ]
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                fail(
-                    Some(c.span().start),
-                    field("categories"),
-                    format!("`{s}` is not a category of the inventory"),
-                    "use discovered, unsecured or automatable",
-                )
-            })?;
+            let cat = [Category::Discovered, Category::Unsecured, Category::Automatable]
+                .into_iter()
+                .find(|x| x.as_str() == s)
+                .ok_or_else(|| {
+                    fail(
+                        Some(c.span().start),
+                        field("categories"),
+                        format!("`{s}` is not a category of the inventory"),
+                        "use discovered, unsecured or automatable",
+                    )
+                })?;
             filter.categories.push(cat);
         }
     }
@@ -832,7 +857,9 @@ channels = ["journal"]
 "#;
         let a = parse(text).unwrap();
         assert_eq!(a.retry_max, Duration::from_secs(2));
-        let ChannelKind::Email(m) = &a.channels[0].kind else { panic!() };
+        let ChannelKind::Email(m) = &a.channels[0].kind else {
+            panic!()
+        };
         assert_eq!((m.host.as_str(), m.port, m.tls), ("::1", 2525, SmtpTls::Starttls));
         assert_eq!(a.channels[0].digest_max, 10);
         assert_eq!(a.rules[0].days, vec![30, 3], "sorted, tightest last");

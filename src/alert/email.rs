@@ -60,7 +60,10 @@ impl Mailer {
                 _ => Tls::Required(params),
             });
         } else {
-            tracing::warn!(channel = name, "e-mail without TLS: notices travel in the clear; use starttls outside a lab");
+            tracing::warn!(
+                channel = name,
+                "e-mail without TLS: notices travel in the clear; use starttls outside a lab"
+            );
             b = b.tls(Tls::None);
         }
         if let (Some(user), Some(pass)) = (&e.username, password) {

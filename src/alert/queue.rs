@@ -127,7 +127,9 @@ impl Queue {
             .prepare_cached("SELECT rule, subject, threshold FROM alert_notices")
             .map_err(&db)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
             .map_err(&db)?;
         let mut out = Notified::new();
         for row in rows {
@@ -230,7 +232,11 @@ impl Queue {
             let mut stmt = tx.prepare_cached(sql).map_err(&db)?;
             let rows = stmt
                 .query_map(params![channel, limit], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
                 })
                 .map_err(&db)?;
             let mut out = Vec::new();
@@ -240,7 +246,8 @@ impl Queue {
             }
             Ok(out)
         };
-        const WAITING: &str = "SELECT d.seq, d.batch, n.body FROM alert_deliveries d JOIN alert_notices n ON n.key = d.key
+        const WAITING: &str =
+            "SELECT d.seq, d.batch, n.body FROM alert_deliveries d JOIN alert_notices n ON n.key = d.key
              WHERE d.channel = ?1 AND d.state = 'waiting'";
         let count_waiting = |tx: &rusqlite::Transaction<'_>| -> Result<u64, QueueError> {
             tx.query_row(
@@ -262,16 +269,28 @@ impl Queue {
                     more: 0,
                 }),
             Some(max) => {
-                let formed = pick(&format!("{WAITING} AND d.batch IS NOT NULL ORDER BY d.seq LIMIT ?2"), -1)?;
+                let formed = pick(
+                    &format!("{WAITING} AND d.batch IS NOT NULL ORDER BY d.seq LIMIT ?2"),
+                    -1,
+                )?;
                 let (rows, id) = match formed.first().and_then(|(_, b, _)| b.clone()) {
-                    Some(id) => (formed.into_iter().filter(|(_, b, _)| b.as_deref() == Some(&id)).collect(), id),
+                    Some(id) => (
+                        formed
+                            .into_iter()
+                            .filter(|(_, b, _)| b.as_deref() == Some(&id))
+                            .collect(),
+                        id,
+                    ),
                     None => {
                         let rows = pick(&format!("{WAITING} ORDER BY d.seq LIMIT ?2"), max as i64)?;
                         let ids: Vec<String> = rows.iter().map(|(_, _, n)| n.id.clone()).collect();
                         let id = digest_id(channel, &ids);
                         for (seq, _, _) in &rows {
-                            tx.execute("UPDATE alert_deliveries SET batch = ?1 WHERE seq = ?2", params![id, seq])
-                                .map_err(&db)?;
+                            tx.execute(
+                                "UPDATE alert_deliveries SET batch = ?1 WHERE seq = ?2",
+                                params![id, seq],
+                            )
+                            .map_err(&db)?;
                         }
                         (rows, id)
                     }
@@ -402,7 +421,9 @@ impl Queue {
             .map_err(&db)?;
         for row in rows {
             let (channel, notice, body, reason) = row.map_err(&db)?;
-            let title = serde_json::from_str::<Notice>(&body).map(|n| n.title).unwrap_or_default();
+            let title = serde_json::from_str::<Notice>(&body)
+                .map(|n| n.title)
+                .unwrap_or_default();
             st.parked.push(Parked {
                 channel,
                 notice,

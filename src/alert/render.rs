@@ -155,10 +155,16 @@ mod tests {
         );
         let h = html(&m);
         assert!(!h.contains("<script>") && !h.contains("<img"), "{h}");
-        assert!(h.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co"), "{h}");
+        assert!(
+            h.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co"),
+            "{h}"
+        );
         assert!(h.contains("[::1]:80 (&lt;img src=x&gt;)"), "{h}");
         let t = text(&m);
-        assert!(t.contains("Unsecured <script>") && t.contains("endpoint: [::1]:80"), "{t}");
+        assert!(
+            t.contains("Unsecured <script>") && t.contains("endpoint: [::1]:80"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -168,7 +174,10 @@ mod tests {
             name: Some("Segment".into()),
         };
         let m = Message::digest(s, "d".into(), vec![notice("a"), notice("b")], 3);
-        assert_eq!(m.subject(), "[netsensor] 2 notice(s) from Segment (warning), 3 more to follow");
+        assert_eq!(
+            m.subject(),
+            "[netsensor] 2 notice(s) from Segment (warning), 3 more to follow"
+        );
         assert!(text(&m).contains("3 more notice(s) follow"));
     }
 }

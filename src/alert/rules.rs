@@ -251,10 +251,17 @@ impl Eval<'_> {
                 continue;
             }
             let secs = left.whole_seconds();
-            let days_left = if secs > 0 { (secs + 86_399) / 86_400 } else { secs / 86_400 };
+            let days_left = if secs > 0 {
+                (secs + 86_399) / 86_400
+            } else {
+                secs / 86_400
+            };
             let name = cert.common_name.clone().unwrap_or_else(|| cert.subject_dn.clone());
             let (title, severity) = if threshold == "expired" {
-                (format!("Certificate {name} has expired ({})", cert.valid_to), Severity::Critical)
+                (
+                    format!("Certificate {name} has expired ({})", cert.valid_to),
+                    Severity::Critical,
+                )
             } else {
                 let sev = if days_left <= 7 {
                     Severity::Critical
@@ -398,7 +405,16 @@ impl Eval<'_> {
             let title = format!("The certificate chain of {} is no longer trusted", e.place());
             let details = BTreeMap::from([("issues".to_string(), issues.join("; "))]);
             let threshold = format!("untrusted@{}", s.record.scanned_at);
-            self.plan(rule, &s.id, threshold, Severity::Critical, title, None, vec![e], details);
+            self.plan(
+                rule,
+                &s.id,
+                threshold,
+                Severity::Critical,
+                title,
+                None,
+                vec![e],
+                details,
+            );
         }
     }
 
@@ -411,7 +427,16 @@ impl Eval<'_> {
             let e = EndpointRef::of(s);
             let title = format!("{} is gone (last seen {})", e.place(), s.last_seen);
             let details = BTreeMap::from([("last_seen".to_string(), s.last_seen.clone())]);
-            self.plan(rule, &s.id, format!("gone@{at}"), Severity::Info, title, None, vec![e], details);
+            self.plan(
+                rule,
+                &s.id,
+                format!("gone@{at}"),
+                Severity::Info,
+                title,
+                None,
+                vec![e],
+                details,
+            );
         }
     }
 
@@ -476,13 +501,7 @@ mod tests {
     }
 
     fn stored(port: u16, category: Category) -> Stored {
-        let record = EndpointRecord::new(
-            "127.0.0.1".parse().unwrap(),
-            port,
-            None,
-            category,
-            rfc3339(NOW),
-        );
+        let record = EndpointRecord::new("127.0.0.1".parse().unwrap(), port, None, category, rfc3339(NOW));
         let key = Key::of(&record);
         Stored {
             id: key.id(),
@@ -562,13 +581,23 @@ mod tests {
     fn first_seen_with_five_days_left_is_one_notice_then_three_days_then_expired() {
         let mut w = World::new(vec![rule(RuleKind::Expiring)]);
         let rows = [with_cert(443, "aa", NOW + time::Duration::days(5))];
-        assert_eq!(w.pass(&rows, NOW), ["aa 7d"], "the tightest threshold crossed, not four");
+        assert_eq!(
+            w.pass(&rows, NOW),
+            ["aa 7d"],
+            "the tightest threshold crossed, not four"
+        );
         assert!(w.pass(&rows, NOW).is_empty(), "once");
-        assert!(w.pass(&rows, NOW + time::Duration::hours(23)).is_empty(), "the daily pass: still 7d");
+        assert!(
+            w.pass(&rows, NOW + time::Duration::hours(23)).is_empty(),
+            "the daily pass: still 7d"
+        );
         assert_eq!(w.pass(&rows, NOW + time::Duration::days(2)), ["aa 3d"]);
         assert!(w.pass(&rows, NOW + time::Duration::days(3)).is_empty());
         assert_eq!(w.pass(&rows, NOW + time::Duration::days(5)), ["aa expired"]);
-        assert!(w.pass(&rows, NOW + time::Duration::days(40)).is_empty(), "expired is told once");
+        assert!(
+            w.pass(&rows, NOW + time::Duration::days(40)).is_empty(),
+            "expired is told once"
+        );
         assert_eq!(w.sent.len(), 3);
     }
 
@@ -591,20 +620,37 @@ mod tests {
             with_cert(2, "twenty", NOW + time::Duration::days(20)),
             with_cert(3, "far", NOW + time::Duration::days(200)),
         ];
-        let p = evaluate(&w.rules, &rows, &w.memory, &w.notified, NOW + time::Duration::seconds(5));
+        let p = evaluate(
+            &w.rules,
+            &rows,
+            &w.memory,
+            &w.notified,
+            NOW + time::Duration::seconds(5),
+        );
         let got: Vec<(String, i64, Severity)> = p
             .planned
             .iter()
             .map(|pl| {
                 let n = &pl.notice;
-                (n.threshold.clone(), n.certificate.as_ref().unwrap().days_left, n.severity)
+                (
+                    n.threshold.clone(),
+                    n.certificate.as_ref().unwrap().days_left,
+                    n.severity,
+                )
             })
             .collect();
         assert_eq!(
             got,
-            [("30d".to_string(), 20, Severity::Warning), ("3d".to_string(), 2, Severity::Critical)]
+            [
+                ("30d".to_string(), 20, Severity::Warning),
+                ("3d".to_string(), 2, Severity::Critical)
+            ]
         );
-        assert!(p.planned[1].notice.title.contains("expires in 2 day(s)"), "{}", p.planned[1].notice.title);
+        assert!(
+            p.planned[1].notice.title.contains("expires in 2 day(s)"),
+            "{}",
+            p.planned[1].notice.title
+        );
         assert_eq!(w.pass(&rows, NOW).len(), 2);
     }
 
@@ -618,7 +664,10 @@ mod tests {
         // Back to normal, then a leap of a year: one `expired`, not 3d and expired.
         assert!(w.pass(&rows, NOW).is_empty());
         assert_eq!(w.pass(&rows, NOW + time::Duration::days(365)), ["cc expired"]);
-        assert!(w.pass(&rows, NOW + time::Duration::days(1)).is_empty(), "and back: nothing");
+        assert!(
+            w.pass(&rows, NOW + time::Duration::days(1)).is_empty(),
+            "and back: nothing"
+        );
         assert_eq!(w.sent, ["expiring|cc|7d", "expiring|cc|expired"]);
     }
 
@@ -708,7 +757,10 @@ mod tests {
             rule(RuleKind::Gone),
         ]);
         let a = graded(Letter::A, Some(true));
-        assert!(w.pass(std::slice::from_ref(&a), NOW).is_empty(), "first sight is no change");
+        assert!(
+            w.pass(std::slice::from_ref(&a), NOW).is_empty(),
+            "first sight is no change"
+        );
         let mut b = graded(Letter::B, Some(true));
         b.record.scanned_at = "2026-11-25T12:00:00Z".into();
         assert_eq!(
@@ -717,7 +769,10 @@ mod tests {
         );
         assert!(w.pass(std::slice::from_ref(&b), NOW).is_empty());
         let better = graded(Letter::APlus, Some(true));
-        assert!(w.pass(std::slice::from_ref(&better), NOW).is_empty(), "a rise is no drop");
+        assert!(
+            w.pass(std::slice::from_ref(&better), NOW).is_empty(),
+            "a rise is no drop"
+        );
         let mut t = graded(Letter::T, Some(false));
         t.record.scanned_at = "2026-11-26T12:00:00Z".into();
         let told = w.pass(std::slice::from_ref(&t), NOW);
@@ -730,7 +785,10 @@ mod tests {
         );
         let mut gone = t.clone();
         gone.gone_at = Some("2026-11-27T12:00:00Z".into());
-        assert_eq!(w.pass(std::slice::from_ref(&gone), NOW), [format!("{} gone@2026-11-27T12:00:00Z", a.id)]);
+        assert_eq!(
+            w.pass(std::slice::from_ref(&gone), NOW),
+            [format!("{} gone@2026-11-27T12:00:00Z", a.id)]
+        );
         assert!(w.pass(std::slice::from_ref(&gone), NOW).is_empty());
     }
 

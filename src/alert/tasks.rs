@@ -213,7 +213,7 @@ impl Alerts {
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
             if let Err(e) = stored {
-                tracing::error!(channel = %name, message = %message.id, "alert queue not updated: {e}; the message will be sent again");
+                tracing::error!(channel = %name, id = %message.id, "alert queue not updated: {e}; the message will be sent again");
                 tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
@@ -221,7 +221,7 @@ impl Alerts {
             match answer {
                 Answer::Delivered(text) => {
                     backoff.reset();
-                    tracing::info!(channel = %name, message = %message.id, notices = n, answer = %text, "alert delivered");
+                    tracing::info!(channel = %name, id = %message.id, notices = n, answer = %text, "alert delivered");
                 }
                 Answer::Retry { reason, after } => {
                     let wait = match after {
@@ -231,11 +231,11 @@ impl Alerts {
                         }
                         None => backoff.next_delay(),
                     };
-                    tracing::warn!(channel = %name, message = %message.id, error = %reason, wait_ms = wait.as_millis() as u64, "alert not delivered; will retry");
+                    tracing::warn!(channel = %name, id = %message.id, error = %reason, wait_ms = wait.as_millis() as u64, "alert not delivered; will retry");
                     tokio::time::sleep(wait).await;
                 }
                 Answer::Refused(reason) => {
-                    tracing::error!(channel = %name, message = %message.id, notices = n, error = %reason, "alert refused for good; parked (see `sensor alerts status`)");
+                    tracing::error!(channel = %name, id = %message.id, notices = n, error = %reason, "alert refused for good; parked (see `sensor alerts status`)");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }

@@ -135,7 +135,11 @@ mod tests {
             sign(b"0123456789abcdef", "1700000000", br#"{"a":1}"#),
             "v1=9eb18f493f8ec135d9eb2dad817c369bb4e9cbfa818657897a7437c1cd8c3a23"
         );
-        assert_ne!(sign(b"k", "1", b"{}"), sign(b"k", "2", b"{}"), "the timestamp is signed");
+        assert_ne!(
+            sign(b"k", "1", b"{}"),
+            sign(b"k", "2", b"{}"),
+            "the timestamp is signed"
+        );
         assert_ne!(sign(b"k", "1", b"{}"), sign(b"j", "1", b"{}"));
     }
 }

@@ -203,14 +203,20 @@ struct Daemon {
     state: PathBuf,
     logs: PathBuf,
     starts: usize,
+    /// The service port (`sensor status`), when wanted.
+    listen: Option<u16>,
 }
 
 impl Daemon {
     fn start(&mut self) -> Child {
         self.starts += 1;
         let log = std::fs::File::create(self.logs.join(format!("sensor-{}.log", self.starts))).unwrap();
-        sensor()
-            .args(["run", "--sensor-id", "alerting-1", "--grace", "2", "--config"])
+        let mut c = sensor();
+        c.args(["run", "--sensor-id", "alerting-1", "--grace", "2"]);
+        if let Some(p) = self.listen {
+            c.arg("--listen").arg(format!("127.0.0.1:{p}"));
+        }
+        c.arg("--config")
             .arg(&self.config)
             .arg("--profile")
             .arg(&self.profile)
@@ -325,6 +331,7 @@ channels = ["hook"]
         state,
         logs: dir.path().to_path_buf(),
         starts: 0,
+        listen: Some(free_port()),
     };
 
     // The receiver is down: the four notices wait on disk, the failure is visible.
@@ -564,6 +571,7 @@ async fn mail_reaches_the_smtp_sink_and_a_refused_recipient_is_parked() {
         state,
         logs: dir.path().to_path_buf(),
         starts: 0,
+        listen: None,
     };
 
     // No SMTP server yet: both notices wait for both channels, retried.

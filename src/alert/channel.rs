@@ -2,42 +2,11 @@
 //! and one answer type for all of them, so delivery and `sensor alerts
 //! test` treat a webhook, a mail server and the log alike.
 
-use std::time::Duration;
-
+pub use crate::alert::answer::{Answer, ChannelError};
 use crate::alert::config::{Channel, ChannelKind};
 use crate::alert::email::Mailer;
 use crate::alert::notice::Message;
 use crate::alert::webhook::Hook;
-
-/// What a channel made of one attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// Taken; the receiver's answer (`HTTP 200 …`, `250 OK …`).
-    Delivered(String),
-    /// Try again later (after `after` when the receiver said so).
-    Retry { reason: String, after: Option<Duration> },
-    /// Refused for good: park it.
-    Refused(String),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ChannelError {
-    #[error("alert channel `{channel}`: {field} {path}: {reason}")]
-    Secret {
-        channel: String,
-        field: &'static str,
-        path: String,
-        reason: String,
-    },
-    #[error("alert channel `{channel}`: CA bundle {path}: {reason}")]
-    Ca {
-        channel: String,
-        path: String,
-        reason: String,
-    },
-    #[error("alert channel `{channel}`: {reason}")]
-    Client { channel: String, reason: String },
-}
 
 enum Kind {
     Webhook(Hook),

@@ -268,6 +268,9 @@ struct RawRule {
     categories: Option<Spanned<Vec<String>>>,
 }
 
+/// Reads a duration value, naming its field in the error.
+type DurationOf<'a> = &'a dyn Fn(&str, &Spanned<String>) -> Result<Duration, AlertConfigError>;
+
 fn fail(at: Option<usize>, field: String, message: impl Into<String>, fix: &str) -> AlertConfigError {
     AlertConfigError {
         at,
@@ -339,11 +342,7 @@ pub fn validate(
     Ok(out)
 }
 
-fn channel(
-    c: RawChannel,
-    field: &dyn Fn(&str) -> String,
-    dur: &dyn Fn(&str, &Spanned<String>) -> Result<Duration, AlertConfigError>,
-) -> Result<Channel, AlertConfigError> {
+fn channel(c: RawChannel, field: &dyn Fn(&str) -> String, dur: DurationOf<'_>) -> Result<Channel, AlertConfigError> {
     let name = c.name.get_ref().clone();
     if !is_name(&name) {
         return Err(fail(
@@ -369,6 +368,7 @@ fn channel(
             ));
         }
     };
+    let digest = c.digest.unwrap_or(false);
     let kind = c.kind.get_ref().as_str();
     // Keys that belong to another kind are mistakes, not decoration.
     let foreign: &[(&str, bool)] = match kind {
@@ -459,43 +459,30 @@ fn channel(
                 timeout,
             })
         }
-        "email" => ChannelKind::Email(email(
-            c.smtp,
-            c.tls,
-            c.username,
-            c.password,
-            c.password_file,
-            c.from,
-            c.to,
-            c.ca_bundle,
-            &c.name,
-            field,
-            timeout,
-        )?),
+        "email" => ChannelKind::Email(email(c, field, timeout)?),
         _ => ChannelKind::Log,
     };
     Ok(Channel {
         name,
-        digest: c.digest.unwrap_or(false),
+        digest,
         digest_max,
         kind,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn email(
-    smtp: Option<Spanned<String>>,
-    tls: Option<Spanned<String>>,
-    username: Option<Spanned<String>>,
-    password: Option<Spanned<String>>,
-    password_file: Option<PathBuf>,
-    from: Option<Spanned<String>>,
-    to: Option<Spanned<Vec<String>>>,
-    ca_bundle: Option<PathBuf>,
-    name: &Spanned<String>,
-    field: &dyn Fn(&str) -> String,
-    timeout: Duration,
-) -> Result<Email, AlertConfigError> {
+fn email(c: RawChannel, field: &dyn Fn(&str) -> String, timeout: Duration) -> Result<Email, AlertConfigError> {
+    let RawChannel {
+        name,
+        smtp,
+        tls,
+        username,
+        password,
+        password_file,
+        from,
+        to,
+        ca_bundle,
+        ..
+    } = c;
     let at = Some(name.span().start);
     let Some(smtp) = smtp else {
         return Err(fail(
@@ -606,7 +593,7 @@ fn rule(
     r: RawRule,
     field: &dyn Fn(&str) -> String,
     channels: &BTreeSet<&str>,
-    dur: &dyn Fn(&str, &Spanned<String>) -> Result<Duration, AlertConfigError>,
+    dur: DurationOf<'_>,
 ) -> Result<Rule, AlertConfigError> {
     let kind = RuleKind::CONFIGURABLE
         .into_iter()
@@ -769,7 +756,7 @@ fn rule(
         channels: chan.get_ref().clone(),
         filter,
         days,
-        expired: r.expired.map_or(true, Spanned::into_inner),
+        expired: r.expired.is_none_or(Spanned::into_inner),
         to,
         after,
     })

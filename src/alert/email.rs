@@ -17,7 +17,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::alert::channel::{Answer, ChannelError};
+use crate::alert::answer::{Answer, ChannelError};
 use crate::alert::config::{Email, SmtpTls};
 use crate::alert::notice::Message;
 use crate::alert::render;

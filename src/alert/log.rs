@@ -5,7 +5,7 @@
 //! subject as fields, so `SENSOR_LOG` or a journal filter can single them
 //! out. Writing a log line cannot fail in a way worth retrying.
 
-use crate::alert::channel::Answer;
+use crate::alert::answer::Answer;
 use crate::alert::notice::{Message, Severity};
 
 pub fn send(channel: &str, m: &Message) -> Answer {

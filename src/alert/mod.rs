@@ -14,6 +14,7 @@
 //! [`notice`] is the message (`docs/schema/alert.schema.json`) and
 //! [`render`] its text and HTML. See `docs/alerts.md`.
 
+pub mod answer;
 pub mod channel;
 pub mod config;
 pub mod email;

@@ -20,7 +20,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::channel::{Answer, ChannelError, Sender};
+use crate::alert::answer::{Answer, ChannelError};
+use crate::alert::channel::Sender;
 use crate::alert::config::{AlertsConfig, Rule};
 use crate::alert::notice::{Message, SensorRef};
 use crate::alert::queue::{Queue, QueueError, QueueStatus};

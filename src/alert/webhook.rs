@@ -17,7 +17,7 @@ use std::time::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::alert::channel::{Answer, ChannelError};
+use crate::alert::answer::{Answer, ChannelError};
 use crate::alert::config::Webhook;
 use crate::alert::notice::Message;
 use crate::report::delivery::{Outcome, classify, error_chain, parse_retry_after};

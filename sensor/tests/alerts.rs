@@ -123,6 +123,12 @@ const RECEIVER: &str = r#"
 import hashlib, hmac, http.server, json, os, socketserver, sys, threading, time
 port, plan, log_path, delay, secret = int(sys.argv[1]), [s for s in sys.argv[2].split(",") if s], sys.argv[3], float(sys.argv[4]), sys.argv[5].encode()
 seen, lock = set(), threading.Lock()
+# A receiver remembers what it took across its own restarts (it deduplicates by key).
+if os.path.exists(log_path):
+    for line in open(log_path):
+        e = json.loads(line)
+        if e["step"] == "ok":
+            seen.add(e["key"])
 
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -376,6 +382,7 @@ channels = ["hook"]
         four, want,
         "the 200-day certificate and the 1-year legacy one are not due"
     );
+    eventually("the four recorded as sent", 30, || d.status()["sent"] == 4).await;
 
     // A dozen more endpoints, answered slowly, and SIGKILLs while they are delivered.
     term(&mut rx.0);

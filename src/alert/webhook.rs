@@ -100,7 +100,7 @@ impl Hook {
         if let Some(secret) = &self.secret {
             req = req.header(SIGNATURE_HEADER, sign(secret.as_bytes(), &ts, &body));
         }
-        let resp = match req.body(body).send().await {
+        let mut resp = match req.body(body).send().await {
             Ok(r) => r,
             Err(e) => {
                 return Answer::Retry {
@@ -115,7 +115,15 @@ impl Hook {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let text: String = resp.text().await.unwrap_or_default().chars().take(ANSWER_CAP).collect();
+        // The receiver's answer is for the log: read a capped prefix, never the whole body.
+        let mut head = Vec::new();
+        while head.len() < ANSWER_CAP {
+            match resp.chunk().await {
+                Ok(Some(c)) => head.extend_from_slice(&c[..c.len().min(ANSWER_CAP - head.len())]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
         match classify(status, retry_after, &text) {
             Outcome::Acked { status } => Answer::Delivered(format!("HTTP {status} {}", text.trim()).trim().to_string()),
             Outcome::Retry { reason, after } => Answer::Retry { reason, after },

@@ -7,14 +7,16 @@
 //! [`scan`] (one job wired end to end) ← [`output`] ← [`store`] (inventory,
 //! central merge) ← [`serve`] (the service port's router and the agent
 //! proxy) ← [`report`] (outbox, delivery, and the intake route) ←
-//! [`appliance`] (profiles, schedules, the daemon). A module never imports
-//! from a folder to its right: `tools/invariants.py` and `tools/modcycles.py`
-//! check it in CI. [`cpu`] stands apart, left of everything: the pool that
-//! pure computation (grading, report validation) runs on so that the async
+//! [`alert`] (expiry and risk notices, delivered durably) ← [`appliance`]
+//! (profiles, schedules, the daemon). A module never imports from a folder
+//! to its right: `tools/invariants.py` and `tools/modcycles.py` check it in
+//! CI. [`cpu`] stands apart, left of everything: the pool that pure
+//! computation (grading, report validation) runs on so that the async
 //! runtime's workers stay free for I/O.
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod appliance;
 pub mod cpu;
 pub mod discover;

@@ -23,6 +23,8 @@ command -v certbot >/dev/null || need+=(certbot)
 command -v curl >/dev/null || need+=(curl)
 # Reporting (sensor/tests/reporting.rs): the fault-injecting and mTLS upstreams are small Python servers.
 command -v python3 >/dev/null || need+=(python3)
+# Alert e-mail (sensor/tests/alerts.rs): an SMTP sink with STARTTLS and AUTH.
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 # The central inventory in PostgreSQL (tests/it/central.rs starts its own server).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,

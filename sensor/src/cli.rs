@@ -46,6 +46,8 @@ pub enum Command {
     Proxy(cmd::proxy::ProxyArgs),
     /// What is waiting to reach upstream: `sensor outbox status --state-dir DIR`.
     Outbox(cmd::outbox::OutboxArgs),
+    /// Expiry and risk notices: `sensor alerts test --config FILE`, `sensor alerts status`.
+    Alerts(cmd::alerts::AlertsArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateAssets(cmd::assets::AssetsArgs),

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             cli::Command::Profiles(p) => cmd::profiles::run(p),
             cli::Command::Proxy(p) => cmd::proxy::run(p).await,
             cli::Command::Outbox(o) => cmd::outbox::run(o),
+            cli::Command::Alerts(a) => cmd::alerts::run(a).await,
             cli::Command::GenerateAssets(a) => cmd::assets::run(a),
         }
     });

@@ -32,6 +32,8 @@ pub struct Config {
     pub proxy: Proxy,
     pub intake: Intake,
     pub inventory: InventoryStore,
+    /// `[alerts]`, `[[alerts.channel]]`, `[[alerts.rule]]`: see docs/alerts.md.
+    pub alerts: crate::alert::config::AlertsConfig,
 }
 
 /// Where the merged inventory of a central sensor lives.
@@ -150,6 +152,7 @@ impl Default for Config {
             },
             intake: Intake::default(),
             inventory: InventoryStore::default(),
+            alerts: crate::alert::config::AlertsConfig::default(),
         }
     }
 }
@@ -170,6 +173,8 @@ struct Raw {
     intake: RawIntake,
     #[serde(default)]
     inventory: RawInventory,
+    #[serde(default)]
+    alerts: crate::alert::config::RawAlerts,
 }
 
 #[derive(Deserialize, Default)]
@@ -479,6 +484,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     c.intake.tokens = raw.intake.tokens;
     c.intake.tokens_file = raw.intake.tokens_file;
+    c.alerts = crate::alert::config::validate(raw.alerts, parse_duration).map_err(|e| ConfigError {
+        file: file.into(),
+        line: e.at.map(|at| line_at(text, at)),
+        field: Some(e.field),
+        message: e.message,
+        fix: Some(e.fix),
+    })?;
     Ok(c)
 }
 

@@ -72,6 +72,8 @@ pub enum StartError {
     Outbox(#[from] ReporterError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Alerts(#[from] crate::alert::AlertError),
 }
 
 impl StartError {
@@ -85,6 +87,7 @@ impl StartError {
             | StartError::Upstream(_)
             | StartError::Delivery(_) => true,
             StartError::Service(e) => e.is_invalid(),
+            StartError::Alerts(e) => e.is_invalid(),
             StartError::StateDir { .. } | StartError::Inventory(_) | StartError::Outbox(_) => false,
         }
     }
@@ -175,6 +178,14 @@ impl Daemon {
             inventory,
             reporter,
         ));
+        if !c.alerts.is_empty() {
+            let sensor = crate::alert::notice::SensorRef {
+                id: settings.sensor_id.clone(),
+                name: c.sensor.name.clone(),
+            };
+            let alerts = crate::alert::Alerts::open(&c.alerts, &dir.join("inventory.sqlite"), sensor)?;
+            shared.set_alerts(Arc::new(alerts));
+        }
         crate::discover::connect::raise_fd_limit();
         // The service port: validated and bound before any scan starts.
         let service = service::prepare(&settings, &shared)?;
@@ -223,6 +234,9 @@ impl Daemon {
                 &background,
             );
             tasks.extend([("delivery", delivery), ("snapshots", snapshots)]);
+        }
+        if let Some(alerts) = self.shared.alerts() {
+            tasks.extend(alerts.spawn(self.shared.inventory.clone(), &background));
         }
         self.announce().await;
 

@@ -185,6 +185,9 @@ pub async fn run_profile(
     .await;
     match stored {
         Ok(Ok(recorded)) => {
+            if let Some(alerts) = shared.alerts() {
+                alerts.wake();
+            }
             log_changes(&profile.name, &recorded);
             let (n, changes) = (recorded.endpoints(), recorded.changes().len());
             let how = if complete {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -117,6 +117,7 @@ pub struct Shared {
     probes_done: AtomicU64,
     open_done: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    alerts: OnceLock<Arc<crate::alert::Alerts>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,7 +149,17 @@ impl Shared {
             probes_done: AtomicU64::new(0),
             open_done: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
+            alerts: OnceLock::new(),
         }
+    }
+
+    /// Alerting, when `[alerts]` configures it (set once, at start).
+    pub fn alerts(&self) -> Option<&Arc<crate::alert::Alerts>> {
+        self.alerts.get()
+    }
+
+    pub fn set_alerts(&self, alerts: Arc<crate::alert::Alerts>) {
+        let _ = self.alerts.set(alerts);
     }
 
     /// Counts one error of `kind` (`scan`, `inventory`, `reload`, `internal`).

@@ -24,5 +24,7 @@ pub fn document(s: &Shared) -> serde_json::Value {
         "profiles": profiles,
         "inventory": counts.by_category,
         "reporting": s.reporter.as_ref().map(|r| r.summary()),
+        // Notices: sent, failed (parked) and waiting, by channel.
+        "alerts": s.alerts().and_then(|a| a.status().ok()),
     })
 }

@@ -56,6 +56,12 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
             problems.push(format!("{}: `{field}`: {} does not exist", file.display(), p.display()));
         }
     }
+    // Alert channels: their secret files and CA bundles (nothing is sent).
+    for ch in &c.alerts.channels {
+        if let Err(e) = netsensor::alert::channel::Sender::new(ch) {
+            problems.push(format!("{}: {e}", file.display()));
+        }
+    }
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("error  {p}");
@@ -91,6 +97,11 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
         "  proxy allows {} destination(s); intake accepts {} sensor token(s)",
         c.proxy.allow.len(),
         c.intake.tokens.len()
+    );
+    println!(
+        "  alerts: {} channel(s), {} rule(s)",
+        c.alerts.channels.len(),
+        c.alerts.rules.len()
     );
     Ok(())
 }

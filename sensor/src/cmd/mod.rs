@@ -2,6 +2,7 @@
 //! them, by calling the library. Nothing here schedules, stores, reports or
 //! measures; the commands print and map errors to exit codes.
 
+pub mod alerts;
 pub mod assets;
 pub mod config;
 pub mod demo;

@@ -139,7 +139,33 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             println!("{line}");
         }
     }
+    print_alerts(&v["alerts"]);
     Ok(())
+}
+
+/// The alerts block: notices sent, failed (parked) and waiting, by channel.
+fn print_alerts(a: &Value) {
+    if a.is_null() {
+        return;
+    }
+    println!();
+    println!(
+        "alerts: {} sent, {} failed, {} waiting",
+        a["sent"], a["failed"], a["waiting"]
+    );
+    for (name, c) in a["channels"].as_object().into_iter().flatten() {
+        println!(
+            "  {name:<20} sent {:<6} failed {:<4} waiting {:<4} (retrying {}){}",
+            c["sent"],
+            c["failed"],
+            c["waiting"],
+            c["retrying"],
+            c["last_error"]
+                .as_str()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// A profile's lines in `sensor status`: its state and last run; how far

@@ -7,7 +7,7 @@ pub const SCHEMA: i64 = MIGRATIONS.len() as i64;
 
 /// Each step takes the store from version `i` to `i + 1`, in one
 /// transaction. Never edit a released step: add one.
-pub(super) const MIGRATIONS: [&str; 3] = [
+pub(super) const MIGRATIONS: [&str; 4] = [
     // 1: endpoints keyed by (address, port, SNI), and the run log.
     "CREATE TABLE endpoints (
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL,
@@ -53,6 +53,19 @@ pub(super) const MIGRATIONS: [&str; 3] = [
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL, sensor TEXT NOT NULL DEFAULT '',
         kind TEXT NOT NULL, reasons TEXT NOT NULL DEFAULT '[]', state TEXT);
      CREATE INDEX changes_endpoint ON changes(address, port, sni, sensor);",
+    // 4: alert notices (one row per idempotency key, kept after delivery:
+    // the memory of what was told), their delivery per channel (waiting,
+    // sent, parked; the digest they went out in), and what the alerts saw
+    // of each endpoint at the last pass. Read and written by `crate::alert::queue`.
+    "CREATE TABLE alert_notices (key TEXT PRIMARY KEY, id TEXT NOT NULL, rule TEXT NOT NULL,
+        subject TEXT NOT NULL, threshold TEXT NOT NULL, created_at TEXT NOT NULL, body TEXT NOT NULL);
+     CREATE INDEX alert_notices_subject ON alert_notices(rule, subject);
+     CREATE TABLE alert_deliveries (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,
+        channel TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'waiting', attempts INTEGER NOT NULL DEFAULT 0,
+        batch TEXT, last_error TEXT, answer TEXT, sent_at TEXT, UNIQUE (key, channel));
+     CREATE INDEX alert_deliveries_waiting ON alert_deliveries(channel, state, seq);
+     CREATE TABLE alert_seen (endpoint TEXT PRIMARY KEY, grade TEXT, trusted INTEGER,
+        gone INTEGER NOT NULL DEFAULT 0);",
 ];
 
 impl Inventory {

@@ -24,7 +24,7 @@ use serde_json::Value;
 use testbed::{self, KeyKind, LeafSpec};
 
 mod common;
-use common::{bind_reusable, eventually, free_port, sensor};
+use common::{bind_reusable, eventually, free_port, kill9, sensor, term};
 
 const SECRET: &str = "alert-secret-0123456789abcdef";
 
@@ -36,23 +36,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn kill9(child: &mut Child) {
-    let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
-    let _ = child.wait();
-}
-
-fn term(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    kill9(child);
 }
 
 /// A TLS 1.3 server on `port` whose leaf (CN `name`) expires in `days` days.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use testbed::{self, KeyKind};
 
 mod common;
-use common::{bind_reusable, eventually, free_port, sensor, tls_server};
+use common::{bind_reusable, eventually, free_port, kill9, sensor, term, tls_server};
 
 #[path = "../../tests/it/pg.rs"]
 mod pg;
@@ -85,23 +85,6 @@ fn seed() -> u64 {
         });
     eprintln!("REPORT_TEST_SEED={s}");
     s
-}
-
-fn kill9(child: &mut Child) {
-    let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
-    let _ = child.wait();
-}
-
-fn term(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    kill9(child);
 }
 
 struct Segment {

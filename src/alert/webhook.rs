@@ -20,7 +20,7 @@ use sha2::Sha256;
 use crate::alert::answer::{Answer, ChannelError};
 use crate::alert::config::Webhook;
 use crate::alert::notice::Message;
-use crate::report::delivery::{Outcome, classify, error_chain, parse_retry_after};
+use crate::report::delivery::{Outcome, classify, error_chain, read_answer};
 
 pub const TIMESTAMP_HEADER: &str = "X-Netsensor-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-Netsensor-Signature";
@@ -100,7 +100,7 @@ impl Hook {
         if let Some(secret) = &self.secret {
             req = req.header(SIGNATURE_HEADER, sign(secret.as_bytes(), &ts, &body));
         }
-        let mut resp = match req.body(body).send().await {
+        let resp = match req.body(body).send().await {
             Ok(r) => r,
             Err(e) => {
                 return Answer::Retry {
@@ -109,21 +109,8 @@ impl Hook {
                 };
             }
         };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        // The receiver's answer is for the log: read a capped prefix, never the whole body.
-        let mut head = Vec::new();
-        while head.len() < ANSWER_CAP {
-            match resp.chunk().await {
-                Ok(Some(c)) => head.extend_from_slice(&c[..c.len().min(ANSWER_CAP - head.len())]),
-                _ => break,
-            }
-        }
-        let text = String::from_utf8_lossy(&head).into_owned();
+        // The receiver's answer is for the log: a capped prefix, never the whole body.
+        let (status, retry_after, text) = read_answer(resp, ANSWER_CAP).await;
         match classify(status, retry_after, &text) {
             Outcome::Acked { status } => Answer::Delivered(format!("HTTP {status} {}", text.trim()).trim().to_string()),
             Outcome::Retry { reason, after } => Answer::Retry { reason, after },

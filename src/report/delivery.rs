@@ -289,19 +289,30 @@ impl Client {
                 };
             }
         };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let text = if (200..300).contains(&status) {
-            String::new()
-        } else {
-            resp.text().await.unwrap_or_default()
-        };
+        let (status, retry_after, text) = read_answer(resp, ERROR_BODY_CAP).await;
         classify(status, retry_after, &text)
     }
+}
+
+/// A receiver's answer as [`classify`] reads it: the status, `Retry-After`,
+/// and at most `cap` bytes of the body (read chunk by chunk, so a receiver
+/// that answers with an endless body costs `cap` bytes, not memory without
+/// bound). Shared by report delivery and the alert webhook.
+pub async fn read_answer(mut resp: reqwest::Response, cap: usize) -> (u16, Option<Duration>, String) {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
+    let mut head = Vec::new();
+    while head.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(c)) => head.extend_from_slice(&c[..c.len().min(cap - head.len())]),
+            _ => break,
+        }
+    }
+    (status, retry_after, String::from_utf8_lossy(&head).into_owned())
 }
 
 /// The report as the gzip'd JSON body that goes on the wire.

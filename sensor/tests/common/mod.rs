@@ -51,3 +51,22 @@ pub async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// SIGKILL `child` and reap it.
+pub fn kill9(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+/// SIGTERM `child`, wait up to 20 s for it to exit, then SIGKILL it.
+pub fn term(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    kill9(child);
+}

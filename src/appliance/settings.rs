@@ -119,6 +119,9 @@ pub struct Settings {
     /// Explicit `--profile` files (else the profiles directory).
     pub profile_files: Vec<PathBuf>,
     pub sensor_id: String,
+    /// The CA bundles `--ca-bundle` added (the rest are the file's), so a
+    /// problem with one names where it came from.
+    pub ca_bundle_flags: Vec<PathBuf>,
 }
 
 /// Which configuration file to read. A bare `sensor run` is the installed
@@ -149,6 +152,7 @@ pub fn load(o: &Overrides) -> Result<Settings, SettingsError> {
         config_file,
         profile_files: o.profiles.clone(),
         sensor_id,
+        ca_bundle_flags: o.ca_bundles.clone(),
     })
 }
 

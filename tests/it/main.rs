@@ -10,6 +10,7 @@ mod support;
 mod central;
 mod enumeration;
 mod grading;
+mod modern;
 mod proxy;
 mod scan;
 mod sni;

@@ -18,6 +18,7 @@
 
 pub mod alert;
 pub mod appliance;
+pub mod console;
 pub mod cpu;
 pub mod discover;
 pub mod grade;

@@ -4,6 +4,8 @@
 //! anything outside the file: it opens offline, from an e-mail or an
 //! archive, years later.
 
+use std::io::Write;
+
 use maud::{Markup, html};
 use time::OffsetDateTime;
 
@@ -13,6 +15,7 @@ use crate::console::view::{Query, View};
 use crate::console::{certificates, detail, endpoints, layout, overview};
 use crate::model::record::{Category, EndpointRecord};
 use crate::model::timestamp::rfc3339;
+use crate::output::Sink;
 use crate::store::endpoint::{Key, Stored};
 use crate::store::inventory::Event;
 
@@ -68,6 +71,67 @@ pub fn render(title: &str, rows: &[Stored], history: &[Event], now: OffsetDateTi
             }
         },
     )
+}
+
+/// A sink that keeps a scan's (or an inventory's) rows and writes the
+/// report at `finish`, so `-o html` goes through the same path as every
+/// other format.
+pub struct Report<W: Write> {
+    out: W,
+    title: String,
+    now: OffsetDateTime,
+    records: Vec<EndpointRecord>,
+    rows: Vec<Stored>,
+    history: Vec<Event>,
+}
+
+impl<W: Write> Report<W> {
+    pub fn new(out: W, title: &str, now: OffsetDateTime) -> Report<W> {
+        Report {
+            out,
+            title: title.to_string(),
+            now,
+            records: Vec::new(),
+            rows: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// The endpoints' history, for the detail sections (an inventory export).
+    pub fn with_history(mut self, history: Vec<Event>) -> Report<W> {
+        self.history = history;
+        self
+    }
+
+    fn write(&mut self) -> std::io::Result<()> {
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.extend(rows_of(&self.records, ""));
+        let html = render(&self.title, &rows, &self.history, self.now).into_string();
+        self.out.write_all(html.as_bytes())?;
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Sink<EndpointRecord> for Report<W> {
+    fn record(&mut self, r: &EndpointRecord) -> std::io::Result<()> {
+        self.records.push(r.clone());
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.write()
+    }
+}
+
+impl<W: Write> Sink<Stored> for Report<W> {
+    fn record(&mut self, r: &Stored) -> std::io::Result<()> {
+        self.rows.push(r.clone());
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.write()
+    }
 }
 
 #[cfg(test)]

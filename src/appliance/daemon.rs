@@ -556,6 +556,7 @@ mod tests {
             config_file: None,
             profile_files: vec![profile],
             sensor_id: "test-sensor".into(),
+            admin_tokens: Vec::new(),
         };
         let daemon = Daemon::start(settings).await.unwrap();
         let shared = daemon.shared().clone();

@@ -46,6 +46,11 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
     {
         problems.push(e.to_string());
     }
+    if let Some(p) = &c.service.admin_token_file
+        && let Err(e) = config::read_token_lines(p, "service.admin_token_file")
+    {
+        problems.push(e.to_string());
+    }
     for (field, path) in [
         ("service.tls_cert", &c.service.tls_cert),
         ("service.tls_key", &c.service.tls_key),

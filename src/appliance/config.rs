@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub use crate::appliance::profile::ProfileError as ConfigError;
 use crate::appliance::profile::{line_at, line_of_key, parse_duration};
+use crate::serve::auth::Access;
 
 /// Where the packaged sensor looks for its configuration.
 pub const DEFAULT_PATH: &str = "/etc/sensor/sensor.toml";
@@ -75,6 +76,10 @@ pub struct Service {
     pub listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Who may read `GET /api/v1/status` (default: a `Read` token).
+    pub status_access: Access,
+    /// Who may read `GET /metrics` (default: loopback, or a `Read` token).
+    pub metrics_access: Access,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +142,8 @@ impl Default for Config {
                 listen: None,
                 tls_cert: None,
                 tls_key: None,
+                status_access: Access::Token,
+                metrics_access: Access::Loopback,
             },
             upstream: None,
             proxy: Proxy {
@@ -209,6 +216,8 @@ struct RawService {
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    status_access: Option<Access>,
+    metrics_access: Option<Access>,
 }
 
 #[derive(Deserialize, Default)]
@@ -361,6 +370,12 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     c.service.tls_cert = raw.service.tls_cert;
     c.service.tls_key = raw.service.tls_key;
+    if let Some(a) = raw.service.status_access {
+        c.service.status_access = a;
+    }
+    if let Some(a) = raw.service.metrics_access {
+        c.service.metrics_access = a;
+    }
 
     if let Some(u) = raw.upstream {
         // An [upstream] section whose keys are all commented out means "no upstream".

@@ -15,7 +15,8 @@ use crate::store::merge::{Applied, EventKind};
 use crate::store::query::{self, Counts, Filter};
 
 /// Schema steps, as for SQLite: never edit a released one, add one.
-const PG_MIGRATIONS: [&str; 1] = ["CREATE TABLE endpoints (
+const PG_MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE endpoints (
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL, sensor TEXT NOT NULL,
         profile TEXT NOT NULL, category TEXT NOT NULL,
         first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
@@ -24,7 +25,11 @@ const PG_MIGRATIONS: [&str; 1] = ["CREATE TABLE endpoints (
         PRIMARY KEY (address, port, sni, sensor));
      CREATE INDEX endpoints_sensor ON endpoints(sensor);
      CREATE TABLE batches (batch_id TEXT PRIMARY KEY, sensor TEXT NOT NULL,
-        applied_at TEXT NOT NULL, events INTEGER NOT NULL);"];
+        applied_at TEXT NOT NULL, events INTEGER NOT NULL);",
+    // 2: each applied batch's content digest (a replayed batch_id with
+    // other content is refused); NULL for batches applied before.
+    "ALTER TABLE batches ADD COLUMN digest TEXT;",
+];
 
 /// The central inventory in PostgreSQL.
 pub struct PgInventory {
@@ -131,6 +136,7 @@ impl CentralStore for PgInventory {
         &self,
         sensor: &str,
         batch_id: &str,
+        digest: &str,
         received_at: &str,
         events: &[(EventKind, EndpointRecord)],
     ) -> Result<Applied, InventoryError> {
@@ -142,6 +148,7 @@ impl CentralStore for PgInventory {
             &mut Pg::new(&mut tx, &self.shown),
             sensor,
             batch_id,
+            digest,
             received_at,
             events,
         )?;

@@ -32,6 +32,7 @@ use axum::routing::{get, post};
 
 use crate::cpu;
 use crate::model::record::Category;
+use crate::report::check;
 use crate::report::wire::{Report, SCHEMA_VERSION};
 use crate::serve::auth::{self, Principal, Scope, Tokens};
 use crate::serve::{answer, query, router};
@@ -161,7 +162,8 @@ fn parse(up: Upload) -> Result<Report, Box<Response>> {
     {
         return Err(refuse(415, &format!("Content-Type `{ct}`: send application/json")));
     }
-    let report: Report = serde_json::from_slice(&body).map_err(|e| refuse(400, &format!("malformed report: {e}")))?;
+    let mut report: Report =
+        serde_json::from_slice(&body).map_err(|e| refuse(400, &format!("malformed report: {e}")))?;
     if report.schema_version != SCHEMA_VERSION {
         return Err(refuse(
             400,
@@ -194,7 +196,20 @@ fn parse(up: Upload) -> Result<Report, Box<Response>> {
             &format!("event_id `{}` must be 32 lower-case hex digits", e.event_id),
         ));
     }
+    check::check(&mut report, time::OffsetDateTime::now_utc()).map_err(|e| refuse(400, &e.to_string()))?;
     Ok(report)
+}
+
+/// What identifies a batch's content: SHA-256 over its events (not
+/// `sent_at`, which a re-send changes). A replayed `batch_id` with another
+/// digest is refused (`409`), not acknowledged.
+pub fn digest(report: &Report) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(&report.events).unwrap_or_default();
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A refusal as `parse` returns it (boxed: a response is large).
@@ -280,18 +295,28 @@ async fn post_report(
     let received = crate::model::timestamp::rfc3339(time::OffsetDateTime::now_utc());
     let sensor = report.sensor.id.clone();
     let batch_id = report.batch_id.clone();
+    let digest = digest(&report);
     let event_ids: Vec<String> = report.events.iter().map(|e| e.event_id.clone()).collect();
     let events: Vec<(inventory::EventKind, crate::model::record::EndpointRecord)> =
         report.events.into_iter().map(|e| (e.kind, e.endpoint)).collect();
     let (s2, b2) = (sensor.clone(), batch_id.clone());
     let applied = tokio::task::spawn_blocking(move || {
         inventory
-            .apply_report(&s2, &b2, &received, &events)
+            .apply_report(&s2, &b2, &digest, &received, &events)
             .map_err(|e| e.to_string())
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     match applied {
+        Ok(a) if a.conflict => {
+            tracing::warn!(sensor = %sensor, batch = %batch_id, "report refused: batch_id applied before with other content");
+            err(
+                409,
+                &format!(
+                    "batch_id {batch_id} was applied before with other content: send new events under a new batch_id"
+                ),
+            )
+        }
         Ok(a) => {
             if a.applied {
                 tracing::info!(sensor = %sensor, batch = %batch_id, events = a.events, "report applied");
@@ -422,6 +447,8 @@ mod tests {
     }
 
     fn report(sensor: &str, batch: &str, n: u16) -> Report {
+        // Times near the receiver's clock: reports are checked against it.
+        let now = crate::model::timestamp::rfc3339(time::OffsetDateTime::now_utc());
         let events = (0..n)
             .map(|i| {
                 let mut r = EndpointRecord::new(
@@ -429,10 +456,10 @@ mod tests {
                     8000 + i,
                     None,
                     Category::Discovered,
-                    "2026-11-24T12:00:00Z".into(),
+                    now.clone(),
                 );
                 r.port_reason = "syn-ack".into();
-                Event::new(EventKind::New, "2026-11-24T12:00:00Z", Vec::new(), r)
+                Event::new(EventKind::New, &now, Vec::new(), r)
             })
             .collect();
         Report::new(
@@ -442,7 +469,7 @@ mod tests {
                 version: "0".into(),
             },
             batch.into(),
-            "2026-11-24T12:00:01Z".into(),
+            now.clone(),
             events,
         )
     }
@@ -568,5 +595,85 @@ mod tests {
         assert_eq!(s, 200);
         let (_, v) = call(&i, get("/api/v1/endpoints", "token-for-anyone-xx")).await;
         assert_eq!(v["total"], 2);
+    }
+
+    /// Issue 17, defect 2: a far-future time, markup for a time and a
+    /// claimed `automatable` are refused naming the field; nothing is stored.
+    #[tokio::test]
+    async fn poison_is_refused_naming_the_field() {
+        let (_d, i) = intake();
+        let mut r = report("seg-1", B1, 1);
+        r.events[0].endpoint.scanned_at = "9999-12-31T23:59:59Z".into();
+        let (s, v) = call(
+            &i,
+            post(Some("token-of-seg-1-xxxx"), serde_json::to_vec(&r).unwrap(), false),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("events[0].endpoint.scanned_at: "),
+            "{v}"
+        );
+        r.events[0].endpoint.scanned_at = "<script>alert(1)</script>".into();
+        let (s, v) = call(
+            &i,
+            post(Some("token-of-seg-1-xxxx"), serde_json::to_vec(&r).unwrap(), false),
+        )
+        .await;
+        assert!(s == 400 && v["error"].as_str().unwrap().contains("scanned_at"), "{v}");
+        let mut r = report("seg-1", B1, 1);
+        r.events[0].endpoint.category = Category::Automatable;
+        let (s, v) = call(
+            &i,
+            post(Some("token-of-seg-1-xxxx"), serde_json::to_vec(&r).unwrap(), false),
+        )
+        .await;
+        assert!(
+            s == 400 && v["error"].as_str().unwrap().contains("endpoint.category"),
+            "{v}"
+        );
+        assert!(i.inventory.query(&Filter::default()).unwrap().is_empty());
+    }
+
+    /// A replayed batch_id: the same content is acknowledged, other content is a 409.
+    #[tokio::test]
+    async fn a_replayed_batch_id_with_other_content_is_a_conflict() {
+        let (_d, i) = intake();
+        let first = report("seg-1", B1, 2);
+        let body = serde_json::to_vec(&first).unwrap();
+        assert_eq!(
+            call(&i, post(Some("token-of-seg-1-xxxx"), body.clone(), false)).await.0,
+            200
+        );
+        let mut resent = first.clone();
+        resent.sent_at = crate::model::timestamp::rfc3339(time::OffsetDateTime::now_utc());
+        let (s, v) = call(
+            &i,
+            post(Some("token-of-seg-1-xxxx"), serde_json::to_vec(&resent).unwrap(), false),
+        )
+        .await;
+        assert_eq!((s, v["applied"].as_bool()), (200, Some(false)), "a re-send: {v}");
+        let other = report("seg-1", B1, 3);
+        let (s, v) = call(
+            &i,
+            post(Some("token-of-seg-1-xxxx"), serde_json::to_vec(&other).unwrap(), false),
+        )
+        .await;
+        assert_eq!(s, 409, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("other content"), "{v}");
+        assert_eq!(i.inventory.query(&Filter::default()).unwrap().len(), 2);
+    }
+
+    /// `limit=+5` is not a number (strict digits).
+    #[tokio::test]
+    async fn signed_numbers_in_the_query_are_refused() {
+        let (_d, i) = intake();
+        let (s, _) = call(&i, get("/api/v1/endpoints?limit=+5", "token-for-anyone-xx")).await;
+        assert_eq!(s, 400);
+        let (s, _) = call(&i, get("/api/v1/endpoints?limit=5", "token-for-anyone-xx")).await;
+        assert_eq!(s, 200);
     }
 }

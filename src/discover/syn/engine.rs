@@ -18,6 +18,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use pnet::packet::ip::IpNextHeaderProtocols;
 use pnet::transport::{self, TransportChannelType, TransportProtocol, TransportSender};
 
-use super::packet::{Prober, tcp_in_ipv4};
+use super::packet::{Prober, answer_filter, tcp_in_ipv4};
 use super::sender::Sender;
 use super::timing::SendTimes;
 use super::{SynConfig, SynError};
@@ -47,20 +48,20 @@ pub struct SynHit {
 }
 
 /// Open the raw sockets (IPv4 required, IPv6 when the host has it).
-pub(super) fn open_channels() -> Result<Channels, SynError> {
+pub(super) fn open_channels(ports: &RangeInclusive<u16>) -> Result<Channels, SynError> {
     let tx4 = transport::transport_channel(
         256,
         TransportChannelType::Layer4(TransportProtocol::Ipv4(IpNextHeaderProtocols::Tcp)),
     )
     .map_err(SynError::from_open)?
     .0;
-    let rx4 = open_receiver(false).map_err(SynError::from_open)?;
+    let rx4 = open_receiver(false, ports).map_err(SynError::from_open)?;
     let v6 = transport::transport_channel(
         256,
         TransportChannelType::Layer4(TransportProtocol::Ipv6(IpNextHeaderProtocols::Tcp)),
     )
     .ok()
-    .and_then(|(tx, _)| open_receiver(true).ok().map(|rx| (tx, rx)));
+    .and_then(|(tx, _)| open_receiver(true, ports).ok().map(|rx| (tx, rx)));
     Ok(Channels { v4: (tx4, rx4), v6 })
 }
 
@@ -70,7 +71,7 @@ pub(super) fn open_channels() -> Result<Channels, SynError> {
 /// loses answers). pnet's receiver cannot size its buffer without unsafe
 /// code, which this crate forbids, so it is opened with rustix and read as
 /// a datagram socket; pnet still parses every packet.
-fn open_receiver(v6: bool) -> io::Result<UdpSocket> {
+fn open_receiver(v6: bool, ports: &RangeInclusive<u16>) -> io::Result<UdpSocket> {
     use rustix::net::{AddressFamily, SocketType, ipproto, sockopt};
     let family = if v6 { AddressFamily::INET6 } else { AddressFamily::INET };
     let fd = rustix::net::socket(family, SocketType::RAW, Some(ipproto::TCP))?;
@@ -78,7 +79,18 @@ fn open_receiver(v6: bool) -> io::Result<UdpSocket> {
     if sockopt::set_socket_recv_buffer_size_force(&fd, BUFFER).is_err() {
         let _ = sockopt::set_socket_recv_buffer_size(&fd, BUFFER);
     }
-    let socket = UdpSocket::from(fd);
+    // Only answers to our source ports reach user space (our own SYNs on
+    // loopback, and everyone else's traffic, are dropped in the kernel).
+    // Without the filter the receiver still works: it filters by cookie.
+    let socket = socket2::Socket::from(fd);
+    let filter: Vec<socket2::SockFilter> = answer_filter(!v6, ports)
+        .into_iter()
+        .map(|(code, jt, jf, k)| socket2::SockFilter::new(code, jt, jf, k))
+        .collect();
+    if let Err(e) = socket.attach_filter(&filter) {
+        tracing::debug!("SYN receiver without its kernel filter: {e}");
+    }
+    let socket = UdpSocket::from(socket);
     // A timeout set once: each read is one system call, and the loop still
     // sees the end of the final wait within 20 ms.
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
@@ -207,7 +219,7 @@ pub fn run_blocking<F>(
 where
     F: Fn(SynHit) + Sync,
 {
-    let Channels { v4, v6 } = open_channels()?;
+    let Channels { v4, v6 } = open_channels(&cfg.source_ports)?;
     let (mut tx4, rx4) = v4;
     let (mut tx6, rx6) = match v6 {
         Some((t, r)) => (Some(t), Some(r)),

@@ -104,7 +104,7 @@ impl SynError {
 /// Whether this process may open the raw sockets a SYN scan needs (opens
 /// and closes them; sends nothing).
 pub fn raw_sockets_available() -> Result<(), SynError> {
-    engine::open_channels().map(drop)
+    engine::open_channels(&DEFAULT_SOURCE_PORTS).map(drop)
 }
 
 #[derive(Clone, Debug)]

@@ -365,6 +365,7 @@ impl Lane<'_> {
         let mut next_send = Instant::now();
         let mut window_start = Instant::now();
         let mut window = Window::default();
+        let mut spare = Spare::default();
         let len = self.plan.len();
 
         loop {
@@ -410,7 +411,16 @@ impl Lane<'_> {
                 };
                 let (timeout, learned) = self.deadline_for(target.addr, attempt);
                 window.sent += 1;
-                match launch(&poll, index, &target, &mut slots, &mut generations, &mut free, attempt) {
+                match launch(
+                    &poll,
+                    index,
+                    &target,
+                    &mut slots,
+                    &mut generations,
+                    &mut free,
+                    attempt,
+                    &mut spare,
+                ) {
                     Ok(Launched::Pending(i, generation)) => {
                         in_flight += 1;
                         let launched = Instant::now();
@@ -531,6 +541,79 @@ impl Lane<'_> {
     }
 }
 
+/// Loopback connects, answered inside `connect()`, on reused sockets.
+///
+/// On loopback the kernel runs the whole exchange (SYN, then SYN-ACK or
+/// RST) inside the `connect()` call, so the answer can be read at once,
+/// without an epoll round. And a socket whose connect was refused can be
+/// connected again (Linux answers the first new `connect()` with
+/// `ECONNABORTED`, resetting it, and the next one goes out): a closed port
+/// then costs `connect`, `getsockopt` and the reset instead of `socket`,
+/// `connect`, `epoll_ctl`, `epoll_wait`, `getsockopt` and `close`; the
+/// kernel's socket creation and teardown were a third of the CPU of a
+/// full-port scan (docs/benchmarks.md).
+#[derive(Default)]
+struct Spare {
+    v4: Option<socket2::Socket>,
+    v6: Option<socket2::Socket>,
+}
+
+enum Loopback {
+    Answered(Connect),
+    Pending(mio::net::TcpStream),
+}
+
+impl Spare {
+    fn connect(&mut self, addr: SocketAddr, target: &Target) -> io::Result<Loopback> {
+        use rustix::io::Errno;
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        let slot = if addr.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        let socket = match slot.take() {
+            Some(s) => s,
+            None => Socket::new(
+                Domain::for_address(addr),
+                Type::STREAM.nonblocking(),
+                Some(Protocol::TCP),
+            )?,
+        };
+        let to = SockAddr::from(addr);
+        let mut result = socket.connect(&to);
+        if matches!(&result, Err(e) if e.raw_os_error() == Some(Errno::CONNABORTED.raw_os_error())) {
+            // The reset after a refused connect: now the real one.
+            result = socket.connect(&to);
+        }
+        match result {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(Errno::INPROGRESS.raw_os_error()) => {}
+            Err(e) => {
+                return match outcome_of(&e) {
+                    Some(outcome) => Ok(Loopback::Answered(outcome)),
+                    None => Err(e),
+                };
+            }
+        }
+        match socket.take_error() {
+            Ok(Some(e)) | Err(e) => match outcome_of(&e) {
+                Some(outcome) => {
+                    if matches!(outcome, Connect::Closed { .. }) {
+                        *slot = Some(socket);
+                    }
+                    Ok(Loopback::Answered(outcome))
+                }
+                None => Err(e),
+            },
+            Ok(None) => {
+                let stream = std::net::TcpStream::from(socket);
+                if stream.peer_addr().is_ok() {
+                    Ok(Loopback::Answered(open_or_self(stream, target)))
+                } else {
+                    Ok(Loopback::Pending(mio::net::TcpStream::from_std(stream)))
+                }
+            }
+        }
+    }
+}
+
 /// What starting a connect led to.
 enum Launched {
     /// In flight: its slot and generation.
@@ -548,27 +631,18 @@ fn launch(
     generations: &mut Vec<u32>,
     free: &mut Vec<usize>,
     attempt: u8,
+    spare: &mut Spare,
 ) -> io::Result<Launched> {
     let addr = SocketAddr::new(target.addr, target.port);
     let started = Instant::now();
-    let mut stream = mio::net::TcpStream::connect(addr)?;
-    if addr.ip().is_loopback() {
-        // Saves the epoll registration and wait (two of five system calls
-        // per closed port) where the answer is already there.
-        match stream.take_error() {
-            Ok(Some(e)) | Err(e) => {
-                if let Some(outcome) = outcome_of(&e) {
-                    return Ok(Launched::Done(outcome, started.elapsed()));
-                }
-            }
-            Ok(None) => {
-                if stream.peer_addr().is_ok() {
-                    let outcome = open_or_self(std::net::TcpStream::from(stream), target);
-                    return Ok(Launched::Done(outcome, started.elapsed()));
-                }
-            }
+    let mut stream = if addr.ip().is_loopback() {
+        match spare.connect(addr, target)? {
+            Loopback::Answered(outcome) => return Ok(Launched::Done(outcome, started.elapsed())),
+            Loopback::Pending(s) => s,
         }
-    }
+    } else {
+        mio::net::TcpStream::connect(addr)?
+    };
     let i = match free.pop() {
         Some(i) => i,
         None => {

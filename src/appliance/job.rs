@@ -55,7 +55,7 @@ pub struct Outcome {
 pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     let mut o = base.clone();
     if let Some(r) = profile.rate {
-        o.portscan.rate = r;
+        o.portscan.rate = crate::discover::pacing::Rate::from(r);
     }
     if let Some(t) = profile.scan_type {
         o.scan_type = t;

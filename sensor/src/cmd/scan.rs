@@ -16,6 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use netsensor::discover::checkpoint::{Checkpoint, Tracker};
 use netsensor::discover::connect::{self, PortscanConfig, Progress};
+use netsensor::discover::pacing::Rate;
 use netsensor::discover::syn::ScanType;
 use netsensor::discover::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 use netsensor::grade::{Policy, TrustConfig, TrustStores};
@@ -51,9 +52,11 @@ pub struct ScanArgs {
     /// `connect` (the kernel's connect, no privilege), or `auto` (syn when permitted, else connect).
     #[arg(long, default_value = "auto", value_name = "syn|connect|auto")]
     pub scan_type: ScanType,
-    /// Probes per second across the scan (SYN: packets per second, retries included); 0 removes the limit.
-    #[arg(long, default_value_t = PortscanConfig::default().rate)]
-    pub rate: u32,
+    /// Probes per second across the scan (SYN: packets per second, retries included): `auto` learns
+    /// it (starts high, grows while answers keep up, backs off on loss); a number is a hard ceiling;
+    /// 0 removes the limit.
+    #[arg(long, default_value = "auto", value_name = "auto|N")]
+    pub rate: Rate,
     /// Per-host probe budget (SYN): at most N probes per second to any one address; 0 = none.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub host_rate: u32,
@@ -445,6 +448,8 @@ pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar:
     tracing::info!(
         probed = progress.probed.load(Ordering::Relaxed),
         open = progress.open.load(Ordering::Relaxed),
+        rate = %p.options.portscan.rate,
+        paced_at = progress.probe_rate().map_or_else(|| "unlimited".to_string(), |r| format!("{r}/s")),
         "scan finished"
     );
     Ok(())

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::appliance::profile::ProfileError as ConfigError;
-use crate::appliance::profile::{line_at, line_of_key, parse_duration};
+use crate::appliance::profile::{line_at, line_of_key, parse_duration, toml_error};
 
 /// Where the packaged sensor looks for its configuration.
 pub const DEFAULT_PATH: &str = "/etc/sensor/sensor.toml";
@@ -75,6 +75,11 @@ pub struct Service {
     pub listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Administrator tokens given on the command line (`--admin-token`).
+    pub admin_tokens: Vec<String>,
+    /// A file of administrator tokens, one per line (`#` comments), not
+    /// readable by others: the fleet API's (docs/fleet.md) bearer tokens.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +142,8 @@ impl Default for Config {
                 listen: None,
                 tls_cert: None,
                 tls_key: None,
+                admin_tokens: Vec::new(),
+                admin_token_file: None,
             },
             upstream: None,
             proxy: Proxy {
@@ -209,6 +216,7 @@ struct RawService {
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -268,17 +276,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Validates a configuration's text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let raw: Raw = toml::from_str(text).map_err(|e| {
-        let message = e.message().to_string();
-        let fix = message
-            .contains("unknown field")
-            .then(|| "remove it or correct its spelling; docs/configuration.md lists every key".to_string());
-        ConfigError {
-            file: file.into(),
-            line: e.span().map(|s| line_at(text, s.start)),
-            field: None,
-            message,
-            fix,
+        let mut ce = toml_error(text, file, &e);
+        if ce.message.contains("unknown field") {
+            ce.fix = Some("remove it or correct its spelling; docs/configuration.md lists every key".to_string());
         }
+        ce
     })?;
     let err = |field: &str, message: String, fix: &str| ConfigError {
         file: file.into(),
@@ -340,6 +342,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         };
     }
     if let Some(l) = raw.log.level {
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&l) {
+            return Err(err(
+                "log.level",
+                format!("`{l}` is not a log filter: {e}"),
+                "use error, warn, info, debug or trace, or per module: \"netsensor=debug,info\"",
+            ));
+        }
         c.log.level = l;
     }
 
@@ -361,6 +370,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     c.service.tls_cert = raw.service.tls_cert;
     c.service.tls_key = raw.service.tls_key;
+    c.service.admin_token_file = raw.service.admin_token_file;
 
     if let Some(u) = raw.upstream {
         // An [upstream] section whose keys are all commented out means "no upstream".
@@ -464,6 +474,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     c.proxy.forward_plain_http = p.forward_plain_http;
 
     for (sensor, token) in &raw.intake.tokens {
+        if !crate::report::intake::is_sensor_id(sensor) {
+            return Err(err(
+                "intake.tokens",
+                format!("`{sensor}` is not a sensor id: no report can carry it, so its token would never be accepted"),
+                "name the sensor by its id: 1 to 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
         if token.len() < 16 {
             return Err(err(
                 "intake.tokens",
@@ -511,6 +528,72 @@ pub fn read_secret(path: &Path, field: &str) -> Result<String, ConfigError> {
     Ok(secret)
 }
 
+/// The shortest token accepted (administrator and intake tokens).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Reads a file of tokens, one per line (blank lines and `#` comments
+/// skipped). The file holds secrets that open the service port's
+/// administration, so it must not be readable or writable by others
+/// (0600 or 0640), and every token is 16 characters or more.
+pub fn read_token_lines(path: &Path, field: &str) -> Result<Vec<String>, ConfigError> {
+    let e = |message: String, fix: &str| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        field: Some(field.into()),
+        message,
+        fix: Some(fix.into()),
+    };
+    let meta = std::fs::metadata(path).map_err(|x| {
+        e(
+            format!("cannot read: {x}"),
+            "create the file with one token per line, readable by the sensor user only",
+        )
+    })?;
+    check_private(&meta).map_err(|m| e(m, "chmod 600 (or 640 with the sensor's group) the file"))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|x| e(format!("cannot read: {x}"), "make it readable by the sensor user"))?;
+    let mut tokens = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if t.len() < MIN_TOKEN_LEN || t.contains(char::is_whitespace) {
+            return Err(ConfigError {
+                line: Some(i + 1),
+                ..e(
+                    format!(
+                        "line {} is not a token of {MIN_TOKEN_LEN} characters or more without spaces",
+                        i + 1
+                    ),
+                    "use long random tokens, e.g. `openssl rand -hex 32`, one per line",
+                )
+            });
+        }
+        tokens.push(t.to_string());
+    }
+    if tokens.is_empty() {
+        return Err(e("holds no token".into(), "write one token per line"));
+    }
+    Ok(tokens)
+}
+
+/// A secret's file must not be open to others (the `o` bits of its mode).
+#[cfg(unix)]
+fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(format!("is open to other users (mode {mode:03o})"));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
 /// Reads an intake tokens file: a TOML table of `sensor-id = "token"`.
 pub fn read_tokens(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let file = path.display().to_string();
@@ -521,13 +604,37 @@ pub fn read_tokens(path: &Path) -> Result<BTreeMap<String, String>, ConfigError>
         message: format!("cannot read: {x}"),
         fix: None,
     })?;
-    toml::from_str(&text).map_err(|x| ConfigError {
-        file,
+    let tokens: BTreeMap<String, String> = toml::from_str(&text).map_err(|x| ConfigError {
+        file: file.clone(),
         line: x.span().map(|s| line_at(&text, s.start)),
         field: Some("intake.tokens_file".into()),
         message: x.message().to_string(),
         fix: Some("write one `sensor-id = \"token\"` per line".into()),
-    })
+    })?;
+    for (sensor, token) in &tokens {
+        let problem = if !crate::report::intake::is_sensor_id(sensor) {
+            Some(format!(
+                "`{sensor}` is not a sensor id: its token would never be accepted"
+            ))
+        } else if token.len() < 16 {
+            Some(format!("the token of `{sensor}` is shorter than 16 characters"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(ConfigError {
+                file,
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().trim_start_matches('"').starts_with(sensor.as_str()))
+                    .map(|i| i + 1),
+                field: Some("intake.tokens_file".into()),
+                message,
+                fix: Some("one `sensor-id = \"token\"` per line: ids of 1-64 letters, digits, `-`, `_`, `.`; tokens of 16 characters or more".into()),
+            });
+        }
+    }
+    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -608,6 +715,27 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
             ("[intake]\ntokens = { a = \"short\" }\n", "`intake.tokens`", ":2"),
             ("[sensor]\nid = \"has space\"\n", "`sensor.id`", ":2"),
             ("[inventory]\nurl = \"mysql://x\"\n", "`inventory.url`", ":2"),
+            // Issue 17, defect 4: what the daemon refused, the check refuses too.
+            ("[log]\nlevel = \"[[[[\"\n", "`log.level`", ":2"),
+            (
+                "[intake]\ntokens = { \"bad id\" = \"0123456789abcdef0123\" }\n",
+                "`intake.tokens`: `bad id` is not a sensor id",
+                ":2",
+            ),
+            ("[sensor]\ngrace = \"99999999999d\"\n", "`sensor.grace`", ":2"),
+            ("[proxy]\nidle_timeout = \"400d\"\n", "longer than", ":2"),
+            // Type errors name the field and the type it takes.
+            (
+                "[sensor]\ngone_after = \"3\"\n",
+                "`sensor.gone_after`: is string \"3\", expected a whole number",
+                ":2",
+            ),
+            ("[proxy]\nallow = \"a.example:443\"\n", "`proxy.allow`: is string", ":2"),
+            (
+                "[proxy]\nforward_plain_http = \"yes\"\n",
+                "expected true or false",
+                ":2",
+            ),
             (
                 "[upstream]\nurl = \"https://x\"\noutbox_max_records = 0\n",
                 "`upstream.outbox_max_records`",
@@ -646,5 +774,45 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
         );
         std::fs::write(&p, "seg-a = \"0123456789abcdef\"\n").unwrap();
         assert_eq!(read_tokens(&p).unwrap()["seg-a"], "0123456789abcdef");
+    }
+
+    #[test]
+    fn admin_token_files_are_private_and_hold_long_tokens() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("admin");
+        std::fs::write(&p, "# operators\n0123456789abcdef0123\n\n  fedcba9876543210fedc  \n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            read_token_lines(&p, "service.admin_token_file").unwrap(),
+            ["0123456789abcdef0123", "fedcba9876543210fedc"]
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_token_lines(&p, "service.admin_token_file")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("service.admin_token_file") && e.contains("open to other users (mode 644)"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&p, "short\n").unwrap();
+        let e = read_token_lines(&p, "service.admin_token_file")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":1") && e.contains("16 characters"), "{e}");
+        std::fs::write(&p, "# nothing\n").unwrap();
+        assert!(
+            read_token_lines(&p, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("holds no token")
+        );
+        assert!(read_token_lines(&dir.path().join("absent"), "f").is_err());
+        let c = parse("[service]\nadmin_token_file = \"/etc/sensor/admin.tokens\"\n", "x").unwrap();
+        assert_eq!(
+            c.service.admin_token_file.as_deref(),
+            Some(Path::new("/etc/sensor/admin.tokens"))
+        );
     }
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod central;
 mod enumeration;
+mod fleet_store;
 mod grading;
 mod modern;
 mod proxy;

@@ -441,7 +441,7 @@ async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> (Vec<NamedGroup>, Opti
         .filter(|r| !r.accepted.is_empty())
         .map(|r| r.accepted.iter().map(|a| a.suite).collect());
     if let Some(suites) = &suites13 {
-        for &g in TLS13_GROUPS.iter().chain(ML_KEM) {
+        for &g in TLS13_GROUPS {
             let (c, suites) = (ctx.clone(), suites.clone());
             jobs.spawn(async move {
                 let sh = hrr(&c, suites, &[g]).await?;
@@ -486,13 +486,7 @@ async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> (Vec<NamedGroup>, Opti
     }
     let post_quantum = match suites13 {
         Some(suites) => {
-            groups13.sort_by_key(|g| {
-                TLS13_GROUPS
-                    .iter()
-                    .chain(ML_KEM)
-                    .position(|x| x == g)
-                    .unwrap_or(usize::MAX)
-            });
+            groups13.sort_by_key(|g| TLS13_GROUPS.iter().position(|x| x == g).unwrap_or(usize::MAX));
             let (a, b) = match pq::preference_offers(&groups13) {
                 Some((classical_first, pq_first)) => {
                     tokio::join!(hrr(ctx, suites.clone(), &classical_first), hrr(ctx, suites, &pq_first))
@@ -506,7 +500,6 @@ async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> (Vec<NamedGroup>, Opti
     groups.sort_by_key(|g| {
         TLS13_GROUPS
             .iter()
-            .chain(ML_KEM)
             .chain(TLS12_GROUPS)
             .position(|x| x == g)
             .unwrap_or(usize::MAX)
@@ -528,10 +521,6 @@ async fn hrr(ctx: &Ctx, suites: Vec<CipherSuite>, groups: &[NamedGroup]) -> Opti
     }
     sh.selected_group().filter(|g| groups.contains(g))
 }
-
-/// ML-KEM alone: probed like every TLS 1.3 group, but kept out of the
-/// default hello's list (whose bytes are pinned in `tests/data/wire`).
-const ML_KEM: &[NamedGroup] = &[NamedGroup::MLKEM512, NamedGroup::MLKEM768, NamedGroup::MLKEM1024];
 
 fn is_ffdhe(g: NamedGroup) -> bool {
     (0x0100..=0x01ff).contains(&g.0)

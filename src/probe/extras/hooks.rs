@@ -71,6 +71,12 @@ impl RecordTickets {
     }
 }
 
+impl Default for RecordTickets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ClientSessionStore for RecordTickets {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
         self.inner.set_kx_hint(server_name, group)

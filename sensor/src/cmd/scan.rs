@@ -107,6 +107,10 @@ pub struct ScanArgs {
     /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
     #[arg(long)]
     pub no_vulns: bool,
+    /// Skip the TLS extras (client authentication, resumption, early data, certificate compression,
+    /// TLS 1.3 signature schemes, every certificate deployment): ~17 fewer handshakes per endpoint.
+    #[arg(long)]
+    pub no_tls_extras: bool,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -229,6 +233,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         enumerate: !args.no_enum,
         grade: !args.no_grade,
         vulnerabilities: !args.no_vulns,
+        tls_extras: !args.no_tls_extras,
         starttls: args.starttls,
         sni_names: match &args.sni_list {
             Some(file) => read_sni_list(file)?,

@@ -623,6 +623,8 @@ enum Launched {
     Done(Connect, Duration),
 }
 
+// The connect loop's state, borrowed field by field so the caller keeps the rest.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     poll: &Poll,
     index: u128,

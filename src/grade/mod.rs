@@ -15,6 +15,7 @@
 //!   scales the two compare on.
 //! - [`vulns`]: vulnerability verdicts, probed and inferred.
 //! - [`hsts`]: HTTP security headers and Strict-Transport-Security.
+//! - [`deployments`]: every certificate the server holds, each assessed; the worst counts.
 //! - [`modern`]: notes the 2009r guide has no rule for (post-quantum key exchange).
 //! - [`report`]: the upstream's `security_rating_info` and the four levels.
 //!
@@ -22,6 +23,7 @@
 
 pub mod chain;
 pub mod ciphers;
+pub mod deployments;
 pub mod hsts;
 pub mod modern;
 pub mod names;

@@ -301,6 +301,16 @@ pub struct CertificateDeployment {
     pub offers: Vec<String>,
     /// The chain as sent, leaf first.
     pub chain: Vec<CertInfo>,
+    /// This certificate's own grade (each certificate is assessed; the
+    /// endpoint's `grade` is the worst of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<crate::model::assessment::Letter>,
+    /// A trust store accepts this chain and nothing breaks trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<bool>,
+    /// The chain's DER, for grading; not part of the record.
+    #[serde(skip)]
+    pub der: Vec<Vec<u8>>,
 }
 
 /// The record's protocol names, oldest first.

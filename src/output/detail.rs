@@ -269,7 +269,8 @@ fn extras(s: &mut String, r: &EndpointRecord) {
         let _ = writeln!(s, "\nCertificate deployments");
         for d in &r.certificate_deployments {
             let subject = d.chain.first().map(|c| c.subject_dn.as_str()).unwrap_or("");
-            let _ = writeln!(s, "  {:<16} {subject}", d.key);
+            let grade = d.grade.map(|l| format!("grade {}  ", l.as_str())).unwrap_or_default();
+            let _ = writeln!(s, "  {:<16} {grade}{subject}", d.key);
             let _ = writeln!(s, "     sha256  {}", d.thumbprint);
             let _ = writeln!(s, "     offers  {}", d.offers.join(", "));
         }

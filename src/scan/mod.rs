@@ -417,12 +417,18 @@ async fn grade_into(
             vulnerabilities,
             http: http.as_ref(),
         };
-        let a = grade::assess(&obs, &trust, &policy, now);
+        let mut a = grade::assess(&obs, &trust, &policy, now);
+        let (each, worse) = grade::deployments::assess_each(&obs, &a, &trust, &policy, now);
+        if let Some((g, finding)) = worse {
+            a.grade = Some(g);
+            a.findings.push(finding);
+            a.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        }
         let info = grade::security_rating_info(&seen, &a);
-        (a, info)
+        (a, info, each)
     })
     .await;
-    let (a, info) = match judged {
+    let (a, info, each) = match judged {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(addr = %record.address, port = record.port, "endpoint not graded: {e}");
@@ -430,6 +436,11 @@ async fn grade_into(
         }
     };
     record.security_rating_info = Some(info);
+    for d in &mut record.certificate_deployments {
+        if let Some(j) = each.iter().find(|j| j.thumbprint == d.thumbprint) {
+            (d.grade, d.trusted) = (j.letter, j.trusted);
+        }
+    }
     record.grade = a.grade;
     record.findings = a.findings;
     record.chain_report = Some(a.chain);

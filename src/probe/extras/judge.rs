@@ -48,9 +48,12 @@ pub fn key_name(c: &CertInfo) -> String {
 
 /// Group the chains the offers got by leaf: one deployment per certificate,
 /// in the order first seen.
-pub fn deployments(seen: &[(String, Vec<CertInfo>)]) -> Vec<CertificateDeployment> {
+/// What one offer got: (offer, parsed chain, DER chain).
+pub type Got = (String, Vec<CertInfo>, Vec<Vec<u8>>);
+
+pub fn deployments(seen: &[Got]) -> Vec<CertificateDeployment> {
     let mut out: Vec<CertificateDeployment> = Vec::new();
-    for (offer, chain) in seen {
+    for (offer, chain, der) in seen {
         let Some(leaf) = chain.first() else { continue };
         match out.iter_mut().find(|d| d.thumbprint == leaf.thumbprint) {
             Some(d) => {
@@ -63,6 +66,9 @@ pub fn deployments(seen: &[(String, Vec<CertInfo>)]) -> Vec<CertificateDeploymen
                 thumbprint: leaf.thumbprint.clone(),
                 offers: vec![offer.clone()],
                 chain: chain.clone(),
+                grade: None,
+                trusted: None,
+                der: der.clone(),
             }),
         }
     }
@@ -99,10 +105,10 @@ mod tests {
         let rsa = cert("aa", "RSA", None, Some(2048));
         let ec = cert("bb", "EC", Some("P-256"), Some(256));
         let seen = vec![
-            ("TLSv1.3 rsa_pss_rsae_sha256".to_string(), vec![rsa.clone()]),
-            ("TLSv1.3 ecdsa_secp256r1_sha256".to_string(), vec![ec.clone()]),
-            ("TLSv1.2 RSA".to_string(), vec![rsa]),
-            ("TLSv1.2 ECDSA".to_string(), vec![]),
+            ("TLSv1.3 rsa_pss_rsae_sha256".to_string(), vec![rsa.clone()], vec![]),
+            ("TLSv1.3 ecdsa_secp256r1_sha256".to_string(), vec![ec.clone()], vec![]),
+            ("TLSv1.2 RSA".to_string(), vec![rsa], vec![]),
+            ("TLSv1.2 ECDSA".to_string(), vec![], vec![]),
         ];
         let d = deployments(&seen);
         assert_eq!(d.len(), 2);

@@ -120,7 +120,7 @@ pub async fn probe(addr: SocketAddr, sni: Option<&str>, spoken: Spoken, cfg: &Ex
             tls12_session_id: t12.as_ref().and_then(|s| s.resumed),
         });
     }
-    let mut seen: Vec<(String, Vec<crate::model::cert::CertInfo>)> = Vec::new();
+    let mut seen: Seen = Vec::new();
     if spoken.tls13 {
         let (accepted, chains): (Vec<_>, Vec<_>) = schemes.into_iter().unzip();
         seen.extend(chains.into_iter().flatten());
@@ -409,7 +409,8 @@ async fn compression(ctx: &Ctx, on: bool) -> Vec<String> {
     futures_join(tries).await.into_iter().flatten().collect()
 }
 
-type Seen = Vec<(String, Vec<crate::model::cert::CertInfo>)>;
+/// Every offer that got a certificate.
+type Seen = Vec<judge::Got>;
 
 /// Each TLS 1.3 scheme alone: accepted when the server signs with it; the
 /// chain it sent for it.
@@ -434,7 +435,10 @@ async fn tls13_schemes(ctx: &Ctx, on: bool) -> Vec<(Option<String>, Seen)> {
         }
         let name = scheme_name(s);
         let chain = shown.chain.iter().map(|d| parse_lossy(d)).collect();
-        (Some(name.clone()), vec![(format!("TLSv1.3 {name}"), chain)])
+        (
+            Some(name.clone()),
+            vec![(format!("TLSv1.3 {name}"), chain, shown.chain)],
+        )
     });
     futures_join(tries).await
 }
@@ -459,6 +463,7 @@ async fn tls12_deployments(ctx: &Ctx, on: bool) -> Seen {
             (
                 format!("TLSv1.2 {label}"),
                 shown.chain.iter().map(|d| parse_lossy(d)).collect(),
+                shown.chain.clone(),
             )
         })
     });

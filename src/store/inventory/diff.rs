@@ -225,6 +225,9 @@ mod tests {
             thumbprint: t.into(),
             offers: vec!["TLSv1.2 RSA".into()],
             chain: Vec::new(),
+            grade: None,
+            trusted: None,
+            der: Vec::new(),
         };
         let mut a = rec("127.0.0.1", 443, "AA", "2026-11-24T00:00:00Z");
         a.certificate_deployments = vec![deploy("AA"), deploy("R1")];

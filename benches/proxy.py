@@ -487,6 +487,61 @@ def concurrent(proxy_port, echo_port, n, timeout, window=256):
 
 # ----------------------------------------------------------------------------- main
 
+def uploads(exe, tmp, n=256, mib=16):
+    """Issue 17: n unauthenticated uploads of `mib` MiB each to a daemon's report intake (16
+    source addresses 127.0.5.x, as the per-source places allow), all at once; every answer must
+    be a 401 from the head. Returns (answers 401, wall s, the daemon's peak RSS in KiB)."""
+    port = free_port()
+    state, profiles = os.path.join(tmp, "state"), os.path.join(tmp, "profiles.d")
+    os.makedirs(profiles, exist_ok=True)
+    conf = os.path.join(tmp, "sensor.toml")
+    with open(conf, "w") as f:
+        f.write(f'[sensor]\nid = "bench"\nstate_dir = "{state}"\nprofiles_dir = "{profiles}"\n'
+                f'[service]\nlisten = "127.0.0.1:{port}"\n'
+                f'[intake]\ntokens = {{ "seg" = "0123456789abcdef0123456789" }}\n')
+    p = spawn([exe, "run", "--config", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, p)
+        head = (f"POST /api/v1/reports HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {mib << 20}\r\n\r\n").encode()
+        chunk = memoryview(b"{" * (1 << 20))
+        socks = []
+        t0 = time.monotonic()
+        for i in range(n):
+            s = socket.socket()
+            s.bind((f"127.0.5.{1 + i // 16}", 0))
+            s.settimeout(30)
+            s.connect(("127.0.0.1", port))
+            s.sendall(head)
+            socks.append(s)
+        for s in socks:  # as much of each body as the daemon takes before it answers
+            s.setblocking(False)
+            for _ in range(mib):
+                try:
+                    s.send(chunk)
+                except OSError:
+                    break
+        ok = 0
+        for s in socks:
+            s.settimeout(30)
+            answer = b""
+            try:
+                while b"\r\n" not in answer and len(answer) < 4096:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    answer += b
+            except OSError:
+                pass
+            ok += answer.startswith(b"HTTP/1.1 401")
+            s.close()
+        wall = time.monotonic() - t0
+        hwm, _, _ = proc_stats(p.pid)
+        return ok, wall, hwm
+    finally:
+        stop(p)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=512)
@@ -496,6 +551,7 @@ def main():
     ap.add_argument("--window", type=int, default=256, help="tunnels being opened at once")
     ap.add_argument("--sensor", default=None)
     ap.add_argument("--only", default="sensor,tinyproxy,squid")
+    ap.add_argument("--uploads", type=int, default=256, help="unauthenticated 16 MiB uploads (0: skip)")
     args = ap.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -580,6 +636,16 @@ def main():
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.uploads and "sensor" in args.only:
+        tmp2 = tempfile.mkdtemp(prefix="uploadbench-")
+        try:
+            ok, wall, hwm = uploads(exe, tmp2, args.uploads)
+            print(f"sensor: {ok}/{args.uploads} unauthenticated 16 MiB uploads answered 401 in {wall:.2f} s; "
+                  f"daemon peak RSS {hwm / 1024:.1f} MiB", flush=True)
+        finally:
+            stop_all()
+            shutil.rmtree(tmp2, ignore_errors=True)
 
     base = results.get("tinyproxy", {})
     def ratio(a, b):

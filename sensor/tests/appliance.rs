@@ -296,6 +296,20 @@ async fn the_daemon_from_a_config_file_serves_health_metrics_status_and_the_prox
         "{metrics}"
     );
     assert!(metrics.contains("netsensor_endpoints_by_grade{grade=\""), "{metrics}");
+    // Issue 21's expiry series: one endpoint with a certificate, in one bucket.
+    let expiry = metrics
+        .lines()
+        .find(|l| l.starts_with("netsensor_certificate_expiry_timestamp_seconds{address=\"127.0.0.1\""))
+        .unwrap_or_else(|| panic!("no expiry series: {metrics}"));
+    assert!(expiry.contains(&format!("port=\"{tls}\"")), "{expiry}");
+    let at: i64 = expiry.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(at > 1_700_000_000, "{expiry}");
+    let buckets: i64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("netsensor_certificates_by_expiry{bucket="))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(buckets, 1, "{metrics}");
     let probes: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("netsensor_probes_total "))

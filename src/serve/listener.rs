@@ -37,6 +37,8 @@ use crate::serve::slots::{Pending, Slots};
 
 /// The head deadline when more than half the places for heads are taken.
 const PRESSURE_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many head timeouts a connection may wait for one of its source's readers.
+const QUEUE_FACTOR: u32 = 3;
 /// How long a refused client's leftover bytes are read after the answer, so
 /// the close does not reset the connection before the answer is read.
 const LINGER: Duration = Duration::from_millis(500);
@@ -102,21 +104,26 @@ pub async fn run(
 async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, pending: Pending) {
     let _ = stream.set_nodelay(true);
     let config = &ctx.proxy.config;
-    let head_timeout = if ctx.slots.under_pressure() {
-        config.head_timeout.min(PRESSURE_HEAD_TIMEOUT)
-    } else {
-        config.head_timeout
-    };
-    let deadline = Instant::now() + head_timeout;
+    // Waiting for one of its source's readers is waiting on us, not on the
+    // client (a fleet behind one address opening a thousand tunnels): it
+    // has its own, longer bound; shedding keeps the queue itself bounded.
+    let queued_until = Instant::now() + config.head_timeout * QUEUE_FACTOR;
     let reader = tokio::select! {
         p = pending.readers.clone().acquire_owned() => p.ok(),
-        () = sleep_until(deadline) => None,
+        () = sleep_until(queued_until) => None,
         () = pending.shed.cancelled() => None,
     };
     let Some(reader) = reader else {
         head_timed_out(&ctx.proxy.counters, peer, Some(stream)).await;
         return;
     };
+    // Reading the head: the client's time, short under pressure.
+    let head_timeout = if ctx.slots.under_pressure() {
+        config.head_timeout.min(PRESSURE_HEAD_TIMEOUT)
+    } else {
+        config.head_timeout
+    };
+    let deadline = Instant::now() + head_timeout;
     if let Some(tls) = &config.tls {
         let mut first = [0u8; 1];
         match timeout_at(deadline, stream.peek(&mut first)).await {

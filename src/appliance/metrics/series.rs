@@ -7,6 +7,7 @@
 
 use crate::appliance::metrics::{Exposition, Kind};
 use crate::appliance::state::Shared;
+use crate::output::expiry::Expiry;
 use crate::report::reporter::Reporter;
 
 /// The whole page (reads the inventory's counts and the outbox's status:
@@ -26,6 +27,8 @@ pub fn page(s: &Shared) -> String {
         e.sample("netsensor_errors_total", &[("kind", k)], n as f64);
     }
     proxy(&mut e, s);
+    certificates(&mut e, s, time::OffsetDateTime::now_utc());
+    alerts(&mut e, s);
     if let Some(r) = &s.reporter {
         reporting(&mut e, r);
     }
@@ -95,6 +98,74 @@ fn inventory(e: &mut Exposition, s: &Shared) {
     for (g, n) in &counts.by_grade {
         e.sample("netsensor_endpoints_by_grade", &[("grade", g)], *n as f64);
     }
+}
+
+/// Most endpoints given their own expiry series (the soonest): the label
+/// set stays bounded however large the inventory grows.
+pub const EXPIRY_SERIES: usize = 1000;
+
+/// Each active endpoint's leaf certificate expiry (the soonest
+/// [`EXPIRY_SERIES`]) and the counts by bucket (issue 21).
+fn certificates(e: &mut Exposition, s: &Shared, now: time::OffsetDateTime) {
+    use time::format_description::well_known::Rfc3339;
+    let rows = s
+        .inventory
+        .lock()
+        .ok()
+        .and_then(|i| i.query(&crate::store::query::Filter::default()).ok())
+        .unwrap_or_default();
+    let mut certs: Vec<(i64, String, String, String, &'static str)> = rows
+        .iter()
+        .filter_map(|r| {
+            let valid_to = &r.record.certificate.as_ref()?.valid_to;
+            let at = time::OffsetDateTime::parse(valid_to, &Rfc3339).ok()?;
+            let bucket = Expiry::at(valid_to, now)?.bucket();
+            Some((
+                at.unix_timestamp(),
+                r.key.address.clone(),
+                r.key.port.to_string(),
+                r.key.sni.clone(),
+                bucket,
+            ))
+        })
+        .collect();
+    e.family(
+        "netsensor_certificates_by_expiry",
+        Kind::Gauge,
+        "Active endpoints by their certificate's expiry: expired, within 7, 30, 90 days, later.",
+    );
+    for bucket in ["expired", "7d", "30d", "90d", "later"] {
+        let n = certs.iter().filter(|c| c.4 == bucket).count();
+        e.sample("netsensor_certificates_by_expiry", &[("bucket", bucket)], n as f64);
+    }
+    certs.sort();
+    e.family(
+        "netsensor_certificate_expiry_timestamp_seconds",
+        Kind::Gauge,
+        "When an endpoint's certificate expires (Unix time; the 1000 soonest).",
+    );
+    for (at, address, port, sni, _) in certs.iter().take(EXPIRY_SERIES) {
+        e.sample(
+            "netsensor_certificate_expiry_timestamp_seconds",
+            &[("address", address), ("port", port), ("sni", sni)],
+            *at as f64,
+        );
+    }
+}
+
+/// Alert notices by delivery state, as `sensor status` shows them (issue 23).
+fn alerts(e: &mut Exposition, s: &Shared) {
+    let Some(st) = s.alerts().and_then(|a| a.status().ok()) else {
+        return;
+    };
+    e.family(
+        "netsensor_alert_deliveries",
+        Kind::Gauge,
+        "Alert deliveries by state: sent, failed (parked), waiting.",
+    )
+    .sample("netsensor_alert_deliveries", &[("state", "sent")], st.sent as f64)
+    .sample("netsensor_alert_deliveries", &[("state", "failed")], st.failed as f64)
+    .sample("netsensor_alert_deliveries", &[("state", "waiting")], st.waiting as f64);
 }
 
 fn proxy(e: &mut Exposition, s: &Shared) {

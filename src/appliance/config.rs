@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub use crate::appliance::profile::ProfileError as ConfigError;
 use crate::appliance::profile::{line_at, line_of_key, parse_duration, toml_error};
+use crate::serve::auth::Access;
 
 /// Where the packaged sensor looks for its configuration.
 pub const DEFAULT_PATH: &str = "/etc/sensor/sensor.toml";
@@ -75,6 +76,15 @@ pub struct Service {
     pub listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Administrator tokens given on the command line (`--admin-token`).
+    pub admin_tokens: Vec<String>,
+    /// A file of administrator tokens, one per line (`#` comments), not
+    /// readable by others: the fleet API's (docs/fleet.md) bearer tokens.
+    pub admin_token_file: Option<PathBuf>,
+    /// Who may read `GET /api/v1/status` (default: a `Read` token).
+    pub status_access: Access,
+    /// Who may read `GET /metrics` (default: loopback, or a `Read` token).
+    pub metrics_access: Access,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +147,10 @@ impl Default for Config {
                 listen: None,
                 tls_cert: None,
                 tls_key: None,
+                admin_tokens: Vec::new(),
+                admin_token_file: None,
+                status_access: Access::Token,
+                metrics_access: Access::Loopback,
             },
             upstream: None,
             proxy: Proxy {
@@ -209,6 +223,9 @@ struct RawService {
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
+    status_access: Option<Access>,
+    metrics_access: Option<Access>,
 }
 
 #[derive(Deserialize, Default)]
@@ -362,6 +379,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     c.service.tls_cert = raw.service.tls_cert;
     c.service.tls_key = raw.service.tls_key;
+    c.service.admin_token_file = raw.service.admin_token_file;
+    if let Some(a) = raw.service.status_access {
+        c.service.status_access = a;
+    }
+    if let Some(a) = raw.service.metrics_access {
+        c.service.metrics_access = a;
+    }
 
     if let Some(u) = raw.upstream {
         // An [upstream] section whose keys are all commented out means "no upstream".
@@ -517,6 +541,72 @@ pub fn read_secret(path: &Path, field: &str) -> Result<String, ConfigError> {
         return Err(e("is empty".into()));
     }
     Ok(secret)
+}
+
+/// The shortest token accepted (administrator and intake tokens).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Reads a file of tokens, one per line (blank lines and `#` comments
+/// skipped). The file holds secrets that open the service port's
+/// administration, so it must not be readable or writable by others
+/// (0600 or 0640), and every token is 16 characters or more.
+pub fn read_token_lines(path: &Path, field: &str) -> Result<Vec<String>, ConfigError> {
+    let e = |message: String, fix: &str| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        field: Some(field.into()),
+        message,
+        fix: Some(fix.into()),
+    };
+    let meta = std::fs::metadata(path).map_err(|x| {
+        e(
+            format!("cannot read: {x}"),
+            "create the file with one token per line, readable by the sensor user only",
+        )
+    })?;
+    check_private(&meta).map_err(|m| e(m, "chmod 600 (or 640 with the sensor's group) the file"))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|x| e(format!("cannot read: {x}"), "make it readable by the sensor user"))?;
+    let mut tokens = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if t.len() < MIN_TOKEN_LEN || t.contains(char::is_whitespace) {
+            return Err(ConfigError {
+                line: Some(i + 1),
+                ..e(
+                    format!(
+                        "line {} is not a token of {MIN_TOKEN_LEN} characters or more without spaces",
+                        i + 1
+                    ),
+                    "use long random tokens, e.g. `openssl rand -hex 32`, one per line",
+                )
+            });
+        }
+        tokens.push(t.to_string());
+    }
+    if tokens.is_empty() {
+        return Err(e("holds no token".into(), "write one token per line"));
+    }
+    Ok(tokens)
+}
+
+/// A secret's file must not be open to others (the `o` bits of its mode).
+#[cfg(unix)]
+fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(format!("is open to other users (mode {mode:03o})"));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
 }
 
 /// Reads an intake tokens file: a TOML table of `sensor-id = "token"`.
@@ -699,5 +789,45 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
         );
         std::fs::write(&p, "seg-a = \"0123456789abcdef\"\n").unwrap();
         assert_eq!(read_tokens(&p).unwrap()["seg-a"], "0123456789abcdef");
+    }
+
+    #[test]
+    fn admin_token_files_are_private_and_hold_long_tokens() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("admin");
+        std::fs::write(&p, "# operators\n0123456789abcdef0123\n\n  fedcba9876543210fedc  \n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            read_token_lines(&p, "service.admin_token_file").unwrap(),
+            ["0123456789abcdef0123", "fedcba9876543210fedc"]
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_token_lines(&p, "service.admin_token_file")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("service.admin_token_file") && e.contains("open to other users (mode 644)"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&p, "short\n").unwrap();
+        let e = read_token_lines(&p, "service.admin_token_file")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":1") && e.contains("16 characters"), "{e}");
+        std::fs::write(&p, "# nothing\n").unwrap();
+        assert!(
+            read_token_lines(&p, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("holds no token")
+        );
+        assert!(read_token_lines(&dir.path().join("absent"), "f").is_err());
+        let c = parse("[service]\nadmin_token_file = \"/etc/sensor/admin.tokens\"\n", "x").unwrap();
+        assert_eq!(
+            c.service.admin_token_file.as_deref(),
+            Some(Path::new("/etc/sensor/admin.tokens"))
+        );
     }
 }

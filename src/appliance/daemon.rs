@@ -554,6 +554,7 @@ mod tests {
             config_file: None,
             profile_files: vec![profile],
             sensor_id: "test-sensor".into(),
+            admin_tokens: Vec::new(),
             ca_bundle_flags: Vec::new(),
         };
         let daemon = Daemon::start(settings).await.unwrap();

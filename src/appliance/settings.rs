@@ -50,6 +50,8 @@ pub struct Overrides {
     pub upstream: Option<String>,
     pub token: Option<String>,
     pub accept_tokens: Vec<String>,
+    /// `--admin-token`: administrator tokens of the fleet API (added to the file's).
+    pub admin_tokens: Vec<String>,
     pub sensor_id: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
@@ -119,6 +121,10 @@ pub struct Settings {
     /// Explicit `--profile` files (else the profiles directory).
     pub profile_files: Vec<PathBuf>,
     pub sensor_id: String,
+    /// Every administrator token: `--admin-token` flags and the lines of
+    /// `[service] admin_token_file`, read and checked at load. The service
+    /// port opens the fleet API (docs/fleet.md) to these bearer tokens only.
+    pub admin_tokens: Vec<String>,
     /// The CA bundles `--ca-bundle` added (the rest are the file's), so a
     /// problem with one names where it came from.
     pub ca_bundle_flags: Vec<PathBuf>,
@@ -147,13 +153,26 @@ pub fn load(o: &Overrides) -> Result<Settings, SettingsError> {
     };
     let config = merge(base, o)?;
     let sensor_id = config.sensor.id.clone().unwrap_or_else(identity::derived_sensor_id);
+    let admin_tokens = admin_tokens(&config)?;
     Ok(Settings {
         config,
         config_file,
         profile_files: o.profiles.clone(),
         sensor_id,
+        admin_tokens,
         ca_bundle_flags: o.ca_bundles.clone(),
     })
+}
+
+/// The administrator tokens of `c`: the flags' and the file's (read now).
+pub fn admin_tokens(c: &Config) -> Result<Vec<String>, SettingsError> {
+    let mut tokens = c.service.admin_tokens.clone();
+    if let Some(f) = &c.service.admin_token_file {
+        tokens.extend(config::read_token_lines(f, "service.admin_token_file")?);
+    }
+    tokens.sort();
+    tokens.dedup();
+    Ok(tokens)
 }
 
 /// `c` with the flags applied. Pure.
@@ -214,6 +233,18 @@ pub fn merge(mut c: Config, o: &Overrides) -> Result<Config, SettingsError> {
         }
         // Flag tokens are not tied to one sensor id: the report names its sensor.
         c.intake.tokens.insert(format!("*{i}"), t.clone());
+    }
+    for t in &o.admin_tokens {
+        if t.len() < config::MIN_TOKEN_LEN {
+            return Err(flag("--admin-token", "use a token of 16 characters or more"));
+        }
+        if o.accept_tokens.contains(t) {
+            return Err(flag(
+                "--admin-token",
+                "the same token is given with --accept-token: an administrator token must not be a report token",
+            ));
+        }
+        c.service.admin_tokens.push(t.clone());
     }
     if let Some(f) = &o.log_format {
         c.log.format = match f.as_str() {
@@ -286,7 +317,22 @@ mod tests {
 
     #[test]
     fn rejects_flags_that_cannot_be_used_naming_the_flag() {
-        let cases: [(Overrides, &str); 7] = [
+        let cases: [(Overrides, &str); 9] = [
+            (
+                Overrides {
+                    admin_tokens: vec!["short".into()],
+                    ..Overrides::default()
+                },
+                "--admin-token",
+            ),
+            (
+                Overrides {
+                    admin_tokens: vec!["0123456789abcdef".into()],
+                    accept_tokens: vec!["0123456789abcdef".into()],
+                    ..Overrides::default()
+                },
+                "--admin-token",
+            ),
             (
                 Overrides {
                     gone_after: Some(0),
@@ -347,6 +393,37 @@ mod tests {
             let e = merge(Config::default(), &o).unwrap_err().to_string();
             assert!(e.starts_with(name), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn admin_tokens_come_from_flags_and_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("admin.tokens");
+        std::fs::write(&f, "filetoken-0123456789\nflagtoken-0123456789\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = dir.path().join("sensor.toml");
+        std::fs::write(
+            &cfg,
+            format!("[service]\nadmin_token_file = {:?}\n", f.display().to_string()),
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(cfg.clone()),
+            admin_tokens: vec!["flagtoken-0123456789".into()],
+            accept_tokens: vec!["reporttoken-0123456789".into()],
+            ..Overrides::default()
+        };
+        let s = load(&o).unwrap();
+        assert_eq!(s.admin_tokens, ["filetoken-0123456789", "flagtoken-0123456789"]);
+        assert!(
+            s.config.intake.tokens.values().any(|t| t == "reporttoken-0123456789"),
+            "--accept-token stays a report token"
+        );
+        assert!(!s.admin_tokens.contains(&"reporttoken-0123456789".to_string()));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let e = load(&o).unwrap_err().to_string();
+        assert!(e.contains("service.admin_token_file"), "{e}");
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// Accept reports from sensors presenting this bearer token (repeatable).
     #[arg(long = "accept-token", value_name = "T")]
     pub accept_tokens: Vec<String>,
+    /// An administrator token of the fleet API on the service port (repeatable; 16+ characters; see docs/fleet.md).
+    #[arg(long = "admin-token", value_name = "T")]
+    pub admin_tokens: Vec<String>,
     /// This sensor's id in reports [default: derived from /etc/machine-id].
     #[arg(long, value_name = "ID")]
     pub sensor_id: Option<String>,
@@ -84,6 +87,7 @@ impl RunArgs {
             upstream: self.upstream.clone(),
             token: self.token.clone(),
             accept_tokens: self.accept_tokens.clone(),
+            admin_tokens: self.admin_tokens.clone(),
             sensor_id: self.sensor_id.clone(),
             log_format: self.log_format.clone(),
         }

@@ -107,6 +107,10 @@ pub struct ScanArgs {
     /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
     #[arg(long)]
     pub no_vulns: bool,
+    /// Skip the TLS extras (client authentication, resumption, early data, certificate compression,
+    /// TLS 1.3 signature schemes, every certificate deployment): ~17 fewer handshakes per endpoint.
+    #[arg(long)]
+    pub no_tls_extras: bool,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -121,7 +125,7 @@ pub struct ScanArgs {
     /// Only print endpoints whose certificate expires within DAYS days, or has expired.
     #[arg(long, value_name = "DAYS")]
     pub expiring_within: Option<u32>,
-    /// Output format: table, json, ndjson, csv.
+    /// Output format: table, json, ndjson, csv, html (one self-contained report file).
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
     /// Write results to FILE instead of standard output (CSV sorted like the table).
@@ -139,6 +143,8 @@ pub struct Prepared {
     pub checkpoint: Option<(Arc<Tracker>, PathBuf)>,
     pub options: ScanOptions,
     pub format: Format,
+    /// `-o html`: the self-contained HTML report instead of `format`.
+    pub html: bool,
     pub meta: ScanMeta,
     /// How the sink prints (colour, sorted CSV, what expires soon).
     pub print: output::Options,
@@ -150,7 +156,12 @@ pub struct Prepared {
 }
 
 pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
-    let format: Format = args.format.parse().map_err(usage)?;
+    let html = args.format == "html";
+    let format: Format = if html {
+        Format::Json
+    } else {
+        args.format.parse().map_err(|e| usage(format!("{e} (or html)")))?
+    };
     let mut specs: Vec<TargetSpec> = Vec::new();
     for t in &args.targets {
         for token in t.split(',').filter(|s| !s.is_empty()) {
@@ -222,6 +233,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         enumerate: !args.no_enum,
         grade: !args.no_grade,
         vulnerabilities: !args.no_vulns,
+        tls_extras: !args.no_tls_extras,
         starttls: args.starttls,
         sni_names: match &args.sni_list {
             Some(file) => read_sni_list(file)?,
@@ -241,6 +253,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         checkpoint,
         options,
         format,
+        html,
         meta,
         print,
         expiring_within: args.expiring_within.map(i64::from),
@@ -370,7 +383,16 @@ pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar:
             tx,
         )),
     };
-    let mut sink = output::sink_with(p.format, out, Some(p.meta.clone()), p.print);
+    let mut sink: Box<dyn output::Sink + '_> = if p.html {
+        let title = format!("netsensor scan of {}", p.meta.targets.join(", "));
+        Box::new(netsensor::console::report::Report::new(
+            out,
+            &title,
+            p.print.context.now,
+        ))
+    } else {
+        output::sink_with(p.format, out, Some(p.meta.clone()), p.print)
+    };
     let now = p.print.context.now;
     let shown = |r: &EndpointRecord| {
         p.expiring_within

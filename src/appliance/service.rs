@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::appliance::config::{self, ConfigError};
+use crate::appliance::console;
 use crate::appliance::metrics;
 use crate::appliance::proxy::{self as proxy_settings, ProxySettingsError};
 use crate::appliance::settings::Settings;
@@ -106,16 +107,43 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceEr
             Response::text(200, metrics::CONTENT_TYPE, metrics::series::page(&for_metrics))
         }))
         .with(run_now_route(shared.clone()));
-    if !tokens.is_empty() {
-        // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
-        let store: Arc<dyn CentralStore> = match &c.inventory.url {
+    // The merged inventory the intake writes and the console reads: the
+    // embedded store, or PostgreSQL for a fleet's central sensor.
+    let central: Option<Arc<dyn CentralStore>> = if tokens.is_empty() && !c.console.enabled {
+        None
+    } else {
+        Some(match &c.inventory.url {
             None => shared.inventory.clone(),
             Some(url) => {
                 let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
                 tracing::info!("reports from other sensors go to {}", central::redact(url));
                 Arc::new(store)
             }
+        })
+    };
+    if c.console.enabled
+        && let Some(store) = &central
+    {
+        if settings.admin_tokens.is_empty() {
+            tracing::info!("the console is on, but no administrator token is set (--admin-token): nobody can log in");
+        }
+        let stores = crate::console::web::Stores {
+            endpoints: store.clone(),
+            own: shared.inventory.clone(),
         };
+        let tokens = crate::console::web::Tokens {
+            admin: settings.admin_tokens.clone(),
+            read: Vec::new(),
+        };
+        router = router.with(Arc::new(console::Mounted::new(
+            stores,
+            tokens,
+            c.service.tls_cert.is_some(),
+        )));
+    }
+    if !tokens.is_empty()
+        && let Some(store) = central
+    {
         router = router.with(Arc::new(Intake::new(
             store,
             IntakeConfig {

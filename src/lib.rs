@@ -7,7 +7,8 @@
 //! [`scan`] (one job wired end to end) ← [`output`] ← [`store`] (inventory,
 //! central merge) ← [`serve`] (the service port's router and the agent
 //! proxy) ← [`report`] (outbox, delivery, and the intake route) ←
-//! [`alert`] (expiry and risk notices, delivered durably) ← [`appliance`]
+//! [`alert`] (expiry and risk notices, delivered durably) ← [`fleet`] (the
+//! central's enrolled sensors, scan definitions and health) ← [`appliance`]
 //! (profiles, schedules, the daemon). A module never imports from a folder
 //! to its right: `tools/invariants.py` and `tools/modcycles.py` check it in
 //! CI. [`cpu`] stands apart, left of everything: the pool that pure
@@ -21,6 +22,7 @@ pub mod appliance;
 pub mod console;
 pub mod cpu;
 pub mod discover;
+pub mod fleet;
 pub mod grade;
 pub mod model;
 pub mod output;

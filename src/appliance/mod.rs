@@ -16,6 +16,7 @@ pub mod identity;
 pub mod job;
 pub mod metrics;
 pub mod pipeline;
+pub mod preflight;
 pub mod profile;
 pub mod profile_set;
 pub mod proxy;

@@ -125,6 +125,9 @@ pub struct Settings {
     /// `[service] admin_token_file`, read and checked at load. The service
     /// port opens the fleet API (docs/fleet.md) to these bearer tokens only.
     pub admin_tokens: Vec<String>,
+    /// The CA bundles `--ca-bundle` added (the rest are the file's), so a
+    /// problem with one names where it came from.
+    pub ca_bundle_flags: Vec<PathBuf>,
 }
 
 /// Which configuration file to read. A bare `sensor run` is the installed
@@ -157,6 +160,7 @@ pub fn load(o: &Overrides) -> Result<Settings, SettingsError> {
         profile_files: o.profiles.clone(),
         sensor_id,
         admin_tokens,
+        ca_bundle_flags: o.ca_bundles.clone(),
     })
 }
 

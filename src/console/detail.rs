@@ -217,7 +217,7 @@ fn protocols(s: &Stored) -> Markup {
         div.card {
             p { @for name in crate::model::record::PROTOCOL_NAMES {
                 @let on = p.get(name).copied().unwrap_or(false);
-                span class=(if on && name.starts_with("SSL") || on && (name == "TLSv1.0" || name == "TLSv1.1") { "bad-text" } else if on { "good-text" } else { "muted" }) {
+                span class=(if on && (name.starts_with("SSL") || name == "TLSv1.0" || name == "TLSv1.1") { "bad-text" } else if on { "good-text" } else { "muted" }) {
                     (name) ": " @if on { "yes" } @else { "no" }
                 } " · "
             } }

@@ -9,6 +9,7 @@
 pub mod central;
 pub mod endpoint;
 pub mod exec;
+pub mod fleet;
 pub mod inventory;
 pub mod merge;
 pub mod print;

@@ -10,6 +10,26 @@
 use crate::store::query::Filter;
 use crate::store::row::{COLUMNS, KEY_COLUMNS, Value};
 
+/// The fleet's schema step (issue 19), the same text in both stores: kept
+/// apart from the migration lists so that its step number can move when
+/// other steps land before it (the statement never changes once released).
+///
+/// The fleet tables: enrolled sensors (a hash of their credential, never the
+/// credential), one-time enrollment tokens (hashed too), scan definitions,
+/// and each (definition, sensor)'s last run. Portable SQL: the same text
+/// is SQLite's step and PostgreSQL's.
+pub const FLEET_TABLES: &str = "CREATE TABLE fleet_sensors (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        credential_hash TEXT NOT NULL UNIQUE, state TEXT NOT NULL DEFAULT 'active',
+        version TEXT, enrolled_at TEXT NOT NULL, last_seen TEXT, heartbeat TEXT,
+        offline INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE fleet_enrollment_tokens (token_hash TEXT PRIMARY KEY, created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL, used_at TEXT, used_by TEXT);
+     CREATE TABLE fleet_scans (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, definition TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'active', revision INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+     CREATE TABLE fleet_runs (scan TEXT NOT NULL, sensor TEXT NOT NULL, revision INTEGER NOT NULL,
+        state TEXT NOT NULL, reason TEXT, at TEXT NOT NULL, PRIMARY KEY (scan, sensor));";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,

@@ -9,7 +9,9 @@ mod support;
 
 mod central;
 mod enumeration;
+mod fleet_store;
 mod grading;
+mod modern;
 mod proxy;
 mod scan;
 mod sni;

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use crate::model::record::EndpointRecord;
 use crate::store::endpoint::Stored;
+use crate::store::fleet::Tx;
 use crate::store::inventory::{Inventory, InventoryError};
 use crate::store::merge::{Applied, EventKind};
 use crate::store::query::{Counts, Filter};
@@ -36,6 +37,26 @@ pub trait CentralStore: Send + Sync {
     fn query(&self, filter: &Filter) -> Result<Vec<Stored>, InventoryError>;
     fn get(&self, id: &str) -> Result<Option<Stored>, InventoryError>;
     fn counts(&self) -> Result<Counts, InventoryError>;
+    /// Runs `f` in one transaction (committed when it returns `Ok`): the
+    /// fleet's reads and writes ([`crate::store::fleet`]).
+    fn transact(&self, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), InventoryError>) -> Result<(), InventoryError>;
+}
+
+/// [`CentralStore::transact`] with a result.
+pub fn transaction<T>(
+    store: &dyn CentralStore,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T, InventoryError>,
+) -> Result<T, InventoryError> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.transact(&mut |tx| {
+        let f = f
+            .take()
+            .ok_or_else(|| InventoryError::Store("transaction body ran twice".into()))?;
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| InventoryError::Store("transaction ended without an answer".into()))
 }
 
 fn poisoned() -> InventoryError {
@@ -65,5 +86,9 @@ impl CentralStore for Mutex<Inventory> {
 
     fn counts(&self) -> Result<Counts, InventoryError> {
         self.lock().map_err(|_| poisoned())?.counts()
+    }
+
+    fn transact(&self, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), InventoryError>) -> Result<(), InventoryError> {
+        self.lock().map_err(|_| poisoned())?.transact(f)
     }
 }

@@ -10,12 +10,14 @@ use super::{CentralStore, poisoned};
 use crate::model::record::EndpointRecord;
 use crate::store::endpoint::Stored;
 use crate::store::exec;
+use crate::store::fleet::Tx;
 use crate::store::inventory::InventoryError;
 use crate::store::merge::{Applied, EventKind};
 use crate::store::query::{self, Counts, Filter};
 
 /// Schema steps, as for SQLite: never edit a released one, add one.
-const PG_MIGRATIONS: [&str; 1] = ["CREATE TABLE endpoints (
+const PG_MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE endpoints (
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL, sensor TEXT NOT NULL,
         profile TEXT NOT NULL, category TEXT NOT NULL,
         first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
@@ -24,7 +26,10 @@ const PG_MIGRATIONS: [&str; 1] = ["CREATE TABLE endpoints (
         PRIMARY KEY (address, port, sni, sensor));
      CREATE INDEX endpoints_sensor ON endpoints(sensor);
      CREATE TABLE batches (batch_id TEXT PRIMARY KEY, sensor TEXT NOT NULL,
-        applied_at TEXT NOT NULL, events INTEGER NOT NULL);"];
+        applied_at TEXT NOT NULL, events INTEGER NOT NULL);",
+    // 2 (issue 19's step 3 once the digest step lands before it): the fleet.
+    crate::store::sql::FLEET_TABLES,
+];
 
 /// The central inventory in PostgreSQL.
 pub struct PgInventory {
@@ -163,6 +168,15 @@ impl CentralStore for PgInventory {
         let mut guard = self.client()?;
         let client = guard.as_mut().ok_or_else(gone)?;
         exec::counts(&mut Pg::new(client, &self.shown))
+    }
+
+    fn transact(&self, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), InventoryError>) -> Result<(), InventoryError> {
+        let err = self.err();
+        let mut guard = self.client()?;
+        let client = guard.as_mut().ok_or_else(gone)?;
+        let mut tx = client.transaction().map_err(&err)?;
+        f(&mut Pg::new(&mut tx, &self.shown))?;
+        tx.commit().map_err(&err)
     }
 }
 

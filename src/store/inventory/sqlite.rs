@@ -64,3 +64,23 @@ impl Exec for Sqlite<'_> {
         rows.collect::<rusqlite::Result<_>>().map_err(db)
     }
 }
+
+impl super::Inventory {
+    /// Runs `f` in one immediate transaction, committed when it returns `Ok`
+    /// (the fleet's statements).
+    pub fn transact(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Exec<Error = InventoryError>) -> Result<(), InventoryError>,
+    ) -> Result<(), InventoryError> {
+        let db = db_error(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&db)?;
+        f(&mut Sqlite {
+            conn: &tx,
+            path: &self.path,
+        })?;
+        tx.commit().map_err(db)
+    }
+}

@@ -83,6 +83,14 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
         .local_addr()
         .map_err(|source| ServiceError::Listen { addr: listen, source })?;
     shared.set_listen(local);
+    if settings.config.console.enabled {
+        let scheme = if settings.config.service.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("console: {scheme}://{local}/ (log in with an administrator token, --admin-token)");
+    }
     Ok(Some(Service {
         listener,
         config,

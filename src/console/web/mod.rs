@@ -85,6 +85,18 @@ pub fn router(console: Arc<Console>) -> Router {
         .with_state(console)
 }
 
+/// Serves the console alone on `listener` until `stop` resolves (`sensor
+/// demo --serve`; the daemon mounts [`router`] on its service port).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    console: Arc<Console>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(console))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
 /// The headers every answer carries. `Referrer-Policy: same-origin`, not
 /// `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
 /// a form post, and the origin check could not tell our own forms from a

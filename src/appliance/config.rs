@@ -802,6 +802,14 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
     }
 
     #[test]
+    fn the_console_is_on_unless_turned_off() {
+        assert!(parse("", "x").unwrap().console.enabled);
+        assert!(!parse("[console]\nenabled = false\n", "x").unwrap().console.enabled);
+        let e = parse("[console]\nenable = false\n", "x").unwrap_err().to_string();
+        assert!(e.contains("enable"), "{e}");
+    }
+
+    #[test]
     fn admin_token_files_are_private_and_hold_long_tokens() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netsensor::serve::proxy::{self, Allowlist, Counters, ProxyConfig};
+use netsensor::serve::proxy::{Allowlist, Counters, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -55,7 +55,7 @@ async fn start_proxy(config: ProxyConfig) -> Proxy {
     let (stop, stopped) = oneshot::channel::<()>();
     let c = counters.clone();
     let task = tokio::spawn(async move {
-        let _ = proxy::run(listener, config, c, async {
+        let _ = netsensor::serve::listener::run(listener, config, c, async {
             let _ = stopped.await;
         })
         .await;
@@ -461,15 +461,16 @@ async fn plain_and_tls_agents_share_the_port() {
 /// router (bodies read whole under a cap), CONNECT still tunnels.
 #[tokio::test]
 async fn service_routes_share_the_port_with_the_tunnels() {
-    use netsensor::serve::{FnHandler, Response, Router, health};
+    use netsensor::serve::Routes;
     let (echo, _echo) = echo_server().await;
-    let echo_handler = Arc::new(FnHandler(|req: &netsensor::serve::Request| {
-        (req.path_only() == "/echo").then(|| Response::text(200, "application/octet-stream", req.body.clone()))
-    }));
+    let echo_route = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|body: axum::body::Bytes| async move { body }),
+    );
     let mut c = config(&["echo.test:80"], &[&format!("echo.test={}", echo.ip())]);
     c.allow = Allowlist::parse(&[format!("echo.test:{}", echo.port())]).unwrap();
-    c.service = Some(Router::new().with(health()).with(echo_handler));
     c.max_body = 1000;
+    c.service = Some(Routes::new().merge(echo_route).finish(c.max_body));
     let p = start_proxy(c).await;
 
     let (mut s, answer) = request(p.addr, "GET /healthz HTTP/1.1\r\nHost: sensor\r\n\r\n").await;

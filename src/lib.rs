@@ -5,7 +5,8 @@
 //! [`discover`] (which ports are open) ← [`probe`] (handshakes, banners and
 //! enumeration: the network I/O of a scan) ← [`grade`] (pure judgement) ←
 //! [`scan`] (one job wired end to end) ← [`output`] ← [`store`] (inventory,
-//! central merge) ← [`serve`] (the service port's router and the agent
+//! central merge) ← [`console`] (the inventory as pages and the HTML
+//! report) ← [`serve`] (the service port's router and the agent
 //! proxy) ← [`report`] (outbox, delivery, and the intake route) ←
 //! [`alert`] (expiry and risk notices, delivered durably) ← [`fleet`] (the
 //! central's enrolled sensors, scan definitions and health) ← [`appliance`]

@@ -25,6 +25,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 # Alert e-mail (sensor/tests/alerts.rs): an SMTP sink with STARTTLS and AUTH.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+# The console's browser tests (sensor/tests/console.rs): Debian's chromium and its WebDriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 # The central inventory in PostgreSQL (tests/it/central.rs starts its own server).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,

@@ -143,6 +143,81 @@ async fn json_document_goes_to_the_out_file() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn html_reports_of_a_scan_and_of_the_inventory_stand_alone() {
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = |html: &str, what: &str| {
+        assert!(html.starts_with("<!DOCTYPE html>"), "{what}");
+        assert!(
+            html.contains("id=\"grade-chart\"") && html.contains("id=\"expiry-chart\""),
+            "{what}"
+        );
+        assert_eq!(
+            html.matches("<article class=\"endpoint\" id=\"ep-").count(),
+            2,
+            "{what}: one detail per endpoint"
+        );
+        assert!(html.contains("cli.test"), "{what}");
+        for outside in ["<script", "<link", "src=\"http", "href=\"http"] {
+            assert!(!html.contains(outside), "{what}: {outside}");
+        }
+    };
+    let file = dir.path().join("report.html");
+    let out = sensor_async(vec![
+        "scan".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        ports(&lab),
+        "-o".into(),
+        "html".into(),
+        "--out".into(),
+        file.display().to_string(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check(&std::fs::read_to_string(&file).unwrap(), "scan");
+
+    // The same from the inventory, after one run of the daemon.
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        format!("name = \"p\"\ntargets = [\"127.0.0.1\"]\nports = \"{}\"\n", ports(&lab)),
+    )
+    .unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let run = sensor_async(vec![
+        "run".into(),
+        "--once".into(),
+        "--state-dir".into(),
+        state.clone(),
+        "--profile".into(),
+        profile.display().to_string(),
+    ])
+    .await;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let file = dir.path().join("inventory.html");
+    let out = sensor_async(vec![
+        "inventory".into(),
+        "export".into(),
+        "--state-dir".into(),
+        state,
+        "-o".into(),
+        "html".into(),
+        "--out".into(),
+        file.display().to_string(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&file).unwrap();
+    check(&html, "inventory");
+    assert_eq!(
+        html.matches("<tr data-kind=\"new\">").count(),
+        4,
+        "each endpoint's history, and the newest changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn csv_and_table_outputs_and_target_files() {
     let lab = lab().await;
     let dir = tempfile::tempdir().unwrap();
@@ -302,6 +377,15 @@ fn demo_serve_writes_its_ca_for_other_scans() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
+    // The console is up beside the servers, behind its login.
+    let console = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = console.get("http://127.0.2.4:48999/login").send().unwrap();
+    assert_eq!(login.status(), 200);
+    let home = console.get("http://127.0.2.4:48999/").send().unwrap();
+    assert_eq!(home.status(), 303, "the overview wants a session");
     let grade = |extra: &[&str]| {
         let mut args = vec!["scan", "127.0.2.1", "-p", "8443", "--no-vulns", "-o", "ndjson"];
         args.extend_from_slice(extra);
@@ -329,6 +413,10 @@ fn demo_serve_writes_its_ca_for_other_scans() {
     assert!(status.success(), "{status}: {err}");
     assert!(
         err.contains(&format!("demo CA: {ca_path}")) && err.contains("--ca-bundle"),
+        "{err}"
+    );
+    assert!(
+        err.contains("console: http://127.0.2.4:48999/  (log in with the token "),
         "{err}"
     );
     assert!(trusted.starts_with('A'), "with the demo CA: {trusted}");

@@ -35,6 +35,21 @@ pub struct Config {
     pub inventory: InventoryStore,
     /// `[alerts]`, `[[alerts.channel]]`, `[[alerts.rule]]`: see docs/alerts.md.
     pub alerts: crate::alert::config::AlertsConfig,
+    /// `[console]`: the web console on the service port (docs/console.md).
+    pub console: ConsoleSettings,
+}
+
+/// `[console]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsoleSettings {
+    /// On by default wherever the service port is on.
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings { enabled: true }
+    }
 }
 
 /// Where the merged inventory of a central sensor lives.
@@ -167,6 +182,7 @@ impl Default for Config {
             intake: Intake::default(),
             inventory: InventoryStore::default(),
             alerts: crate::alert::config::AlertsConfig::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -189,6 +205,14 @@ struct Raw {
     inventory: RawInventory,
     #[serde(default)]
     alerts: crate::alert::config::RawAlerts,
+    #[serde(default)]
+    console: RawConsole,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -514,6 +538,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
         c.inventory.url = Some(url);
     }
+    c.console.enabled = raw.console.enabled.unwrap_or(true);
     c.intake.tokens = raw.intake.tokens;
     c.intake.tokens_file = raw.intake.tokens_file;
     c.alerts = crate::alert::config::validate(raw.alerts, parse_duration).map_err(|e| ConfigError {
@@ -789,6 +814,14 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
         );
         std::fs::write(&p, "seg-a = \"0123456789abcdef\"\n").unwrap();
         assert_eq!(read_tokens(&p).unwrap()["seg-a"], "0123456789abcdef");
+    }
+
+    #[test]
+    fn the_console_is_on_unless_turned_off() {
+        assert!(parse("", "x").unwrap().console.enabled);
+        assert!(!parse("[console]\nenabled = false\n", "x").unwrap().console.enabled);
+        let e = parse("[console]\nenable = false\n", "x").unwrap_err().to_string();
+        assert!(e.contains("enable"), "{e}");
     }
 
     #[test]

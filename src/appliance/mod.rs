@@ -10,6 +10,7 @@
 //! parses its command line, sets up logging and signals, and calls in here.
 
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod identity;
 pub mod job;

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::appliance::config::{self, ConfigError};
+use crate::appliance::console;
 use crate::appliance::metrics;
 use crate::appliance::proxy::{self as proxy_settings, ProxySettingsError};
 use crate::appliance::settings::Settings;
@@ -88,6 +89,14 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
         .local_addr()
         .map_err(|source| ServiceError::Listen { addr: listen, source })?;
     shared.set_listen(local);
+    if settings.config.console.enabled {
+        let scheme = if settings.config.service.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("console: {scheme}://{local}/ (log in with an administrator token, --admin-token)");
+    }
     Ok(Some(Service {
         listener,
         config,
@@ -129,16 +138,34 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Routes, ServiceEr
         .route("/metrics", metrics)
         .merge(run_now_route(shared.clone()));
     let mut routes = Routes::new().merge(own);
-    if !intake_tokens.is_empty() {
-        // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
-        let store: Arc<dyn CentralStore> = match &c.inventory.url {
+    // The merged inventory the intake writes and the console reads: the
+    // embedded store, or PostgreSQL for a fleet's central sensor.
+    let central: Option<Arc<dyn CentralStore>> = if intake_tokens.is_empty() && !c.console.enabled {
+        None
+    } else {
+        Some(match &c.inventory.url {
             None => shared.inventory.clone(),
             Some(url) => {
                 let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
                 tracing::info!("reports from other sensors go to {}", central::redact(url));
                 Arc::new(store)
             }
-        };
+        })
+    };
+    if c.console.enabled
+        && let Some(store) = &central
+    {
+        routes = routes.merge(console::routes(
+            store.clone(),
+            shared.inventory.clone(),
+            &settings.admin_tokens,
+            &intake_tokens,
+            c.service.tls_cert.is_some(),
+        ));
+    }
+    if !intake_tokens.is_empty()
+        && let Some(store) = central
+    {
         let intake = Intake::new(
             store,
             IntakeConfig {

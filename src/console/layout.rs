@@ -43,7 +43,7 @@ pub fn page(title: &str, active: Nav, viewer: Option<Viewer<'_>>, body: Markup) 
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · netsensor" }
                 link rel="stylesheet" href=(CSS_PATH);
             }

@@ -75,8 +75,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     prepared.options.trust = std::sync::Arc::new(trust);
-    scan::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
     if args.serve {
+        prepared.kept = Some(Vec::new());
+    }
+    let records = scan::run_scan(prepared, Box::new(std::io::stdout()), true).await?;
+    let mut console = None;
+    if args.serve {
+        console = Some(serve_console(&records).await?);
         let ca = args
             .ca_out
             .clone()
@@ -94,10 +99,65 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&ca);
         waited?;
     }
+    if let Some(task) = console {
+        task.abort();
+    }
     for s in servers {
         s.abort();
     }
     Ok(())
+}
+
+/// Where `sensor demo --serve` serves its console.
+pub const CONSOLE: &str = "127.0.2.4:48999";
+
+/// The demo's scan in an inventory in memory, and the console over it on
+/// [`CONSOLE`] with a fresh token, printed with the URL.
+async fn serve_console(
+    records: &[netsensor::model::record::EndpointRecord],
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use std::sync::{Arc, Mutex};
+
+    use netsensor::console::web::{self, Console, Stores, Tokens};
+    use netsensor::store::inventory::{DiffPolicy, Inventory, Run};
+
+    // In memory: the demo leaves nothing behind.
+    let mut inv = Inventory::open(std::path::Path::new(":memory:"))?;
+    let now = netsensor::model::timestamp::rfc3339(time::OffsetDateTime::now_utc());
+    inv.record_run(
+        &Run {
+            profile: "loopback-demo",
+            started_at: &now,
+            finished_at: &now,
+            records,
+            tags: &["demo".to_string()],
+            complete: true,
+        },
+        &DiffPolicy::default(),
+    )?;
+    let inv = Arc::new(Mutex::new(inv));
+    let token = netsensor::model::ids::random_id();
+    let console = Arc::new(Console::new(
+        Arc::new(Stores {
+            endpoints: inv.clone(),
+            own: inv,
+        }),
+        Tokens {
+            admin: vec![token.clone()],
+            read: Vec::new(),
+        },
+    ));
+    let addr: SocketAddr = CONSOLE.parse().context("console address")?;
+    let listener = testbed::bind_loopback(addr)
+        .await
+        .with_context(|| format!("cannot listen on {CONSOLE} for the demo's console"))?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = web::serve(listener, console, std::future::pending()).await {
+            tracing::warn!("demo console: {e}");
+        }
+    });
+    eprintln!("console: http://{CONSOLE}/  (log in with the token {token})");
+    Ok(task)
 }
 
 fn default_scan_args() -> ScanArgs {

@@ -153,6 +153,9 @@ pub struct Prepared {
     /// A checkpointed scan's records, kept beside the checkpoint (with the
     /// earlier parts' when resumed).
     pub parts: Option<Parts>,
+    /// `Some`: keep every record here too, returned by [`run_scan`]
+    /// (`sensor demo --serve` shows them in its console).
+    pub kept: Option<Vec<EndpointRecord>>,
 }
 
 pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
@@ -258,6 +261,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         print,
         expiring_within: args.expiring_within.map(i64::from),
         parts,
+        kept: None,
     })
 }
 
@@ -320,11 +324,16 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::stdout()),
     };
-    run_scan(prepared, out, !args.no_progress).await
+    run_scan(prepared, out, !args.no_progress).await.map(drop)
 }
 
-/// Run a prepared scan, printing records through the chosen sink.
-pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar: bool) -> anyhow::Result<()> {
+/// Run a prepared scan, printing records through the chosen sink; the
+/// records kept when `p.kept` asked for them.
+pub async fn run_scan(
+    mut p: Prepared,
+    out: Box<dyn Write + Send>,
+    progress_bar: bool,
+) -> anyhow::Result<Vec<EndpointRecord>> {
     connect::raise_fd_limit();
     let progress = Arc::new(Progress::default());
     let bar = bar::start(p.plan.len(), progress_bar);
@@ -417,6 +426,9 @@ pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar:
                     if let Some(parts) = &mut p.parts {
                         parts.keep(&r);
                     }
+                    if let Some(kept) = &mut p.kept {
+                        kept.push(r.clone());
+                    }
                     if shown(&r) {
                         sink.record(&r).context("cannot write results")?;
                     }
@@ -457,5 +469,5 @@ pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar:
         paced_at = progress.probe_rate().map_or_else(|| "unlimited".to_string(), |r| format!("{r}/s")),
         "scan finished"
     );
-    Ok(())
+    Ok(p.kept.take().unwrap_or_default())
 }

@@ -85,13 +85,28 @@ pub fn router(console: Arc<Console>) -> Router {
         .with_state(console)
 }
 
-/// The headers every answer carries.
+/// Serves the console alone on `listener` until `stop` resolves (`sensor
+/// demo --serve`; the daemon mounts [`router`] on its service port).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    console: Arc<Console>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(console))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
+/// The headers every answer carries. `Referrer-Policy: same-origin`, not
+/// `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+/// a form post, and the origin check could not tell our own forms from a
+/// sandboxed attacker's.
 async fn harden(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     res

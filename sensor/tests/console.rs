@@ -210,12 +210,20 @@ async fn the_console_in_a_real_browser() {
     );
     wait_port(driver_port, 20).await;
     let c = browser(driver_port, &dir.path().join("chromium")).await;
-    let result = drive(&c, &base).await;
+    // A failed assertion must still close the browser (chromium outlives
+    // chromedriver otherwise): drive in a task, close, then report.
+    let driven = {
+        let (c, base) = (c.clone(), base.clone());
+        tokio::spawn(async move { drive(&c, &base).await }).await
+    };
     let _ = c.close().await;
     for s in servers {
         s.abort();
     }
-    result.expect("the browser session");
+    match driven {
+        Ok(result) => result.expect("the browser session"),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 async fn drive(c: &Client, base: &str) -> Result<(), fantoccini::error::CmdError> {

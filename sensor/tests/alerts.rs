@@ -426,7 +426,14 @@ channels = ["hook"]
     for id in &delivered {
         *counts.entry(id.as_str()).or_default() += 1;
     }
-    assert_eq!(counts.len(), 16, "{counts:?}");
+    // The queue's `sent == 16` above is the record; a log line is written
+    // after the queue's commit, so a SIGKILL between the two loses at most
+    // one line per kill, never a delivery.
+    assert!(
+        counts.len() <= 16 && counts.len() + kills >= 16,
+        "{} logged deliveries after {kills} kills: {counts:?}",
+        counts.len()
+    );
     assert!(
         counts.values().all(|n| *n == 1),
         "an acknowledged message was sent again: {counts:?}"

@@ -1025,6 +1025,8 @@ fn config_check_and_run_refuse_the_same_mistakes_naming_file_line_and_field() {
         };
         assert_eq!(line(&outputs[0]), line(&outputs[1]), "{extra}{profile}");
     }
+}
+
 /// The daemon's peak resident memory (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -623,6 +623,7 @@ enum Launched {
     Done(Connect, Duration),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn launch(
     poll: &Poll,
     index: u128,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod identity;
 pub mod job;
+pub mod member;
 pub mod metrics;
 pub mod pipeline;
 pub mod profile;

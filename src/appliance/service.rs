@@ -18,12 +18,18 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use std::time::Duration;
+
 use crate::appliance::config::{self, ConfigError};
 use crate::appliance::metrics;
+use crate::appliance::profile;
 use crate::appliance::proxy::{self as proxy_settings, ProxySettingsError};
 use crate::appliance::settings::Settings;
 use crate::appliance::state::{RunNow, Shared};
 use crate::appliance::status;
+use crate::fleet::api::{Api, FleetConfig};
+use crate::fleet::definition::FieldError;
+use crate::fleet::route::{self, FleetRoute};
 use crate::model::timestamp::rfc3339;
 use crate::report::intake::{self, Intake, IntakeConfig};
 use crate::serve::proxy::{self, ProxyConfig};
@@ -63,6 +69,8 @@ pub struct Service {
     listener: TcpListener,
     config: ProxyConfig,
     agents: mpsc::Receiver<IpAddr>,
+    /// A central's fleet API (administrator tokens configured).
+    fleet: Option<Arc<Api>>,
 }
 
 /// The service of `settings` (`None` without `service.listen`): the proxy
@@ -76,7 +84,8 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
     config.on_agent = Some(Arc::new(move |ip| {
         let _ = seen.try_send(ip);
     }));
-    config.service = Some(router(settings, shared)?);
+    let (router, fleet) = router(settings, shared)?;
+    config.service = Some(router);
     let listener = proxy::bind(listen).map_err(|source| ServiceError::Listen { addr: listen, source })?;
     let local = listener
         .local_addr()
@@ -86,11 +95,36 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
         listener,
         config,
         agents,
+        fleet,
     }))
 }
 
-/// Health, status and metrics, and the intake when tokens are configured.
-fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceError> {
+/// The local profiles' validation as the fleet applies it to definitions:
+/// a profile error becomes the field it names (an unknown key's name).
+fn profile_check(text: &str) -> Result<(), FieldError> {
+    profile::parse(text, "definition").map(|_| ()).map_err(|e| {
+        let field = e.field.clone().unwrap_or_else(|| {
+            e.message
+                .split('`')
+                .nth(1)
+                .filter(|_| e.message.contains("field"))
+                .unwrap_or("definition")
+                .to_string()
+        });
+        FieldError {
+            field,
+            message: format!(
+                "{}{}",
+                e.message,
+                e.fix.map(|f| format!(" (fix: {f})")).unwrap_or_default()
+            ),
+        }
+    })
+}
+
+/// Health, status and metrics, the intake when tokens are configured, and
+/// the fleet API when administrator tokens are.
+fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<(Router, Option<Arc<Api>>), ServiceError> {
     let c = &settings.config;
     let mut tokens: BTreeMap<String, String> = c.intake.tokens.clone();
     if let Some(f) = &c.intake.tokens_file {
@@ -106,7 +140,8 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceEr
             Response::text(200, metrics::CONTENT_TYPE, metrics::series::page(&for_metrics))
         }))
         .with(run_now_route(shared.clone()));
-    if !tokens.is_empty() {
+    let mut fleet = None;
+    if !tokens.is_empty() || !settings.admin_tokens.is_empty() {
         // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
         let store: Arc<dyn CentralStore> = match &c.inventory.url {
             None => shared.inventory.clone(),
@@ -116,15 +151,30 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Router, ServiceEr
                 Arc::new(store)
             }
         };
-        router = router.with(Arc::new(Intake::new(
-            store,
+        let mut intake = Intake::new(
+            store.clone(),
             IntakeConfig {
                 tokens,
                 max_decoded: intake::DEFAULT_MAX_DECODED,
             },
-        )));
+        );
+        if !settings.admin_tokens.is_empty() {
+            let api = Arc::new(Api::new(
+                store,
+                FleetConfig {
+                    admin_tokens: settings.admin_tokens.clone(),
+                    silence: c.fleet.offline_after,
+                    enrollment_ttl: c.fleet.enrollment_ttl,
+                },
+                Arc::new(profile_check),
+            ));
+            intake = intake.with_other_tokens(route::other_tokens(api.clone()));
+            router = router.with(Arc::new(FleetRoute(api.clone())));
+            fleet = Some(api);
+        }
+        router = router.with(Arc::new(intake));
     }
-    Ok(router)
+    Ok((router, fleet))
 }
 
 // ---- POST /api/v1/profiles/{name}/run-now ---------------------------------
@@ -190,7 +240,14 @@ fn percent_decoded(s: &str) -> String {
 
 impl Service {
     /// Serves until `shutdown`; tunnels already open run to their end.
-    pub fn spawn(self, shared: &Arc<Shared>, shutdown: &CancellationToken) -> [JoinHandle<()>; 2] {
+    pub fn spawn(self, shared: &Arc<Shared>, shutdown: &CancellationToken) -> Vec<(&'static str, JoinHandle<()>)> {
+        let mut tasks = Vec::new();
+        if let Some(api) = self.fleet.clone() {
+            tasks.push((
+                "fleet liveness",
+                tokio::spawn(sweep(api, shared.clone(), shutdown.clone())),
+            ));
+        }
         let counters = shared.proxy.clone();
         let stop = shutdown.clone();
         let listener = tokio::spawn(async move {
@@ -199,7 +256,28 @@ impl Service {
             }
         });
         let marker = tokio::spawn(mark_agents(self.agents, shared.clone(), shutdown.clone()));
-        [listener, marker]
+        tasks.extend([("service listener", listener), ("agent marker", marker)]);
+        tasks
+    }
+}
+
+/// A central's liveness pass: every few seconds (a tenth of the silence,
+/// 1 to 15 s), sensors silent for longer than the silence are marked
+/// offline (and back online), each transition logged once; the counts go to
+/// `/metrics`.
+async fn sweep(api: Arc<Api>, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let every = (api.silence() / 10).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    loop {
+        let a = api.clone();
+        match tokio::task::spawn_blocking(move || a.sweep()).await {
+            Ok(Ok(counts)) => shared.set_fleet(counts.iter().map(|(s, n)| (s.as_str(), *n)).collect()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "fleet: liveness pass failed"),
+            Err(e) => tracing::warn!(error = %e, "fleet: liveness pass panicked"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }
 

@@ -51,6 +51,24 @@ pub struct Intake {
     /// The embedded SQLite store or PostgreSQL (`[inventory] url`).
     inventory: Arc<dyn CentralStore>,
     config: IntakeConfig,
+    /// Tokens beyond the configured ones: the fleet's (enrolled sensors'
+    /// credentials, administrator tokens). Blocking: run off the runtime.
+    others: Option<OtherTokens>,
+}
+
+/// Asks about tokens the configuration does not hold (blocking).
+pub type OtherTokens = Arc<dyn Fn(&str) -> OtherToken + Send + Sync>;
+
+/// What the fleet says of a token the intake does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OtherToken {
+    Unknown,
+    /// An enrolled sensor: may report as this sensor id, not read.
+    Sensor(String),
+    /// An administrator: may read the endpoints, not report.
+    Reader,
+    /// Known and refused (a voided credential, a suspended sensor): the answer.
+    Refused(u16, String),
 }
 
 /// What the intake answers to an applied (or recognised) batch.
@@ -113,6 +131,10 @@ enum Auth {
     Sensor(String),
     /// A token that accepts any sensor id.
     Any,
+    /// An enrolled sensor's credential: reports as this id, reads nothing.
+    Enrolled(String),
+    /// An administrator: reads, never reports.
+    Reader,
 }
 
 fn is_hex32(s: &str) -> bool {
@@ -214,10 +236,43 @@ fn parse(up: Upload) -> Result<Report, Response> {
 
 impl Intake {
     pub fn new(inventory: Arc<dyn CentralStore>, config: IntakeConfig) -> Intake {
-        Intake { inventory, config }
+        Intake {
+            inventory,
+            config,
+            others: None,
+        }
     }
 
-    fn authenticate(&self, req: &Request) -> Result<Auth, Response> {
+    /// Asks `others` about tokens the intake's configuration does not hold.
+    pub fn with_other_tokens(mut self, others: OtherTokens) -> Intake {
+        self.others = Some(others);
+        self
+    }
+
+    async fn authenticate(&self, req: &Request) -> Result<Auth, Response> {
+        let unauthorized = |msg: &str| Response::error(401, msg).with_header("WWW-Authenticate", "Bearer");
+        match self.configured(req) {
+            Ok(a) => Ok(a),
+            Err(refusal) => {
+                let (Some(others), Some(token)) = (self.others.clone(), req.bearer()) else {
+                    return Err(refusal);
+                };
+                let token = token.to_string();
+                let said = tokio::task::spawn_blocking(move || others(&token))
+                    .await
+                    .unwrap_or(OtherToken::Unknown);
+                match said {
+                    OtherToken::Unknown => Err(refusal),
+                    OtherToken::Sensor(id) => Ok(Auth::Enrolled(id)),
+                    OtherToken::Reader => Ok(Auth::Reader),
+                    OtherToken::Refused(401, why) => Err(unauthorized(&why)),
+                    OtherToken::Refused(status, why) => Err(Response::error(status, &why)),
+                }
+            }
+        }
+    }
+
+    fn configured(&self, req: &Request) -> Result<Auth, Response> {
         let unauthorized = |msg: &str| Response::error(401, msg).with_header("WWW-Authenticate", "Bearer");
         let Some(token) = req.bearer() else {
             return Err(unauthorized("send Authorization: Bearer TOKEN"));
@@ -239,7 +294,8 @@ impl Intake {
         if req.method != "POST" {
             return Response::error(405, "use POST").with_header("Allow", "POST");
         }
-        let auth = match self.authenticate(req) {
+        let auth = match self.authenticate(req).await {
+            Ok(Auth::Reader) => return Response::error(403, "an administrator token does not report"),
             Ok(a) => a,
             Err(r) => return r,
         };
@@ -258,7 +314,7 @@ impl Intake {
                 return Response::error(500, &format!("report not read: {e}"));
             }
         };
-        if let Auth::Sensor(id) = &auth
+        if let Auth::Sensor(id) | Auth::Enrolled(id) = &auth
             && *id != report.sensor.id
         {
             return Response::error(
@@ -314,8 +370,12 @@ impl Intake {
         if req.method != "GET" && req.method != "HEAD" {
             return Response::error(405, "use GET").with_header("Allow", "GET");
         }
-        if let Err(r) = self.authenticate(req) {
-            return r;
+        match self.authenticate(req).await {
+            Err(r) => return r,
+            Ok(Auth::Enrolled(_)) => {
+                return Response::error(403, "a sensor credential may report and read its own assignments only");
+            }
+            Ok(_) => {}
         }
         let mut filter = Filter::default();
         let (mut limit, mut offset) = (DEFAULT_LIMIT, 0usize);
@@ -368,8 +428,12 @@ impl Intake {
         if req.method != "GET" && req.method != "HEAD" {
             return Response::error(405, "use GET").with_header("Allow", "GET");
         }
-        if let Err(r) = self.authenticate(req) {
-            return r;
+        match self.authenticate(req).await {
+            Err(r) => return r,
+            Ok(Auth::Enrolled(_)) => {
+                return Response::error(403, "a sensor credential may report and read its own assignments only");
+            }
+            Ok(_) => {}
         }
         if !is_hex32(id) {
             return Response::error(404, "no such endpoint (ids are 32 hex digits)");

@@ -19,6 +19,7 @@
 
 pub mod alert;
 pub mod appliance;
+pub mod console;
 pub mod cpu;
 pub mod discover;
 pub mod fleet;

@@ -915,3 +915,114 @@ fn run_once_runs_every_profile_now_and_exits() {
     assert!(inv.iter().any(|e| e["key"]["port"] == port), "{inv:#?}");
     drop(open);
 }
+
+/// Runs `cmd` to its end, at most `secs` seconds (then kills it and fails).
+fn bounded(mut cmd: Command, secs: u64) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 17, defect 4: `sensor config check` refuses exactly what `sensor
+/// run` refuses, with the same file:line, field and fix, and neither names
+/// a flag that was not passed.
+#[test]
+fn config_check_and_run_refuse_the_same_mistakes_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let profiles = dir.path().join("profiles.d");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let head = format!(
+        "[sensor]\nstate_dir = \"{}\"\nprofiles_dir = \"{}\"\n",
+        state.display(),
+        profiles.display()
+    );
+    // (config text after the head, profile text or "", what the error says)
+    let cases: [(&str, &str, &[&str]); 7] = [
+        (
+            "ca_bundles = [\"/nonexistent/corp-ca.pem\"]\n",
+            "",
+            &[
+                "sensor.toml:4",
+                "`sensor.ca_bundles`",
+                "/nonexistent/corp-ca.pem",
+                "fix:",
+            ],
+        ),
+        (
+            "\n[intake]\ntokens = { \"not an id\" = \"0123456789abcdef0123\" }\n",
+            "",
+            &["sensor.toml:6", "`intake.tokens`", "not a sensor id", "fix:"],
+        ),
+        (
+            "\n[log]\nlevel = \"[[[[\"\n",
+            "",
+            &["sensor.toml:6", "`log.level`", "fix:"],
+        ),
+        (
+            "",
+            "name = \"lab\"\ntargets = [\"127.0.0.1\"]\nports = 443\n",
+            &["lab.toml:3", "`ports`", "expected a string", "fix:"],
+        ),
+        (
+            "",
+            "name = \"lab\"\ntargets = [\"127.0.0.1\"]\nrate = \"fast\"\n",
+            &["lab.toml:3", "`rate`", "expected a whole number", "fix:"],
+        ),
+        (
+            "",
+            "name = \"lab\"\ntargets = [\"127.0.0.1\"]\nhandshake_timeout = \"99999999999d\"\n",
+            &["lab.toml:3", "`handshake_timeout`", "longer than", "fix:"],
+        ),
+        (
+            "\n[upstream]\nurl = \"https://127.0.0.1:9\"\ntoken_file = \"/nonexistent/upstream.token\"\n",
+            "",
+            &[
+                "sensor.toml:7",
+                "`upstream.token_file`",
+                "/nonexistent/upstream.token",
+                "fix:",
+            ],
+        ),
+    ];
+    for (extra, profile, want) in cases {
+        let config = dir.path().join("sensor.toml");
+        std::fs::write(&config, format!("{head}{extra}")).unwrap();
+        let lab = profiles.join("lab.toml");
+        let _ = std::fs::remove_file(&lab);
+        if !profile.is_empty() {
+            std::fs::write(&lab, profile).unwrap();
+        }
+        let mut outputs = Vec::new();
+        for args in [&["config", "check"][..], &["run", "--config"][..]] {
+            let mut cmd = sensor();
+            cmd.args(args).arg(&config).stdin(Stdio::null());
+            let out = bounded(cmd, 30);
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert_eq!(out.status.code(), Some(2), "{args:?} {extra}{profile}: {err}");
+            for w in want {
+                assert!(err.contains(w), "{args:?} {extra}{profile}: no `{w}` in {err}");
+            }
+            assert!(
+                !err.contains("--ca-bundle "),
+                "{args:?}: names a flag not passed: {err}"
+            );
+            outputs.push(err);
+        }
+        // The same problem, in the same words.
+        let line = |s: &str| {
+            s.lines()
+                .find(|l| l.contains(want[1]))
+                .and_then(|l| l.find('/').map(|i| l[i..].to_string()))
+        };
+        assert_eq!(line(&outputs[0]), line(&outputs[1]), "{extra}{profile}");
+    }
+}

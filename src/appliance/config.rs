@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::appliance::profile::ProfileError as ConfigError;
-use crate::appliance::profile::{line_at, line_of_key, parse_duration};
+use crate::appliance::profile::{line_at, line_of_key, parse_duration, toml_error};
 
 /// Where the packaged sensor looks for its configuration.
 pub const DEFAULT_PATH: &str = "/etc/sensor/sensor.toml";
@@ -315,17 +315,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Validates a configuration's text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let raw: Raw = toml::from_str(text).map_err(|e| {
-        let message = e.message().to_string();
-        let fix = message
-            .contains("unknown field")
-            .then(|| "remove it or correct its spelling; docs/configuration.md lists every key".to_string());
-        ConfigError {
-            file: file.into(),
-            line: e.span().map(|s| line_at(text, s.start)),
-            field: None,
-            message,
-            fix,
+        let mut ce = toml_error(text, file, &e);
+        if ce.message.contains("unknown field") {
+            ce.fix = Some("remove it or correct its spelling; docs/configuration.md lists every key".to_string());
         }
+        ce
     })?;
     let err = |field: &str, message: String, fix: &str| ConfigError {
         file: file.into(),
@@ -387,6 +381,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         };
     }
     if let Some(l) = raw.log.level {
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&l) {
+            return Err(err(
+                "log.level",
+                format!("`{l}` is not a log filter: {e}"),
+                "use error, warn, info, debug or trace, or per module: \"netsensor=debug,info\"",
+            ));
+        }
         c.log.level = l;
     }
 
@@ -514,6 +515,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     c.proxy.forward_plain_http = p.forward_plain_http;
 
     for (sensor, token) in &raw.intake.tokens {
+        if !crate::report::intake::is_sensor_id(sensor) {
+            return Err(err(
+                "intake.tokens",
+                format!("`{sensor}` is not a sensor id: no report can carry it, so its token would never be accepted"),
+                "name the sensor by its id: 1 to 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
         if token.len() < 16 {
             return Err(err(
                 "intake.tokens",
@@ -643,13 +651,37 @@ pub fn read_tokens(path: &Path) -> Result<BTreeMap<String, String>, ConfigError>
         message: format!("cannot read: {x}"),
         fix: None,
     })?;
-    toml::from_str(&text).map_err(|x| ConfigError {
-        file,
+    let tokens: BTreeMap<String, String> = toml::from_str(&text).map_err(|x| ConfigError {
+        file: file.clone(),
         line: x.span().map(|s| line_at(&text, s.start)),
         field: Some("intake.tokens_file".into()),
         message: x.message().to_string(),
         fix: Some("write one `sensor-id = \"token\"` per line".into()),
-    })
+    })?;
+    for (sensor, token) in &tokens {
+        let problem = if !crate::report::intake::is_sensor_id(sensor) {
+            Some(format!(
+                "`{sensor}` is not a sensor id: its token would never be accepted"
+            ))
+        } else if token.len() < 16 {
+            Some(format!("the token of `{sensor}` is shorter than 16 characters"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(ConfigError {
+                file,
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().trim_start_matches('"').starts_with(sensor.as_str()))
+                    .map(|i| i + 1),
+                field: Some("intake.tokens_file".into()),
+                message,
+                fix: Some("one `sensor-id = \"token\"` per line: ids of 1-64 letters, digits, `-`, `_`, `.`; tokens of 16 characters or more".into()),
+            });
+        }
+    }
+    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -730,6 +762,27 @@ tokens = { "segment-b" = "0123456789abcdef0123" }
             ("[intake]\ntokens = { a = \"short\" }\n", "`intake.tokens`", ":2"),
             ("[sensor]\nid = \"has space\"\n", "`sensor.id`", ":2"),
             ("[inventory]\nurl = \"mysql://x\"\n", "`inventory.url`", ":2"),
+            // Issue 17, defect 4: what the daemon refused, the check refuses too.
+            ("[log]\nlevel = \"[[[[\"\n", "`log.level`", ":2"),
+            (
+                "[intake]\ntokens = { \"bad id\" = \"0123456789abcdef0123\" }\n",
+                "`intake.tokens`: `bad id` is not a sensor id",
+                ":2",
+            ),
+            ("[sensor]\ngrace = \"99999999999d\"\n", "`sensor.grace`", ":2"),
+            ("[proxy]\nidle_timeout = \"400d\"\n", "longer than", ":2"),
+            // Type errors name the field and the type it takes.
+            (
+                "[sensor]\ngone_after = \"3\"\n",
+                "`sensor.gone_after`: is string \"3\", expected a whole number",
+                ":2",
+            ),
+            ("[proxy]\nallow = \"a.example:443\"\n", "`proxy.allow`: is string", ":2"),
+            (
+                "[proxy]\nforward_plain_http = \"yes\"\n",
+                "expected true or false",
+                ":2",
+            ),
             (
                 "[upstream]\nurl = \"https://x\"\noutbox_max_records = 0\n",
                 "`upstream.outbox_max_records`",

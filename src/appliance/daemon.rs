@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::appliance::member::{self, Assigned, Member};
 use crate::appliance::pipeline;
+use crate::appliance::preflight::{self, Problems};
 use crate::appliance::profile::Profile;
 use crate::appliance::profile_set::{self, ProfileSetError};
 use crate::appliance::schedule::{self, Due};
@@ -49,6 +50,8 @@ const TASK_DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
+    Invalid(#[from] Problems),
+    #[error(transparent)]
     Profiles(#[from] ProfileSetError),
     #[error(
         "nothing to do: no scan profiles (give --profile FILE or put *.toml profiles in {}) and no --listen",
@@ -63,7 +66,7 @@ pub enum StartError {
     },
     #[error(transparent)]
     Inventory(#[from] InventoryError),
-    #[error("--ca-bundle: {0}")]
+    #[error("CA bundles: {0}")]
     Trust(#[source] TrustError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -84,7 +87,8 @@ impl StartError {
     /// machine): the operator has something to fix, nothing was started.
     pub fn is_invalid(&self) -> bool {
         match self {
-            StartError::Profiles(_)
+            StartError::Invalid(_)
+            | StartError::Profiles(_)
             | StartError::NothingToDo(_)
             | StartError::Trust(_)
             | StartError::Upstream(_)
@@ -142,14 +146,8 @@ impl Daemon {
     /// Nothing runs until [`Daemon::run`].
     pub async fn start(settings: Settings) -> Result<Daemon, StartError> {
         let c = &settings.config;
-        let profiles = profile_set::load(
-            &settings.profile_files,
-            &c.sensor.profiles_dir,
-            settings.config_file.is_some(),
-        )?;
-        if profiles.is_empty() && c.service.listen.is_none() && settings.config_file.is_none() {
-            return Err(StartError::NothingToDo(c.sensor.profiles_dir.clone()));
-        }
+        // The checks `sensor config check` runs, and nothing else refuses.
+        let profiles = preflight::check(&settings)?.profiles;
         let dir = &c.sensor.state_dir;
         std::fs::create_dir_all(dir).map_err(|source| StartError::StateDir {
             dir: dir.clone(),
@@ -665,6 +663,7 @@ mod tests {
             sensor_id: "test-sensor".into(),
             admin_tokens: Vec::new(),
             fallback_urls: Vec::new(),
+            ca_bundle_flags: Vec::new(),
         };
         let daemon = Daemon::start(settings).await.unwrap();
         let shared = daemon.shared().clone();

@@ -16,6 +16,7 @@ pub mod job;
 pub mod member;
 pub mod metrics;
 pub mod pipeline;
+pub mod preflight;
 pub mod profile;
 pub mod profile_set;
 pub mod proxy;

@@ -187,22 +187,13 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
 /// Validate a profile's text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
     let raw: Raw = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_at(text, s.start));
-        let message = e.message().to_string();
-        let fix = if message.contains("unknown field") {
-            Some("remove it or correct its spelling; see scan-profiles/README.md for every field".into())
-        } else if message.contains("missing field") {
-            Some("add it: `name` and `targets` are required".into())
-        } else {
-            None
-        };
-        ProfileError {
-            file: file.into(),
-            line,
-            field: None,
-            message,
-            fix,
+        let mut pe = toml_error(text, file, &e);
+        if pe.message.contains("unknown field") {
+            pe.fix = Some("remove it or correct its spelling; see scan-profiles/README.md for every field".into());
+        } else if pe.message.contains("missing field") {
+            pe.fix = Some("add it: `name` and `targets` are required".into());
         }
+        pe
     })?;
     let err = |field: &str, message: String, fix: &str| ProfileError {
         file: file.into(),
@@ -282,7 +273,10 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
     }
     let duration = |field: &str, v: &Option<String>| -> Result<Option<Duration>, ProfileError> {
         v.as_deref()
-            .map(|s| parse_duration(s).map_err(|m| err(field, m, "e.g. \"1500ms\", \"5s\", \"6h\", \"1d\"")))
+            .map(|s| {
+                parse_duration_within(s, MAX_TIMEOUT)
+                    .map_err(|m| err(field, m, "e.g. \"1500ms\", \"5s\"; at most \"10m\""))
+            })
             .transpose()
     };
     let connect_timeout = duration("connect_timeout", &raw.connect_timeout)?;
@@ -411,8 +405,32 @@ fn parse_schedule(s: &RawSchedule, err: &dyn Fn(&str, String, &str) -> ProfileEr
     Ok(Schedule { when, window })
 }
 
-/// `1500ms`, `90s`, `30m`, `6h`, `1d`.
+/// The longest duration any key takes: a schedule may say "yearly", nothing
+/// waits longer (and an unbounded one overflows the clock's arithmetic).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// The longest connect or handshake deadline a profile may set.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `1500ms`, `90s`, `30m`, `6h`, `1d`; at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, MAX_DURATION)
+}
+
+/// [`parse_duration`], at most `max`.
+pub fn parse_duration_within(s: &str, max: Duration) -> Result<Duration, String> {
+    let d = parse_duration_unbounded(s)?;
+    if d > max {
+        return Err(format!(
+            "`{}` is longer than {}, the most this key takes",
+            s.trim(),
+            crate::output::human::duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_duration_unbounded(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -440,6 +458,84 @@ fn parse_window(w: &str) -> Option<(u16, u16)> {
     };
     let (a, b) = (hm(a)?, hm(b)?);
     (a != b).then_some((a, b))
+}
+
+/// A TOML error as a [`ProfileError`]: the line, and for a value of the
+/// wrong type the field it was written for (`[section]` prefix included),
+/// what it should be and how to write it.
+pub(crate) fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> ProfileError {
+    let at = e.span().map(|s| s.start);
+    let message = e.message().to_string();
+    let mut out = ProfileError {
+        file: file.into(),
+        line: at.map(|a| line_at(text, a)),
+        field: None,
+        message: message.clone(),
+        fix: None,
+    };
+    if let (Some(rest), Some(at)) = (message.strip_prefix("invalid type: "), at) {
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
+        let (field, key) = field_at(text, at);
+        let (what, how) = expected_type(expected);
+        out.message = format!("is {found}, expected {what}");
+        out.fix = Some(match key {
+            Some(k) => format!("write {how}, e.g. {k} = {}", example(expected)),
+            None => format!("write {how}"),
+        });
+        out.field = field;
+    }
+    out
+}
+
+/// The dotted name of the key written at byte `at`, and the bare key.
+fn field_at(text: &str, at: usize) -> (Option<String>, Option<String>) {
+    let before = text.get(..at.min(text.len())).unwrap_or(text);
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..).and_then(|l| l.lines().next()).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let section = before[..start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    });
+    let field = key.as_ref().map(|k| match &section {
+        Some(s) => format!("{s}.{k}"),
+        None => k.clone(),
+    });
+    (field, key)
+}
+
+/// serde's name of a type, as a person says it, and how to write one.
+fn expected_type(expected: &str) -> (&'static str, &'static str) {
+    if expected.contains("string") {
+        ("a string", "it in quotes")
+    } else if ["u8", "u16", "u32", "u64", "usize", "i32", "i64", "integer"]
+        .iter()
+        .any(|t| expected.split_whitespace().any(|w| w == *t))
+    {
+        ("a whole number", "a number without quotes")
+    } else if expected.contains("bool") {
+        ("true or false", "true or false without quotes")
+    } else if expected.contains("sequence") {
+        ("a list", "a list in brackets")
+    } else if expected.contains("map") || expected.contains("struct") {
+        ("a table", "a table")
+    } else {
+        ("another type", "the value as docs/configuration.md shows")
+    }
+}
+
+fn example(expected: &str) -> &'static str {
+    match expected_type(expected).0 {
+        "a string" => "\"…\"",
+        "a whole number" => "1000",
+        "true or false" => "true",
+        "a list" => "[\"…\"]",
+        _ => "…",
+    }
 }
 
 pub(crate) fn line_at(text: &str, offset: usize) -> usize {
@@ -567,6 +663,46 @@ window = "22:00-06:00"
         assert!(e.starts_with("p.toml:5: ") && e.contains("unknown field `moon`"), "{e}");
         let e = error("targets = [\"::1\"]\n");
         assert!(e.contains("missing field `name`"), "{e}");
+    }
+
+    /// Issue 17, defect 4: a value of the wrong type names its field, the
+    /// type it takes and how to write it; every duration is bounded.
+    #[test]
+    fn type_errors_name_the_field_and_the_type() {
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nports = 443\n");
+        assert!(
+            e.starts_with("p.toml:3: `ports`: is integer `443`, expected a string")
+                && e.contains("fix: write it in quotes"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nrate = \"fast\"\n");
+        assert!(
+            e.starts_with("p.toml:3: `rate`: is string \"fast\", expected a whole number") && e.contains("rate = 1000"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = \"::1\"\n");
+        assert!(
+            e.starts_with("p.toml:2: `targets`: ") && e.contains("expected a list"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\nevery = 6\n");
+        assert!(e.starts_with("p.toml:4: `schedule.every`: is integer"), "{e}");
+    }
+
+    #[test]
+    fn every_duration_is_bounded() {
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nhandshake_timeout = \"99999999999d\"\n");
+        assert!(
+            e.starts_with("p.toml:3: `handshake_timeout`: ") && e.contains("longer than"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nconnect_timeout = \"11m\"\n");
+        assert!(e.contains("`connect_timeout`") && e.contains("longer than 10m"), "{e}");
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\n[schedule]\nevery = \"400d\"\n");
+        assert!(e.contains("`schedule.every`") && e.contains("longer than"), "{e}");
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
+        assert!(parse_duration("18446744073709551615d").is_err());
+        assert!(parse_duration("99999999999999999999999s").is_err());
     }
 
     #[test]

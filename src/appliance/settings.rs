@@ -136,6 +136,9 @@ pub struct Settings {
     /// More `--upstream` URLs after the first: other central processes of
     /// the same fleet, tried in order when the first does not answer.
     pub fallback_urls: Vec<String>,
+    /// The CA bundles `--ca-bundle` added (the rest are the file's), so a
+    /// problem with one names where it came from.
+    pub ca_bundle_flags: Vec<PathBuf>,
 }
 
 /// Which configuration file to read. A bare `sensor run` is the installed
@@ -169,6 +172,7 @@ pub fn load(o: &Overrides) -> Result<Settings, SettingsError> {
         sensor_id,
         admin_tokens,
         fallback_urls: o.fallback_upstreams.clone(),
+        ca_bundle_flags: o.ca_bundles.clone(),
     })
 }
 

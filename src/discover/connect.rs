@@ -40,14 +40,23 @@ pub enum PortState {
 #[derive(Debug)]
 pub enum Connect {
     Open(std::net::TcpStream),
-    Closed { reason: &'static str },
-    Filtered { reason: &'static str },
+    /// The port accepted the connection and reset it before it could be
+    /// used: open (something listens), with no socket to hand over.
+    Reset {
+        reason: &'static str,
+    },
+    Closed {
+        reason: &'static str,
+    },
+    Filtered {
+        reason: &'static str,
+    },
 }
 
 impl Connect {
     pub fn state(&self) -> PortState {
         match self {
-            Connect::Open(_) => PortState::Open,
+            Connect::Open(_) | Connect::Reset { .. } => PortState::Open,
             Connect::Closed { .. } => PortState::Closed,
             Connect::Filtered { .. } => PortState::Filtered,
         }
@@ -57,7 +66,7 @@ impl Connect {
     pub fn reason(&self) -> &'static str {
         match self {
             Connect::Open(_) => "syn-ack",
-            Connect::Closed { reason } | Connect::Filtered { reason } => reason,
+            Connect::Reset { reason } | Connect::Closed { reason } | Connect::Filtered { reason } => reason,
         }
     }
 }
@@ -130,6 +139,8 @@ pub struct Progress {
 /// What the engine's system calls can say, sorted by what it means.
 enum ErrorClass {
     Refused,
+    /// The handshake completed and the peer reset: an open port.
+    Reset,
     Unreachable(&'static str),
     /// Ephemeral ports or descriptors ran out: not an answer from the target.
     LocalResource,
@@ -139,6 +150,12 @@ fn classify_error(e: &io::Error) -> ErrorClass {
     use rustix::io::Errno;
     if e.kind() == io::ErrorKind::ConnectionRefused {
         return ErrorClass::Refused;
+    }
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    ) {
+        return ErrorClass::Reset;
     }
     match e.raw_os_error().map(Errno::from_raw_os_error) {
         Some(Errno::HOSTUNREACH) => ErrorClass::Unreachable("host-unreachable"),
@@ -157,6 +174,9 @@ fn classify_error(e: &io::Error) -> ErrorClass {
 fn outcome_of(e: &io::Error) -> Option<Connect> {
     match classify_error(e) {
         ErrorClass::Refused => Some(Connect::Closed { reason: "conn-refused" }),
+        ErrorClass::Reset => Some(Connect::Reset {
+            reason: "syn-ack, then reset",
+        }),
         ErrorClass::Unreachable(reason) => Some(Connect::Filtered { reason }),
         ErrorClass::LocalResource => None,
     }

@@ -15,6 +15,7 @@
 //!   scales the two compare on.
 //! - [`vulns`]: vulnerability verdicts, probed and inferred.
 //! - [`hsts`]: HTTP security headers and Strict-Transport-Security.
+//! - [`modern`]: notes the 2009r guide has no rule for (post-quantum key exchange).
 //! - [`report`]: the upstream's `security_rating_info` and the four levels.
 //!
 //! `docs/grading.md` is the human-readable version of every rule.
@@ -22,6 +23,7 @@
 pub mod chain;
 pub mod ciphers;
 pub mod hsts;
+pub mod modern;
 pub mod names;
 pub mod ocsp;
 pub mod rating;
@@ -145,7 +147,9 @@ pub fn assess(obs: &Observation<'_>, trust: &TrustStores, policy: &Policy, now: 
         Ok(g) => (Some(g), None),
         Err(why) => (None, Some(why)),
     };
-    let findings = findings(&chain, &vulnerabilities, http.as_ref(), policy);
+    let mut findings = findings(&chain, &vulnerabilities, http.as_ref(), policy);
+    findings.extend(modern::findings(record));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut a = Assessment {
         grade,
         no_grade_reason,

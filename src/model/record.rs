@@ -264,6 +264,23 @@ pub struct KeyExchange {
     pub dh_max_bits: Option<u32>,
     /// Signature algorithms the server accepted (TLS 1.2, each tried alone).
     pub signature_algorithms: Vec<String>,
+    /// Some TLS 1.3 group resting on ML-KEM is accepted (hybrid or alone);
+    /// null when TLS 1.3 groups were not probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_quantum: Option<bool>,
+    /// Hybrid groups accepted: `X25519MLKEM768`, `SecP256r1MLKEM768`, `SecP384r1MLKEM1024`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pq_hybrids: Vec<String>,
+    /// ML-KEM alone: `MLKEM512`, `MLKEM768`, `MLKEM1024`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pq_ml_kem: Vec<String>,
+    /// Offered both kinds in either order, the server picks: `pq`, `classical`,
+    /// or `client` (follows our order); absent when there is no choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_preference: Option<String>,
+    /// Only post-quantum groups are accepted: clients without ML-KEM cannot connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_only: Option<bool>,
 }
 
 /// Handshake features; `None` where the probe could not tell.

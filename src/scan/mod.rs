@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+pub mod after_syn;
+
 use crate::cpu;
 use crate::discover::checkpoint::Tracker;
 use crate::discover::connect::{self, Connect, PortState, PortscanConfig, Progress};
@@ -296,7 +298,9 @@ async fn run_inner(
             let _examining = progress.examining.begin();
             let connect = match found {
                 Found::Connect(c) => c,
-                Found::SynOpen => connect_after_syn(&opts, &target).await,
+                Found::SynOpen => {
+                    after_syn::connect(&target, opts.portscan.connect_timeout.max(opts.handshake_timeout)).await
+                }
             };
             if let Some(record) = examine(&prober, &opts, target.clone(), connect).await {
                 let names = virtual_hosts(&opts, target.hostname.as_deref(), &record);
@@ -319,27 +323,6 @@ async fn run_inner(
     while tasks.join_next().await.is_some() {}
     engine.await.map_err(|e| ScanError::Engine(e.to_string()))??;
     Ok(())
-}
-
-/// The SYN engine found `target` open: the TLS stages need a connection the
-/// kernel owns, so connect (the kernel has reset the half-open one).
-async fn connect_after_syn(opts: &ScanOptions, target: &Target) -> Connect {
-    let addr = SocketAddr::new(target.addr, target.port);
-    let connect = tokio::net::TcpStream::connect(addr);
-    match tokio::time::timeout(opts.portscan.connect_timeout.max(opts.handshake_timeout), connect).await {
-        Ok(Ok(s)) => match s.into_std() {
-            Ok(s) => Connect::Open(s),
-            Err(_) => Connect::Filtered {
-                reason: "syn-ack, then local-error",
-            },
-        },
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Connect::Closed {
-            reason: "syn-ack, then conn-refused",
-        },
-        _ => Connect::Filtered {
-            reason: "syn-ack, then no-response",
-        },
-    }
 }
 
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.
@@ -469,7 +452,29 @@ pub async fn examine(
     let now = rfc3339(time::OffsetDateTime::now_utc());
     let hostname = target.hostname.as_deref().map(str::to_string);
     let reason = connect.reason();
+    let connect = match connect {
+        // Open, but reset before it could be used: one more connection
+        // examines it as any open port (it resets that too, most likely, and
+        // the record says so); without one, the record says it now.
+        Connect::Reset { reason } => match reconnect(opts, &target).await.map(|s| s.into_std()) {
+            Some(Ok(s)) => Connect::Open(s),
+            _ => {
+                let mut r = EndpointRecord::new(target.addr, target.port, hostname, Category::Unsecured, now);
+                r.port_reason = reason.to_string();
+                r.transport = Transport::Unknown;
+                r.service = Some("unknown".into());
+                r.handshake = Some(Handshake {
+                    error: Some("the connection was reset before the handshake".into()),
+                    error_kind: Some(FailureKind::Reset),
+                    ..Handshake::default()
+                });
+                return Some(r);
+            }
+        },
+        c => c,
+    };
     let stream = match connect {
+        Connect::Reset { .. } => return None,
         Connect::Open(s) => match tokio::net::TcpStream::from_std(s) {
             Ok(s) => s,
             Err(e) => {
@@ -541,7 +546,7 @@ pub async fn examine(
             record.transport = Transport::Plain;
             handshake.error_kind = Some(FailureKind::NotTls);
             let info = detect::identify(&attempt.first_bytes);
-            if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &record, &info.name).await {
+            if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &mut record, &info.name).await {
                 return Some(upgraded);
             }
             record.service = Some(info.name.clone());
@@ -564,7 +569,7 @@ pub async fn examine(
                 .await;
                 if !bytes.is_empty() && detect::classify(&bytes) == Answer::Plain {
                     let info = detect::identify(&bytes);
-                    if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &record, &info.name).await {
+                    if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &mut record, &info.name).await {
                         return Some(upgraded);
                     }
                     record.transport = Transport::Plain;
@@ -595,20 +600,41 @@ enum Upgrade {
 }
 
 /// A mail, file or database server on an unusual port may still upgrade:
-/// the record of that upgrade when it led to TLS.
+/// the record of that upgrade when it led to TLS, or when the service
+/// throttled us (as `--starttls PROTO` reports it); when the dialogue went
+/// wrong otherwise, the plaintext record with the reason in
+/// `enumeration_errors` (issue 17, defect 5: nothing the dialogue said is
+/// dropped).
 async fn upgrade_by_banner(
     prober: &TlsProber,
     opts: &ScanOptions,
     target: &Target,
-    record: &EndpointRecord,
+    record: &mut EndpointRecord,
     service: &str,
 ) -> Option<EndpointRecord> {
     let proto = Starttls::for_service(service).filter(|_| opts.starttls == StarttlsMode::Auto)?;
-    let stream = reconnect(opts, target).await?;
+    let Some(stream) = reconnect(opts, target).await else {
+        record
+            .enumeration_errors
+            .push(format!("STARTTLS {proto}: cannot connect again for the upgrade"));
+        return None;
+    };
     let mut upgraded = record.clone();
     match try_starttls(prober, opts, target, stream, proto, &mut upgraded).await {
         Upgrade::Done if upgraded.transport.is_tls() => Some(upgraded),
-        _ => None,
+        Upgrade::Done => match upgraded.handshake.as_ref().and_then(|h| h.error.clone()) {
+            // Throttled: the service said who it is and to come back later.
+            Some(e) if upgraded.transport == Transport::Unknown => {
+                upgraded.enumeration_errors.push(e);
+                Some(upgraded)
+            }
+            // Not offered or refused: the plaintext record says so already.
+            _ => None,
+        },
+        Upgrade::Fallback(e) => {
+            record.enumeration_errors.push(format!("STARTTLS: {e}"));
+            None
+        }
     }
 }
 

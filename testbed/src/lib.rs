@@ -178,7 +178,24 @@ pub fn rustls_config(
     key: &[u8],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<(Arc<ServerConfig>, Arc<SniLog>), Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls_config_with_groups(certs, key, versions, None)
+}
+
+/// [`rustls_config`] with the key-exchange groups limited to `groups`, in
+/// that order of preference (`None`: the provider's defaults). aws-lc-rs
+/// offers X25519MLKEM768, SecP256r1MLKEM768, MLKEM768 and MLKEM1024 next to
+/// the classical groups (`rustls::crypto::aws_lc_rs::kx_group`).
+pub fn rustls_config_with_groups(
+    certs: Vec<Vec<u8>>,
+    key: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+) -> Result<(Arc<ServerConfig>, Arc<SniLog>), Error> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(groups) = groups {
+        provider.kx_groups = groups;
+    }
+    let provider = Arc::new(provider);
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
     let signing = provider.key_provider.load_private_key(key_der)?;
     let chain = certs.into_iter().map(CertificateDer::from).collect();

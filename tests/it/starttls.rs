@@ -421,3 +421,57 @@ async fn postgres(
     };
     ((proc_, dir), SocketAddr::new("127.0.0.1".parse().unwrap(), port))
 }
+
+/// Issue 17, defect 5: on a port chosen by its banner (`--starttls auto`),
+/// an SMTP server answering EHLO with `421` is throttling, as `--starttls
+/// smtp` says, not "no upgrade offered"; a dialogue that goes wrong keeps
+/// the plaintext record and says why in `enumeration_errors`.
+#[tokio::test]
+async fn auto_mode_reports_smtp_throttling_and_malformed_dialogues() {
+    let greeting = servers::Step::Send(b"220 mx.test ESMTP Postfix (Debian/GNU)\r\n".to_vec());
+    let throttling = vec![
+        greeting.clone(),
+        Step::Line,
+        Step::Send(b"421 4.7.0 mx.test Too many connections, try again later\r\n".to_vec()),
+    ];
+    let malformed = vec![greeting, Step::Line, Step::Send(b"hello there\r\n".to_vec())];
+    let (l1, throttled) = listen().await;
+    let (l2, broken) = listen().await;
+    let script = |steps| Script {
+        steps,
+        tls: None,
+        throttle_from: None,
+        hang_up_first: 0,
+    };
+    let (s1, _) = servers::serve(l1, script(throttling));
+    let (s2, _) = servers::serve(l2, script(malformed));
+    let _g = Abort(vec![s1, s2]);
+    let ports = format!("{},{}", throttled.port(), broken.port());
+    let records = scan(&["127.0.0.1"], &[], &ports, options(StarttlsMode::Auto)).await;
+
+    let r = find(&records, throttled);
+    assert_eq!(r.category, Category::Unsecured, "{r:#?}");
+    assert_eq!(r.service.as_deref(), Some("smtp"), "{r:#?}");
+    let err = r.handshake.as_ref().and_then(|h| h.error.clone()).unwrap_or_default();
+    assert!(err.contains("421") && err.contains("throttling"), "{r:#?}");
+    assert!(!err.contains("not offer"), "{err}");
+    assert!(
+        r.enumeration_errors
+            .iter()
+            .any(|e| e.contains("421") && e.contains("throttling")),
+        "{:?}",
+        r.enumeration_errors
+    );
+
+    let r = find(&records, broken);
+    assert_eq!(r.category, Category::Unsecured, "{r:#?}");
+    assert_eq!(r.transport, Transport::Plain, "{r:#?}");
+    assert_eq!(r.service.as_deref(), Some("smtp"), "{r:#?}");
+    assert!(
+        r.enumeration_errors
+            .iter()
+            .any(|e| e.contains("STARTTLS") && e.contains("unexpected answer")),
+        "{:?}",
+        r.enumeration_errors
+    );
+}

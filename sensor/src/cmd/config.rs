@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use netsensor::appliance::config;
+use netsensor::appliance::preflight::{self, Problems};
+use netsensor::appliance::settings::{self, Overrides};
 
 use crate::cli::UsageError;
 
@@ -26,58 +28,27 @@ pub enum ConfigCommand {
 pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let ConfigCommand::Check { file } = args.command;
     let file = file.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-    let c = config::load(&file).map_err(|e| UsageError(e.to_string()))?;
-    let mut problems = Vec::new();
-    for (field, path) in [
-        (
-            "upstream.token_file",
-            c.upstream.as_ref().and_then(|u| u.token_file.clone()),
-        ),
-        ("proxy.auth_token_file", c.proxy.auth_token_file.clone()),
-    ] {
-        if let Some(p) = path
-            && let Err(e) = config::read_secret(&p, field)
-        {
-            problems.push(e.to_string());
+    // Exactly what `sensor run --config FILE` would check before starting.
+    let overrides = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    let settings = settings::load(&overrides).map_err(|e| UsageError(e.to_string()))?;
+    let checked = match preflight::check(&settings) {
+        Ok(checked) => checked,
+        Err(Problems(problems)) => {
+            for p in &problems {
+                eprintln!("error  {p}");
+            }
+            return Err(UsageError(format!(
+                "{}: {} problem(s); nothing was changed",
+                file.display(),
+                problems.len()
+            ))
+            .into());
         }
-    }
-    if let Some(p) = &c.intake.tokens_file
-        && let Err(e) = config::read_tokens(p)
-    {
-        problems.push(e.to_string());
-    }
-    if let Some(p) = &c.service.admin_token_file
-        && let Err(e) = config::read_token_lines(p, "service.admin_token_file")
-    {
-        problems.push(e.to_string());
-    }
-    for (field, path) in [
-        ("service.tls_cert", &c.service.tls_cert),
-        ("service.tls_key", &c.service.tls_key),
-    ] {
-        if let Some(p) = path
-            && !p.exists()
-        {
-            problems.push(format!("{}: `{field}`: {} does not exist", file.display(), p.display()));
-        }
-    }
-    // Alert channels: their secret files and CA bundles (nothing is sent).
-    for ch in &c.alerts.channels {
-        if let Err(e) = netsensor::alert::channel::Sender::new(ch) {
-            problems.push(format!("{}: {e}", file.display()));
-        }
-    }
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("error  {p}");
-        }
-        return Err(UsageError(format!(
-            "{}: {} problem(s); nothing was changed",
-            file.display(),
-            problems.len()
-        ))
-        .into());
-    }
+    };
+    let c = &settings.config;
     println!("ok  {}", file.display());
     println!(
         "  sensor {} state {} profiles {}",
@@ -85,6 +56,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
         c.sensor.state_dir.display(),
         c.sensor.profiles_dir.display()
     );
+    println!("  {} scan profile(s)", checked.profiles.len());
     println!(
         "  service {}{}",
         c.service.listen.map_or("off".to_string(), |a| a.to_string()),

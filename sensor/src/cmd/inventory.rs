@@ -32,7 +32,7 @@ pub enum InventoryCommand {
     Export {
         #[arg(long, default_value = "/var/lib/sensor", value_name = "DIR")]
         state_dir: PathBuf,
-        /// ndjson (one endpoint per line), json, csv or table.
+        /// ndjson (one endpoint per line), json, csv, table or html (one self-contained report).
         #[arg(short = 'o', long = "output", default_value = "ndjson")]
         format: String,
         /// Write here instead of standard output (written whole, then renamed into place).
@@ -267,15 +267,27 @@ fn history(state_dir: &Path, endpoint: Option<&str>, sni: Option<String>, format
 }
 
 fn export(state_dir: &Path, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
-    let format = crate::print::format(format)?;
-    let rows = open(state_dir)?.query(&Filter::default())?;
+    let inv = open(state_dir)?;
+    let rows = inv.query(&Filter::default())?;
     let mut buf = Vec::new();
-    print(
-        format,
-        &mut buf,
-        &rows,
-        crate::print::options(out.is_none(), output::expiry::SOON_DAYS),
-    )?;
+    if format == "html" {
+        let history = inv.history(&Which::default())?;
+        let title = format!("netsensor inventory of {}", state_dir.display());
+        let now = time::OffsetDateTime::now_utc();
+        let mut report = netsensor::console::report::Report::new(&mut buf, &title, now).with_history(history);
+        for r in &rows {
+            output::Sink::<netsensor::store::endpoint::Stored>::record(&mut report, r)?;
+        }
+        output::Sink::<netsensor::store::endpoint::Stored>::finish(&mut report)?;
+    } else {
+        let format = crate::print::format(format)?;
+        print(
+            format,
+            &mut buf,
+            &rows,
+            crate::print::options(out.is_none(), output::expiry::SOON_DAYS),
+        )?;
+    }
     match out {
         None => std::io::stdout().lock().write_all(&buf)?,
         Some(path) => {

@@ -118,7 +118,7 @@ pub struct ScanArgs {
     /// Only print endpoints whose certificate expires within DAYS days, or has expired.
     #[arg(long, value_name = "DAYS")]
     pub expiring_within: Option<u32>,
-    /// Output format: table, json, ndjson, csv.
+    /// Output format: table, json, ndjson, csv, html (one self-contained report file).
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: String,
     /// Write results to FILE instead of standard output (CSV sorted like the table).
@@ -136,6 +136,8 @@ pub struct Prepared {
     pub checkpoint: Option<(Arc<Tracker>, PathBuf)>,
     pub options: ScanOptions,
     pub format: Format,
+    /// `-o html`: the self-contained HTML report instead of `format`.
+    pub html: bool,
     pub meta: ScanMeta,
     /// How the sink prints (colour, sorted CSV, what expires soon).
     pub print: output::Options,
@@ -147,7 +149,12 @@ pub struct Prepared {
 }
 
 pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
-    let format: Format = args.format.parse().map_err(usage)?;
+    let html = args.format == "html";
+    let format: Format = if html {
+        Format::Json
+    } else {
+        args.format.parse().map_err(|e| usage(format!("{e} (or html)")))?
+    };
     let mut specs: Vec<TargetSpec> = Vec::new();
     for t in &args.targets {
         for token in t.split(',').filter(|s| !s.is_empty()) {
@@ -238,6 +245,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         checkpoint,
         options,
         format,
+        html,
         meta,
         print,
         expiring_within: args.expiring_within.map(i64::from),
@@ -367,7 +375,16 @@ pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar:
             tx,
         )),
     };
-    let mut sink = output::sink_with(p.format, out, Some(p.meta.clone()), p.print);
+    let mut sink: Box<dyn output::Sink + '_> = if p.html {
+        let title = format!("netsensor scan of {}", p.meta.targets.join(", "));
+        Box::new(netsensor::console::report::Report::new(
+            out,
+            &title,
+            p.print.context.now,
+        ))
+    } else {
+        output::sink_with(p.format, out, Some(p.meta.clone()), p.print)
+    };
     let now = p.print.context.now;
     let shown = |r: &EndpointRecord| {
         p.expiring_within

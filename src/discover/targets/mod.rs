@@ -167,7 +167,6 @@ mod tests {
         assert_eq!("1-5".parse::<PortSet>().unwrap().len(), 5);
         assert_eq!("default".parse::<PortSet>().unwrap().as_slice(), &DEFAULT_PORTS);
         assert_eq!("-".parse::<PortSet>().unwrap().len(), 65535);
-        assert_eq!("60000-".parse::<PortSet>().unwrap().len(), 5536);
         assert_eq!("default,8080".parse::<PortSet>().unwrap().len(), 13);
         assert_eq!("1-3,5,7-8".parse::<PortSet>().unwrap().to_string(), "1-3,5,7-8");
     }
@@ -180,6 +179,12 @@ mod tests {
             ("443,http", "http", "not a port"),
             ("10-1", "10-1", "before its start"),
             ("443,,8443", "443,,8443", "empty entry"),
+            // Issue 17: an open range is refused, never read as "to 65535".
+            ("1-", "1-", "open range"),
+            ("443,60000-", "60000-", "open range"),
+            ("-1024", "-1024", "open range"),
+            ("+5", "+5", "not a port"),
+            ("1-+5", "1-+5", "not a port"),
         ] {
             let err = bad.parse::<PortSet>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{token}`")), "{bad}: {err}");

@@ -29,6 +29,7 @@ impl FromStr for PortSet {
     type Err = TargetError;
 
     /// `443`, `1-1024`, `default`, `all` (or `-`), and comma-separated mixes.
+    /// A range names both ends: `1-` and `-1024` are refused.
     fn from_str(s: &str) -> Result<Self, TargetError> {
         let bad = |token: &str, reason: &str| TargetError::BadPort {
             token: token.to_string(),
@@ -42,18 +43,27 @@ impl FromStr for PortSet {
                 "all" | "-" => set.extend(1..=65535u16),
                 _ => {
                     let (a, b) = token.split_once('-').unwrap_or((token, token));
+                    if a.trim().is_empty() || b.trim().is_empty() {
+                        // nmap reads `1-` as "to 65535" and `-1024` as "from 1": a
+                        // typo then widens the scan to every port. Say it in full.
+                        return Err(bad(
+                            token,
+                            "open range: write both ends (`1-65535`), or `all` for every port",
+                        ));
+                    }
                     let parse = |p: &str| -> Result<u16, TargetError> {
-                        match p.trim().parse::<u32>() {
+                        let p = p.trim();
+                        if !p.bytes().all(|c| c.is_ascii_digit()) {
+                            return Err(bad(token, "not a port number, range or `default`"));
+                        }
+                        match p.parse::<u32>() {
                             Ok(0) => Err(bad(token, "port 0 cannot be scanned")),
                             Ok(n) if n <= 65535 => Ok(n as u16),
                             Ok(_) => Err(bad(token, "ports go up to 65535")),
                             Err(_) => Err(bad(token, "not a port number, range or `default`")),
                         }
                     };
-                    let (a, b) = (
-                        if a.is_empty() { Ok(1) } else { parse(a) }?,
-                        if b.is_empty() { Ok(65535) } else { parse(b) }?,
-                    );
+                    let (a, b) = (parse(a)?, parse(b)?);
                     if a > b {
                         return Err(bad(token, "range end comes before its start"));
                     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::pq::{self, PostQuantum};
 use super::result::{Accepted, Enumeration, Sslv2Result, group_name};
 use super::strategy::{self, Elimination, Pick, Version};
 use crate::model::record::Features;
@@ -281,13 +282,14 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
     }
 
     // 3. Groups, signature algorithms, features and compression.
-    let (groups, sigs, features, compression) = tokio::join!(
+    let ((groups, post_quantum), sigs, features, compression) = tokio::join!(
         probe_groups(&ctx, &out),
         probe_signatures(&ctx, &out),
         probe_features(&ctx, &out),
         probe_compression(&ctx, &out)
     );
     out.groups = groups;
+    out.post_quantum = post_quantum;
     out.signature_algorithms = sigs;
     (out.features, out.ocsp_response) = features;
     for (v, methods) in compression {
@@ -424,25 +426,26 @@ async fn probe_sslv2(ctx: &Ctx) -> Sslv2Result {
 
 /// Groups, each offered alone: TLS 1.3 with an empty key_share (the server
 /// answers HelloRetryRequest naming the group it accepts), TLS 1.2 with the
-/// accepted ECDHE suites (the ServerKeyExchange names the curve).
-async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> Vec<NamedGroup> {
+/// accepted ECDHE suites (the ServerKeyExchange names the curve). Then,
+/// when TLS 1.3 accepts both post-quantum and classical groups, which kind
+/// the server prefers (see [`pq`]).
+async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> (Vec<NamedGroup>, Option<PostQuantum>) {
     if !ctx.cfg.groups_and_signatures {
-        return Vec::new();
+        return (Vec::new(), None);
     }
-    let mut jobs: JoinSet<Option<NamedGroup>> = JoinSet::new();
-    if let Some(r13) = e.versions.get(&Version::Tls13).filter(|r| !r.accepted.is_empty()) {
-        let suites: Vec<CipherSuite> = r13.accepted.iter().map(|a| a.suite).collect();
+    // (group, accepted in TLS 1.3)
+    let mut jobs: JoinSet<Option<(NamedGroup, bool)>> = JoinSet::new();
+    let suites13: Option<Vec<CipherSuite>> = e
+        .versions
+        .get(&Version::Tls13)
+        .filter(|r| !r.accepted.is_empty())
+        .map(|r| r.accepted.iter().map(|a| a.suite).collect());
+    if let Some(suites) = &suites13 {
         for &g in TLS13_GROUPS {
             let (c, suites) = (ctx.clone(), suites.clone());
             jobs.spawn(async move {
-                let b = c
-                    .builder(Version::Tls13)
-                    .cipher_suites(suites)
-                    .supported_groups(&[g])
-                    .key_shares(Vec::new());
-                let f = c.send(&b, Until::ServerHello).await?;
-                let sh = f.server_hello?;
-                (sh.version() >= ProtocolVersion::TLSv1_3 && sh.selected_group() == Some(g)).then_some(g)
+                let sh = hrr(&c, suites, &[g]).await?;
+                (sh == g).then_some((g, true))
             });
         }
     }
@@ -465,18 +468,35 @@ async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> Vec<NamedGroup> {
             jobs.spawn(async move {
                 let b = c.builder(v).cipher_suites(suites).supported_groups(&[g]);
                 let f = c.send(&b, Until::HelloDone).await?;
-                (pick(&f, v) != Pick::Refused && f.key_exchange.as_ref()?.ecdh_group() == Some(g)).then_some(g)
+                (pick(&f, v) != Pick::Refused && f.key_exchange.as_ref()?.ecdh_group() == Some(g)).then_some((g, false))
             });
         }
     }
     let mut groups = Vec::new();
+    let mut groups13 = Vec::new();
     while let Some(done) = jobs.join_next().await {
-        if let Ok(Some(g)) = done
-            && !groups.contains(&g)
-        {
-            groups.push(g);
+        if let Ok(Some((g, tls13))) = done {
+            if tls13 {
+                groups13.push(g);
+            }
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
         }
     }
+    let post_quantum = match suites13 {
+        Some(suites) => {
+            groups13.sort_by_key(|g| TLS13_GROUPS.iter().position(|x| x == g).unwrap_or(usize::MAX));
+            let (a, b) = match pq::preference_offers(&groups13) {
+                Some((classical_first, pq_first)) => {
+                    tokio::join!(hrr(ctx, suites.clone(), &classical_first), hrr(ctx, suites, &pq_first))
+                }
+                None => (None, None),
+            };
+            Some(pq::judge(&groups13, a, b))
+        }
+        None => None,
+    };
     groups.sort_by_key(|g| {
         TLS13_GROUPS
             .iter()
@@ -484,7 +504,22 @@ async fn probe_groups(ctx: &Arc<Ctx>, e: &Enumeration) -> Vec<NamedGroup> {
             .position(|x| x == g)
             .unwrap_or(usize::MAX)
     });
-    groups
+    (groups, post_quantum)
+}
+
+/// The group a TLS 1.3 server names when offered `groups` without key
+/// shares (its HelloRetryRequest), or the group of a ServerHello.
+async fn hrr(ctx: &Ctx, suites: Vec<CipherSuite>, groups: &[NamedGroup]) -> Option<NamedGroup> {
+    let b = ctx
+        .builder(Version::Tls13)
+        .cipher_suites(suites)
+        .supported_groups(groups)
+        .key_shares(Vec::new());
+    let sh = ctx.send(&b, Until::ServerHello).await?.server_hello?;
+    if sh.version() < ProtocolVersion::TLSv1_3 {
+        return None;
+    }
+    sh.selected_group().filter(|g| groups.contains(g))
 }
 
 fn is_ffdhe(g: NamedGroup) -> bool {

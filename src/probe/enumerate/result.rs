@@ -43,6 +43,8 @@ pub struct Enumeration {
     /// Groups accepted (TLS 1.3 and TLS 1.2 ECDHE), in registry order.
     pub groups: Vec<NamedGroup>,
     pub signature_algorithms: Vec<SignatureScheme>,
+    /// Post-quantum key exchange in TLS 1.3; `None` when TLS 1.3 groups were not probed.
+    pub post_quantum: Option<super::pq::PostQuantum>,
     /// Handshake features, as the record has them (compression is filled in by `apply`).
     pub features: Features,
     /// The stapled OCSP response (DER), when the server sent one.
@@ -143,6 +145,11 @@ pub fn apply(record: &mut EndpointRecord, e: &Enumeration) {
             .iter()
             .map(|s| s.name().map(str::to_string).unwrap_or_else(|| format!("{:#06x}", s.0)))
             .collect(),
+        post_quantum: e.post_quantum.as_ref().map(|p| p.supported),
+        pq_hybrids: names(e.post_quantum.iter().flat_map(|p| &p.hybrids)),
+        pq_ml_kem: names(e.post_quantum.iter().flat_map(|p| &p.ml_kem)),
+        pq_preference: e.post_quantum.as_ref().and_then(|p| p.preference).map(str::to_string),
+        pq_only: e.post_quantum.as_ref().map(|p| p.only),
     });
     let mut features = e.features.clone();
     let mut compression: Vec<String> = e
@@ -170,6 +177,10 @@ pub fn apply(record: &mut EndpointRecord, e: &Enumeration) {
         record.chain = e.chain.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
         record.certificate = record.chain.first().cloned();
     }
+}
+
+fn names<'a>(groups: impl Iterator<Item = &'a NamedGroup>) -> Vec<String> {
+    groups.map(|&g| group_name(g)).collect()
 }
 
 fn sslv2_entry(code: u32, name: &str) -> CipherEntry {

@@ -248,3 +248,38 @@ impl Inventory {
         Ok(events)
     }
 }
+
+impl Inventory {
+    /// The newest `limit` changes of any endpoint, newest first (the
+    /// console's Overview).
+    pub fn recent_changes(&self, limit: usize) -> Result<Vec<Event>, InventoryError> {
+        let db = db_error(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT at, address, port, sni, sensor, profile, kind, reasons, state FROM changes
+                 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(&db)?;
+        let rows = stmt
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                Ok(Event {
+                    at: row.get(0)?,
+                    key: Key {
+                        address: row.get(1)?,
+                        port: row.get(2)?,
+                        sni: row.get(3)?,
+                        sensor: row.get(4)?,
+                    },
+                    profile: row.get(5)?,
+                    kind: row.get(6)?,
+                    reasons: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
+                    seen: row
+                        .get::<_, Option<String>>(8)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                })
+            })
+            .map_err(&db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&db)
+    }
+}

@@ -31,7 +31,7 @@ mod tests;
 pub use diff::{Change, DiffPolicy, Run, diff};
 pub use history::{Event, Seen, Which};
 pub use migrate::SCHEMA;
-pub use runs::LastRun;
+pub use runs::{LastRun, RunSummary};
 
 pub use crate::store::endpoint::{Key, Stored};
 pub use crate::store::merge::{Applied, EventKind};

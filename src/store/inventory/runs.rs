@@ -137,3 +137,47 @@ impl Inventory {
             .map_err(db_error(&self.path))
     }
 }
+
+/// One recorded run and what it found, for the console's Scans page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSummary {
+    pub id: i64,
+    pub profile: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub new: u64,
+    pub changed: u64,
+    pub gone: u64,
+}
+
+impl Inventory {
+    /// The newest `limit` runs, newest first, with their changes counted
+    /// by kind (`seen_again` counts as changed).
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, InventoryError> {
+        let db = db_error(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.id, r.profile, r.started_at, r.finished_at,
+                    (SELECT count(*) FROM changes c WHERE c.run = r.id AND c.kind = 'new'),
+                    (SELECT count(*) FROM changes c WHERE c.run = r.id AND c.kind IN ('changed', 'seen_again')),
+                    (SELECT count(*) FROM changes c WHERE c.run = r.id AND c.kind = 'gone')
+                 FROM runs r ORDER BY r.id DESC LIMIT ?1",
+            )
+            .map_err(&db)?;
+        let rows = stmt
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                Ok(RunSummary {
+                    id: row.get(0)?,
+                    profile: row.get(1)?,
+                    started_at: row.get(2)?,
+                    finished_at: row.get(3)?,
+                    new: row.get::<_, i64>(4)?.max(0) as u64,
+                    changed: row.get::<_, i64>(5)?.max(0) as u64,
+                    gone: row.get::<_, i64>(6)?.max(0) as u64,
+                })
+            })
+            .map_err(&db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&db)
+    }
+}

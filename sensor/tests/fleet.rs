@@ -275,12 +275,41 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
         "sensors": names, "split": true,
     });
     valid("fleet-scan.schema.json", &definition);
-    let created = {
-        let a = &api;
-        let (s, b) = a.admin("POST", "/api/v1/scans", Some(definition));
-        json!([s, b])
+    // Created from a TOML profile by the CLI: local and central profiles are one format.
+    let lab = d.join("lab.toml");
+    std::fs::write(
+        &lab,
+        format!(
+            "name = \"lab\"\ntargets = [\"127.0.0.1\"]\nports = \"{port_list}\"\nconnect_timeout = \"300ms\"\nanalyses = [\"certificates\"]\n\n[schedule]\nevery = \"2s\"\n"
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = sensor()
+            .args(["fleet", "--central", &base, "--token", ADMIN])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    assert_eq!(created[0], 201, "{created}");
+    let (code, out, err) = cli(&[
+        "--json",
+        "scans",
+        "create",
+        lab.to_str().unwrap(),
+        "--sensors",
+        "s1,s2,s3",
+        "--split",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let (code, _, err) = cli(&["scans", "create", lab.to_str().unwrap(), "--sensors", "s1"]);
+    assert_eq!(code, Some(2), "the name is taken: {err}");
+    let created = json!([201, created]);
     let scan_id = created[1]["id"].as_str().unwrap().to_string();
 
     // Every open (address, port) in the central inventory, once, named by the sensor that probed it.
@@ -325,6 +354,10 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
                 .iter()
                 .all(|x| x["last_run"]["state"].is_string())
     });
+
+    let (_, shown) = api.admin("GET", &format!("/api/v1/scans/{scan_id}"), None);
+    valid("fleet-scan.schema.json", &shown["definition"]);
+    assert_eq!(shown["definition"]["split"], true);
 
     // Suspend: no fleet run starts after the sensors saw it.
     let id = scan_id.clone();
@@ -390,6 +423,19 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
         ])
     };
     assert_eq!(refused, json!(["voided", 401, 409]));
+    let (code, table, _) = cli(&["sensors"]);
+    assert_eq!(code, Some(0));
+    let line = |n: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(n))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line("s1").contains("online") && line("s2").contains("voided") && line("s3").contains("offline"),
+        "{table}"
+    );
 
     for m in &mut members {
         term(m);

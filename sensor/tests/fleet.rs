@@ -9,6 +9,8 @@
 //! docs/schema/fleet-*.schema.json.
 
 mod common;
+#[path = "../../tests/it/pg.rs"]
+mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -84,13 +86,18 @@ impl Api {
 }
 
 fn central(dir: &Path, port: u16) -> Child {
-    let cfg = dir.join("central.toml");
+    central_named(dir, "central", port, "")
+}
+
+/// A central sensor `name` on `port`; `extra` is more of its configuration.
+fn central_named(dir: &Path, name: &str, port: u16, extra: &str) -> Child {
+    let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "[sensor]\nid = \"central\"\nstate_dir = {:?}\nprofiles_dir = {:?}\n\n[fleet]\noffline_after = \"3s\"\nenrollment_ttl = \"2s\"\n",
-            dir.join("central-state").display().to_string(),
-            empty_dir(dir, "central-profiles").display().to_string(),
+            "[sensor]\nid = \"{name}\"\nstate_dir = {:?}\nprofiles_dir = {:?}\n\n[fleet]\noffline_after = \"3s\"\nenrollment_ttl = \"2s\"\n{extra}",
+            dir.join(format!("{name}-state")).display().to_string(),
+            empty_dir(dir, &format!("{name}-profiles")).display().to_string(),
         ),
     )
     .unwrap();
@@ -102,7 +109,7 @@ fn central(dir: &Path, port: u16) -> Child {
         .env("SENSOR_LOG", "info,rustls=error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("central.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
         .spawn()
         .unwrap()
 }
@@ -115,6 +122,12 @@ fn empty_dir(dir: &Path, name: &str) -> PathBuf {
 
 /// A sensor enrolling with `token` (first start) under `name`.
 fn member(dir: &Path, name: &str, upstream: &str, token: &str) -> Child {
+    member_of(dir, name, &[upstream], token)
+}
+
+/// The same with several centrals, tried in order.
+fn member_of(dir: &Path, name: &str, upstreams: &[&str], token: &str) -> Child {
+    let upstream = upstreams[0];
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -125,10 +138,14 @@ fn member(dir: &Path, name: &str, upstream: &str, token: &str) -> Child {
         ),
     )
     .unwrap();
-    sensor()
-        .args(["run", "--enroll-token", token, "--config"])
-        .arg(&cfg)
-        .env("SENSOR_LOG", "info,rustls=error")
+    let mut cmd = sensor();
+    cmd.args(["run", "--enroll-token", token, "--config"]).arg(&cfg);
+    if upstreams.len() > 1 {
+        for u in upstreams {
+            cmd.args(["--upstream", u]);
+        }
+    }
+    cmd.env("SENSOR_LOG", "info,rustls=error")
         .env("SENSOR_UPSTREAM_BACKOFF_MAX_MS", "500")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -441,6 +458,126 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
         term(m);
     }
     term(&mut central);
+    for s in servers {
+        s.abort();
+    }
+    drop(rt);
+}
+
+/// Two central processes on one PostgreSQL serve one fleet: enrolment on
+/// one, the definition on the other; one is SIGKILLed mid-run, its sensor
+/// fails over to the other for assignments and heartbeats, and once the
+/// killed one is back every server is in the central inventory once.
+#[test]
+fn two_centrals_on_postgresql_serve_one_fleet_through_a_sigkill() {
+    let Some(db) = pg::start_postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tls_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let servers = rt.block_on(async {
+        let mut servers = Vec::new();
+        for (i, p) in tls_ports.iter().enumerate() {
+            servers.push(tls_server(*p, &format!("ha {i}")).await);
+        }
+        servers
+    });
+    let open: BTreeSet<u16> = tls_ports.iter().copied().collect();
+    let ports: Vec<u16> = open
+        .iter()
+        .copied()
+        .chain([free_port(), free_port(), free_port()])
+        .collect();
+    let extra = format!("\n[inventory]\nurl = \"{}\"\n", db.url());
+    let (pa, pb) = (free_port(), free_port());
+    let mut ca = central_named(d, "central-a", pa, &extra);
+    let mut cb = central_named(d, "central-b", pb, &extra);
+    let (ua, ub) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+    let client = || reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let a = Api {
+        base: ua.clone(),
+        http: client(),
+    };
+    let b = Api {
+        base: ub.clone(),
+        http: client(),
+    };
+    eventually("both centrals listening", 30, || {
+        a.call("GET", "/healthz", "", None).0 == 200 && b.call("GET", "/healthz", "", None).0 == 200
+    });
+    // Tokens from A, redeemed through either; s1 prefers A, s2 prefers B.
+    let (t1, t2) = (a.enrollment_token(), a.enrollment_token());
+    let mut s1 = member_of(d, "s1", &[&ua, &ub], &t1);
+    let mut s2 = member_of(d, "s2", &[&ub, &ua], &t2);
+    eventually("both sensors online, as B sees them", 60, || {
+        let s = b.sensors();
+        s.len() == 2 && s.values().all(|v| v["status"] == "online")
+    });
+    let port_list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    let (status, created) = b.admin(
+        "POST",
+        "/api/v1/scans",
+        Some(
+            json!({"name": "ha", "targets": ["127.0.0.1"], "ports": port_list, "connect_timeout": "300ms",
+                    "analyses": ["certificates"], "schedule": {"every": "2s"}, "sensors": ["s1", "s2"], "split": true}),
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let (status, listed) = a.admin("GET", "/api/v1/scans", None);
+    assert_eq!(
+        (status, listed.as_array().map(Vec::len)),
+        (200, Some(1)),
+        "A sees what B stored"
+    );
+
+    // SIGKILL A once the fleet's runs have started.
+    eventually("a fleet run on s1", 60, || {
+        std::fs::read_to_string(d.join("s1.log"))
+            .unwrap_or_default()
+            .contains("fleet-ha")
+    });
+    kill9(&mut ca);
+    eventually("s1 failed over to B", 30, || {
+        std::fs::read_to_string(d.join("s1.log"))
+            .unwrap_or_default()
+            .contains("failed over to this central")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let s = b.sensors();
+    assert_eq!(s["s1"]["status"], "online", "s1's heartbeats reach B: {s:?}");
+
+    // A comes back; every server once in the shared inventory, named by the sensor that probed it.
+    let mut ca = central_named(d, "central-a", pa, &extra);
+    let mut seen: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    eventually("every server in the inventory", 90, || {
+        let (s, page) = b.admin("GET", "/api/v1/endpoints?limit=1000", None);
+        if s != 200 {
+            return false;
+        }
+        seen.clear();
+        for e in page["items"].as_array().unwrap() {
+            seen.entry(e["port"].as_u64().unwrap() as u16)
+                .or_default()
+                .push(e["sensor"].as_str().unwrap_or("").to_string());
+        }
+        open.iter().all(|p| seen.contains_key(p))
+    });
+    for (p, who) in &seen {
+        assert_eq!(who.len(), 1, "port {p}: {who:?}");
+    }
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), open);
+    eventually("the restarted A reads the same inventory", 30, || {
+        let (_, page) = a.admin("GET", "/api/v1/endpoints?limit=1000", None);
+        page["total"].as_u64() == Some(open.len() as u64)
+    });
+
+    for c in [&mut s1, &mut s2, &mut ca, &mut cb] {
+        term(c);
+    }
     for s in servers {
         s.abort();
     }

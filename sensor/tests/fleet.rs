@@ -211,6 +211,16 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
         let s = a.sensors();
         s.len() == 3 && s.values().all(|v| v["status"] == "online")
     });
+    let a = &api;
+    eventually("a heartbeat from each", 20, || {
+        a.sensors().values().all(|s| {
+            let h = &s["heartbeat"];
+            h["uptime_s"].is_u64()
+                && h["version"].is_string()
+                && h.get("outbox_depth").is_some()
+                && h["running"].is_array()
+        })
+    });
     let cred_path = d.join("s1-state/fleet.credential");
     {
         use std::os::unix::fs::PermissionsExt;

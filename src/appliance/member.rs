@@ -268,12 +268,19 @@ impl Member {
         let profiles = self.shared.profiles();
         let running: Vec<&str> = profiles.iter().filter(|p| p.running).map(|p| p.name.as_str()).collect();
         let outbox = self.shared.reporter.as_ref().and_then(|r| r.status());
+        let oldest = self.shared.reporter.as_ref().and_then(|r| r.oldest_event_at());
+        let oldest_age_s = oldest.as_deref().and_then(|t| {
+            let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+            Some((time::OffsetDateTime::now_utc() - t).whole_seconds().max(0))
+        });
         let body = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": self.started.elapsed().as_secs(),
             "running": running,
             "outbox_depth": outbox.as_ref().map(|s| s.events),
             "outbox_records": outbox.as_ref().map(|s| s.records),
+            "outbox_oldest_event_at": oldest,
+            "outbox_oldest_age_s": oldest_age_s,
             "last_error": last_error.clone().or_else(|| outbox.and_then(|s| s.last_error)),
         });
         if let Err(e) = self.post(url, "/api/v1/heartbeat", &body).send().await {

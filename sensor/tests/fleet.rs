@@ -95,7 +95,7 @@ fn central_named(dir: &Path, name: &str, port: u16, extra: &str) -> Child {
     std::fs::write(
         &cfg,
         format!(
-            "[sensor]\nid = \"{name}\"\nstate_dir = {:?}\nprofiles_dir = {:?}\n\n[fleet]\noffline_after = \"3s\"\nenrollment_ttl = \"2s\"\n{extra}",
+            "[sensor]\nid = \"{name}\"\nstate_dir = {:?}\nprofiles_dir = {:?}\n\n[fleet]\noffline_after = \"4s\"\nenrollment_ttl = \"10s\"\n{extra}",
             dir.join(format!("{name}-state")).display().to_string(),
             empty_dir(dir, &format!("{name}-profiles")).display().to_string(),
         ),
@@ -242,9 +242,9 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
             Some(json!({"token": t0, "name": "s9", "id": "s9"})),
         );
         out.push(json!([s, b]));
-        // An expired one (the central's enrollment_ttl is 2 s).
+        // An expired one (the central's enrollment_ttl is 10 s: long enough for a loaded machine to start the sensors).
         let t = a.enrollment_token();
-        std::thread::sleep(Duration::from_millis(2500));
+        std::thread::sleep(Duration::from_millis(10_500));
         let (s, b) = a.call(
             "POST",
             "/api/v1/enroll",
@@ -414,7 +414,7 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
         assert!(text.contains("fleet: assignments in force"), "{log}: {text}");
     }
 
-    // Offline within the silence (3 s) after a SIGKILL; in the API, /metrics and the log.
+    // Offline within the silence (4 s) after a SIGKILL; in the API, /metrics and the log.
     kill9(&mut members[2]);
     let killed = Instant::now();
     let a = &api;

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub examining: u64,
     /// How long the oldest of them has been going.
     pub oldest: Option<Duration>,
+    /// The pacing rate in force (`--rate auto` learns it); `None`: no limit.
+    pub pacing: Option<u64>,
 }
 
 /// The deadlines the words quote.
@@ -41,7 +43,11 @@ pub struct Deadlines {
 pub fn stage(s: &Snapshot, d: &Deadlines) -> String {
     let found = format!("{} open, {}", human::count(s.open), human::plural(s.found, "endpoint"));
     if s.walked < s.total {
-        return found;
+        return match s.pacing {
+            Some(0) => found,
+            Some(r) => format!("{found}; pacing at {}", human::rate(r as f64)),
+            None => format!("{found}; unpaced"),
+        };
     }
     if s.examining == 0 {
         return format!(
@@ -101,6 +107,7 @@ pub fn update(bar: &ProgressBar, progress: &Arc<Progress>, found: u64, deadlines
         found,
         examining: progress.examining.in_flight(),
         oldest: progress.examining.oldest(),
+        pacing: progress.probe_rate(),
     };
     let walk_done = s.walked >= s.total;
     if walk_done && bar.length() != Some(0) {
@@ -142,6 +149,7 @@ mod tests {
             found,
             examining,
             oldest: oldest.map(Duration::from_millis),
+            pacing: Some(0),
         }
     }
 
@@ -149,6 +157,16 @@ mod tests {
     fn the_walk_says_what_was_found() {
         assert_eq!(stage(&snap(10, 2, Some(100), 1), &D), "3 open, 1 endpoint");
         assert_eq!(stage(&snap(10, 0, None, 2), &D), "3 open, 2 endpoints");
+        let paced = Snapshot {
+            pacing: Some(250_000),
+            ..snap(10, 0, None, 2)
+        };
+        assert_eq!(stage(&paced, &D), "3 open, 2 endpoints; pacing at 250k/s");
+        let unpaced = Snapshot {
+            pacing: None,
+            ..snap(10, 0, None, 2)
+        };
+        assert_eq!(stage(&unpaced, &D), "3 open, 2 endpoints; unpaced");
     }
 
     #[test]

@@ -1026,3 +1026,146 @@ fn config_check_and_run_refuse_the_same_mistakes_naming_file_line_and_field() {
         assert_eq!(line(&outputs[0]), line(&outputs[1]), "{extra}{profile}");
     }
 }
+
+/// The daemon's peak resident memory (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Issue 17, defects 1 and 7, against the real daemon: 256 unauthenticated
+/// 16 MiB uploads to the intake (16 sources × 16) are all answered 401 from
+/// their heads, and the daemon's peak RSS stays under 100 MB (before: the
+/// bodies were read before the token check, 1 GB for 64 of them);
+/// /api/v1/status needs a read token, /healthz stays open, and `sensor
+/// status` sends the configuration's intake token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strangers_uploads_cost_no_memory_and_status_needs_a_token() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (state, profiles) = (dir.path().join("state"), dir.path().join("profiles.d"));
+    std::fs::create_dir_all(&profiles).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("sensor.toml");
+    let token = "0123456789abcdef-segment-token";
+    std::fs::write(
+        &config,
+        format!(
+            "[sensor]\nid = \"central\"\nstate_dir = \"{}\"\nprofiles_dir = \"{}\"\n\n\
+             [service]\nlisten = \"{listen}\"\n\n[intake]\ntokens = {{ \"seg-1\" = \"{token}\" }}\n",
+            state.display(),
+            profiles.display()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("sensor.log");
+    let child = Daemon(
+        sensor()
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    eventually_logged("the service port", 30, &log_path, || {
+        std::net::TcpStream::connect(&listen).is_ok()
+    })
+    .await;
+    let (status, _) = get(&listen, "/healthz").await;
+    assert_eq!(status, 200);
+    let before = peak_rss(pid);
+
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..256u32 {
+        tasks.push(tokio::spawn(async move {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind(std::net::SocketAddr::from(([127, 0, 4, 1 + (i / 16) as u8], 0)))
+                .unwrap();
+            let mut s = sock.connect(addr).await.unwrap();
+            let head = format!(
+                "POST /api/v1/reports HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                16 << 20
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let (mut r, mut w) = s.split();
+            let body = vec![b'{'; 1 << 20];
+            let send = async {
+                // The whole 16 MiB, as an attacker would: the daemon stops reading.
+                for _ in 0..16 {
+                    if w.write_all(&body).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let mut answer = Vec::new();
+            let recv = async {
+                let mut b = [0u8; 1024];
+                while !answer.windows(4).any(|x| x == b"\r\n\r\n") {
+                    match r.read(&mut b).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => answer.extend_from_slice(&b[..n]),
+                    }
+                }
+            };
+            tokio::select! {
+                () = recv => {}
+                () = async { send.await; std::future::pending::<()>().await } => {}
+            }
+            String::from_utf8_lossy(&answer).into_owned()
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        let answer = tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("answer within 60 s")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+        refused += 1;
+    }
+    let peak = peak_rss(pid);
+    eprintln!(
+        "{refused} unauthenticated 16 MiB uploads refused in {:?}; daemon peak RSS {:.1} MiB (before them {:.1} MiB)",
+        started.elapsed(),
+        peak as f64 / 1048576.0,
+        before as f64 / 1048576.0
+    );
+    assert_eq!(refused, 256);
+    assert!(peak < 100_000_000, "peak RSS {peak} bytes");
+
+    // Status: a read token, not the network position.
+    let (status, body) = get(&listen, "/api/v1/status").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains(&state.display().to_string()), "{body}");
+    let out = sensor()
+        .args(["status", "--listen", &listen, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sensor()
+        .args(["status", "--listen", &listen, "--token", "wrong"])
+        .env_remove("SENSOR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Metrics: open on loopback by default.
+    let (status, metrics) = get(&listen, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("netsensor_build_info"), "{metrics}");
+    drop(child);
+}

@@ -132,7 +132,7 @@ async fn json_document_goes_to_the_out_file() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty(), "results go to the file, not stdout");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(doc["schema_version"], "1");
+    assert_eq!(doc["schema_version"], "2");
     assert_eq!(doc["scan"]["targets"][0], "127.0.0.1");
     let endpoints = doc["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 2, "closed ports are hidden by default: {endpoints:#?}");

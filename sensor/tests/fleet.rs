@@ -34,6 +34,32 @@ fn valid(name: &str, body: &Value) {
     assert!(errors.is_empty(), "{name}: {errors:?}\n{body}");
 }
 
+/// A sensor process, SIGKILLed and reaped when dropped if still running, so
+/// a failing assertion leaves no central or member behind.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 struct Api {
     base: String,
     http: reqwest::blocking::Client,
@@ -85,12 +111,12 @@ impl Api {
     }
 }
 
-fn central(dir: &Path, port: u16) -> Child {
+fn central(dir: &Path, port: u16) -> Proc {
     central_named(dir, "central", port, "")
 }
 
 /// A central sensor `name` on `port`; `extra` is more of its configuration.
-fn central_named(dir: &Path, name: &str, port: u16, extra: &str) -> Child {
+fn central_named(dir: &Path, name: &str, port: u16, extra: &str) -> Proc {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -111,6 +137,7 @@ fn central_named(dir: &Path, name: &str, port: u16, extra: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
         .spawn()
+        .map(Proc)
         .unwrap()
 }
 
@@ -121,12 +148,12 @@ fn empty_dir(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// A sensor enrolling with `token` (first start) under `name`.
-fn member(dir: &Path, name: &str, upstream: &str, token: &str) -> Child {
+fn member(dir: &Path, name: &str, upstream: &str, token: &str) -> Proc {
     member_of(dir, name, &[upstream], token)
 }
 
 /// The same with several centrals, tried in order.
-fn member_of(dir: &Path, name: &str, upstreams: &[&str], token: &str) -> Child {
+fn member_of(dir: &Path, name: &str, upstreams: &[&str], token: &str) -> Proc {
     let upstream = upstreams[0];
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -151,6 +178,7 @@ fn member_of(dir: &Path, name: &str, upstreams: &[&str], token: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
         .spawn()
+        .map(Proc)
         .unwrap()
 }
 
@@ -205,7 +233,7 @@ fn three_enrolled_sensors_share_a_split_scan_exactly_once() {
     // Enrollment: three tokens, three sensors.
     let tokens: Vec<String> = (0..3).map(|_| api.enrollment_token()).collect();
     let names = ["s1", "s2", "s3"];
-    let mut members: Vec<Child> = names.iter().zip(&tokens).map(|(n, t)| member(d, n, &base, t)).collect();
+    let mut members: Vec<Proc> = names.iter().zip(&tokens).map(|(n, t)| member(d, n, &base, t)).collect();
     let a = &api;
     eventually("three sensors online", 60, || {
         let s = a.sensors();

@@ -537,6 +537,7 @@ mod tests {
             is_ca: false,
             self_issued: false,
             parse_error: None,
+            scts: Vec::new(),
         });
         s
     }

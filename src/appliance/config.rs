@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub use crate::appliance::profile::ProfileError as ConfigError;
 use crate::appliance::profile::{line_at, line_of_key, parse_duration, toml_error};
+use crate::serve::auth::Access;
 
 /// Where the packaged sensor looks for its configuration.
 pub const DEFAULT_PATH: &str = "/etc/sensor/sensor.toml";
@@ -107,6 +108,10 @@ pub struct Service {
     /// A file of administrator tokens, one per line (`#` comments), not
     /// readable by others: the fleet API's (docs/fleet.md) bearer tokens.
     pub admin_token_file: Option<PathBuf>,
+    /// Who may read `GET /api/v1/status` (default: a `Read` token).
+    pub status_access: Access,
+    /// Who may read `GET /metrics` (default: loopback, or a `Read` token).
+    pub metrics_access: Access,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -171,6 +176,8 @@ impl Default for Config {
                 tls_key: None,
                 admin_tokens: Vec::new(),
                 admin_token_file: None,
+                status_access: Access::Token,
+                metrics_access: Access::Loopback,
             },
             upstream: None,
             proxy: Proxy {
@@ -254,6 +261,8 @@ struct RawService {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
+    status_access: Option<Access>,
+    metrics_access: Option<Access>,
 }
 
 #[derive(Deserialize, Default)]
@@ -410,6 +419,12 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     c.service.tls_cert = raw.service.tls_cert;
     c.service.tls_key = raw.service.tls_key;
     c.service.admin_token_file = raw.service.admin_token_file;
+    if let Some(a) = raw.service.status_access {
+        c.service.status_access = a;
+    }
+    if let Some(a) = raw.service.metrics_access {
+        c.service.metrics_access = a;
+    }
 
     if let Some(u) = raw.upstream {
         // An [upstream] section whose keys are all commented out means "no upstream".

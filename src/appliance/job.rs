@@ -55,7 +55,7 @@ pub struct Outcome {
 pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     let mut o = base.clone();
     if let Some(r) = profile.rate {
-        o.portscan.rate = r;
+        o.portscan.rate = crate::discover::pacing::Rate::from(r);
     }
     if let Some(t) = profile.scan_type {
         o.scan_type = t;
@@ -80,6 +80,7 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     o.vulnerabilities = a.vulnerabilities;
     o.http_headers = a.http_headers;
     o.grade = a.grade;
+    o.tls_extras = a.tls_extras;
     o
 }
 
@@ -287,6 +288,7 @@ mod tests {
             vulnerabilities => Scan { set: |p| p.analyses.vulnerabilities = false, seen: |o| o.vulnerabilities.to_string() },
             http_headers => Scan { set: |p| p.analyses.http_headers = false, seen: |o| o.http_headers.to_string() },
             grade => Scan { set: |p| p.analyses.grade = false, seen: |o| o.grade.to_string() },
+            tls_extras => Scan { set: |p| p.analyses.tls_extras = false, seen: |o| o.tls_extras.to_string() },
         })
     }
 
@@ -352,6 +354,14 @@ mod tests {
 
     fn analyses(o: &ScanOptions) -> [bool; 5] {
         [o.certificates, o.enumerate, o.vulnerabilities, o.http_headers, o.grade]
+    }
+
+    #[test]
+    fn tls_extras_only_with_full_or_by_name() {
+        assert!(with("").tls_extras);
+        assert!(!with("analyses = [\"grade\"]").tls_extras);
+        let o = with("analyses = [\"tls_extras\"]");
+        assert!(o.tls_extras && o.certificates && !o.enumerate);
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct Analyses {
     pub http_headers: bool,
     /// Rating and findings.
     pub grade: bool,
+    /// The TLS extras: client authentication, resumption, early data,
+    /// certificate compression, TLS 1.3 signature schemes, certificate deployments.
+    pub tls_extras: bool,
 }
 
 impl Analyses {
@@ -66,6 +69,7 @@ impl Analyses {
         vulnerabilities: true,
         http_headers: true,
         grade: true,
+        tls_extras: true,
     };
     pub const DISCOVERY: Analyses = Analyses {
         certificates: false,
@@ -73,6 +77,7 @@ impl Analyses {
         vulnerabilities: false,
         http_headers: false,
         grade: false,
+        tls_extras: false,
     };
 }
 
@@ -298,11 +303,12 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
                     }
                     "http_headers" => (a.certificates, a.http_headers, a.grade) = (true, true, true),
                     "grade" => (a.certificates, a.grade) = (true, true),
+                    "tls_extras" => (a.certificates, a.tls_extras) = (true, true),
                     other => {
                         return Err(err(
                             "analyses",
                             format!("`{other}` is not an analysis"),
-                            "use discovery_only, certificates, enumeration, vulnerabilities, http_headers, grade or full",
+                            "use discovery_only, certificates, enumeration, vulnerabilities, http_headers, grade, tls_extras or full",
                         ));
                     }
                 }

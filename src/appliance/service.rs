@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::{ConnectInfo, OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -29,11 +33,12 @@ use crate::appliance::state::{RunNow, Shared};
 use crate::appliance::status;
 use crate::fleet::api::{Api, FleetConfig};
 use crate::fleet::definition::FieldError;
-use crate::fleet::route::{self, FleetRoute};
+use crate::fleet::route;
 use crate::model::timestamp::rfc3339;
 use crate::report::intake::{self, Intake, IntakeConfig};
-use crate::serve::proxy::{self, ProxyConfig};
-use crate::serve::{self, BoxFuture, Handler, Request, Response, Router};
+use crate::serve::auth::{self, Scope, Tokens};
+use crate::serve::proxy::ProxyConfig;
+use crate::serve::{Routes, answer, query, router as routes};
 use crate::store::central::{self, CentralStore, PgInventory};
 use crate::store::inventory::InventoryError;
 
@@ -84,9 +89,10 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
     config.on_agent = Some(Arc::new(move |ip| {
         let _ = seen.try_send(ip);
     }));
-    let (router, fleet) = router(settings, shared)?;
-    config.service = Some(router);
-    let listener = proxy::bind(listen).map_err(|source| ServiceError::Listen { addr: listen, source })?;
+    let (routes, fleet) = router(settings, shared)?;
+    config.service = Some(routes.finish(config.max_body));
+    let listener =
+        crate::serve::listener::bind(listen).map_err(|source| ServiceError::Listen { addr: listen, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| ServiceError::Listen { addr: listen, source })?;
@@ -122,59 +128,91 @@ fn profile_check(text: &str) -> Result<(), FieldError> {
     })
 }
 
-/// Health, status and metrics, the intake when tokens are configured, and
-/// the fleet API when administrator tokens are.
-fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<(Router, Option<Arc<Api>>), ServiceError> {
+/// Health, status and metrics, run-now, the intake when report or
+/// administrator tokens are configured (intake tokens may also read), and
+/// the fleet API with its sensors' credentials when administrator tokens are.
+fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<(Routes, Option<Arc<Api>>), ServiceError> {
     let c = &settings.config;
-    let mut tokens: BTreeMap<String, String> = c.intake.tokens.clone();
+    let mut intake_tokens: BTreeMap<String, String> = c.intake.tokens.clone();
     if let Some(f) = &c.intake.tokens_file {
-        tokens.extend(config::read_tokens(f)?);
+        intake_tokens.extend(config::read_tokens(f)?);
+    }
+    let serves_reports = !intake_tokens.is_empty() || !settings.admin_tokens.is_empty();
+    // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
+    let store: Option<Arc<dyn CentralStore>> = match (&c.inventory.url, serves_reports) {
+        (_, false) => None,
+        (None, true) => Some(shared.inventory.clone()),
+        (Some(url), true) => {
+            let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
+            tracing::info!("reports from other sensors go to {}", central::redact(url));
+            Some(Arc::new(store))
+        }
+    };
+    let fleet = match &store {
+        Some(store) if !settings.admin_tokens.is_empty() => Some(Arc::new(Api::new(
+            store.clone(),
+            FleetConfig {
+                admin_tokens: settings.admin_tokens.clone(),
+                silence: c.fleet.offline_after,
+                enrollment_ttl: c.fleet.enrollment_ttl,
+            },
+            Arc::new(profile_check),
+        ))),
+        _ => None,
+    };
+    let mut tokens = Tokens::new();
+    tokens.add_intake(&intake_tokens);
+    tokens.add_admin(&settings.admin_tokens);
+    if let Some(api) = &fleet {
+        // Enrolled sensors' credentials live in the central store.
+        tokens = tokens.with_lookup(route::lookup(api.clone()));
+    }
+    let tokens = Arc::new(tokens);
+    if c.service.status_access == auth::Access::Token && !tokens.any_with(Scope::Read) {
+        tracing::info!("no read token is configured: /api/v1/status answers loopback callers only");
     }
     let (for_status, for_metrics) = (shared.clone(), shared.clone());
-    let mut router = Router::new()
-        .with(serve::health())
-        .with(serve::blocking_route("/api/v1/status", move || {
-            Response::json(200, &status::document(&for_status))
-        }))
-        .with(serve::blocking_route("/metrics", move || {
-            Response::text(200, metrics::CONTENT_TYPE, metrics::series::page(&for_metrics))
-        }))
-        .with(run_now_route(shared.clone()));
-    let mut fleet = None;
-    if !tokens.is_empty() || !settings.admin_tokens.is_empty() {
-        // The merged inventory: the embedded store, or PostgreSQL for a fleet's central sensor.
-        let store: Arc<dyn CentralStore> = match &c.inventory.url {
-            None => shared.inventory.clone(),
-            Some(url) => {
-                let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
-                tracing::info!("reports from other sensors go to {}", central::redact(url));
-                Arc::new(store)
-            }
-        };
-        let mut intake = Intake::new(
-            store.clone(),
+    let status = get(move || blocking(move || answer::json(StatusCode::OK, &status::document(&for_status))))
+        .route_layer(auth::gate(&tokens, Scope::Read, c.service.status_access))
+        .fallback(routes::not_allowed_get);
+    let metrics = get(move || {
+        blocking(move || {
+            answer::bytes(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                metrics::series::page(&for_metrics),
+            )
+        })
+    })
+    .route_layer(auth::gate(&tokens, Scope::Read, c.service.metrics_access))
+    .fallback(routes::not_allowed_get);
+    let own = axum::Router::new()
+        .route("/api/v1/status", status)
+        .route("/metrics", metrics)
+        .merge(run_now_route(shared.clone()));
+    let mut routes = Routes::new().merge(own);
+    if let Some(store) = store {
+        let intake = Intake::new(
+            store,
             IntakeConfig {
-                tokens,
+                tokens: intake_tokens,
                 max_decoded: intake::DEFAULT_MAX_DECODED,
             },
         );
-        if !settings.admin_tokens.is_empty() {
-            let api = Arc::new(Api::new(
-                store,
-                FleetConfig {
-                    admin_tokens: settings.admin_tokens.clone(),
-                    silence: c.fleet.offline_after,
-                    enrollment_ttl: c.fleet.enrollment_ttl,
-                },
-                Arc::new(profile_check),
-            ));
-            intake = intake.with_other_tokens(route::other_tokens(api.clone()));
-            router = router.with(Arc::new(FleetRoute(api.clone())));
-            fleet = Some(api);
-        }
-        router = router.with(Arc::new(intake));
+        routes = routes.merge(intake.routes(&tokens));
     }
-    Ok((router, fleet))
+    if let Some(api) = &fleet {
+        routes = routes.merge(route::routes(api.clone(), &tokens));
+    }
+    Ok((routes, fleet))
+}
+
+/// An answer that reads a store (SQLite, a lock a long write may hold):
+/// computed on a blocking thread, never on the runtime's workers.
+async fn blocking(answer: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(answer)
+        .await
+        .unwrap_or_else(|e| answer::error(StatusCode::INTERNAL_SERVER_ERROR, &format!("route failed: {e}")))
 }
 
 // ---- POST /api/v1/profiles/{name}/run-now ---------------------------------
@@ -185,57 +223,39 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<(Router, Option<A
 /// peer off loopback: the service port may face the network for agents,
 /// and starting scans is for the machine's operator. The decision is
 /// [`Shared::request_run`]; this is only its HTTP.
-fn run_now_route(shared: Arc<Shared>) -> Arc<dyn Handler> {
-    Arc::new(RunNowRoute(shared))
+fn run_now_route(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().route(
+        "/api/v1/profiles/{name}/run-now",
+        post(run_now).fallback(routes::not_allowed_post).with_state(shared),
+    )
 }
 
-struct RunNowRoute(Arc<Shared>);
-
-impl Handler for RunNowRoute {
-    fn handle<'a>(&'a self, req: &'a Request) -> Option<BoxFuture<'a, Response>> {
-        let name = req
-            .path_only()
-            .strip_prefix("/api/v1/profiles/")?
-            .strip_suffix("/run-now")?;
-        let name = percent_decoded(name);
-        let answer = if req.method != "POST" {
-            Response::error(405, "use POST").with_header("Allow", "POST")
-        } else if !req.peer.ip().is_loopback() {
-            Response::error(403, "runs are started from the sensor's own machine (loopback) only")
-        } else {
-            match self.0.request_run(&name) {
-                RunNow::Queued => Response::json(202, &serde_json::json!({"profile": name, "status": "queued"})),
-                RunNow::Running => Response::error(409, &format!("profile `{name}` is running already")),
-                RunNow::Unknown => Response::error(404, &format!("no profile `{name}` is loaded")),
-            }
-        };
-        Some(Box::pin(std::future::ready(answer)))
+async fn run_now(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    // The raw segment, decoded once here (a profile name may hold any character).
+    let raw = uri
+        .path()
+        .strip_prefix("/api/v1/profiles/")
+        .and_then(|p| p.strip_suffix("/run-now"))
+        .unwrap_or_default();
+    let name = query::percent_decode(raw, false);
+    if !peer.ip().is_loopback() {
+        return answer::error(
+            StatusCode::FORBIDDEN,
+            "runs are started from the sensor's own machine (loopback) only",
+        );
     }
-}
-
-/// `%XX` escapes of a path segment decoded (a profile name may hold any character).
-fn percent_decoded(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%')
-            .then(|| b.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
+    match shared.request_run(&name) {
+        RunNow::Queued => answer::json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"profile": name, "status": "queued"}),
+        ),
+        RunNow::Running => answer::error(StatusCode::CONFLICT, &format!("profile `{name}` is running already")),
+        RunNow::Unknown => answer::error(StatusCode::NOT_FOUND, &format!("no profile `{name}` is loaded")),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Service {
@@ -251,7 +271,9 @@ impl Service {
         let counters = shared.proxy.clone();
         let stop = shutdown.clone();
         let listener = tokio::spawn(async move {
-            if let Err(e) = proxy::run(self.listener, self.config, counters, stop.cancelled_owned()).await {
+            if let Err(e) =
+                crate::serve::listener::run(self.listener, self.config, counters, stop.cancelled_owned()).await
+            {
                 tracing::error!(error = %e, "service listener failed");
             }
         });
@@ -332,16 +354,26 @@ mod tests {
         s
     }
 
-    async fn call(route: &Arc<dyn Handler>, method: &str, path: &str, peer: &str) -> Option<(u16, String)> {
-        let req = Request {
-            method: method.into(),
-            path: path.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            peer: peer.parse().unwrap(),
-        };
-        let answer = route.handle(&req)?.await;
-        Some((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
+    async fn call(route: &axum::Router, method: &str, path: &str, peer: &str) -> Option<(u16, String)> {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-length", "0")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let answer = Routes::new()
+            .merge(route.clone())
+            .finish(1024)
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+        (status != 404 || body.starts_with(b"{\"error\":\"no profile"))
+            .then(|| (status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     #[tokio::test]
@@ -397,12 +429,6 @@ mod tests {
 
     #[test]
     fn scans_recognise_the_service_port_by_its_number() {
-        assert_eq!(crate::probe::sensor_port::PORT, proxy::DEFAULT_PORT);
-    }
-
-    #[test]
-    fn path_segments_are_percent_decoded() {
-        assert_eq!(percent_decoded("lab%20net"), "lab net");
-        assert_eq!(percent_decoded("a%2Fb%zz%"), "a/b%zz%");
+        assert_eq!(crate::probe::sensor_port::PORT, crate::serve::proxy::DEFAULT_PORT);
     }
 }

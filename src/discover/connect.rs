@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::discover::checkpoint::Tracker;
+use crate::discover::pacing::{self, Pacer, Rate, Window};
+use crate::discover::rtt::Rtt;
 use crate::discover::targets::{ScanPlan, Target};
 
 /// How a port answered a connect.
@@ -73,10 +75,13 @@ impl Connect {
 
 #[derive(Clone, Debug)]
 pub struct PortscanConfig {
-    /// Probes per second across the whole scan; 0 means no limit.
-    pub rate: u32,
+    /// Probes per second across the whole scan: learned (`auto`, the
+    /// default), at most a number, or unlimited ([`crate::discover::pacing`]).
+    pub rate: Rate,
     /// Connections in flight at once (also bounded by the file-descriptor limit).
     pub max_in_flight: usize,
+    /// The longest wait for one connect: the wait itself until a host has
+    /// answered, then the ceiling of its learned timeout ([`crate::discover::rtt`]).
     pub connect_timeout: Duration,
     /// Extra attempts for a port that did not answer.
     pub retries: u8,
@@ -87,7 +92,7 @@ pub struct PortscanConfig {
 impl Default for PortscanConfig {
     fn default() -> Self {
         PortscanConfig {
-            rate: 10_000,
+            rate: Rate::Auto,
             max_in_flight: 2_048,
             // Long enough to cover the kernel's first SYN retransmission (1 s).
             connect_timeout: Duration::from_millis(1_500),
@@ -134,6 +139,29 @@ pub struct Progress {
     /// Connect probes finished.
     pub probed: AtomicU64,
     pub open: AtomicU64,
+    /// The pacing rate in force, probes per second ([`Progress::probe_rate`]).
+    rate: AtomicU64,
+}
+
+/// [`Progress::rate`] when no rate limit is in force.
+const UNLIMITED: u64 = u64::MAX;
+
+impl Progress {
+    /// Publish the rate the engine paces at (`None`: no limit).
+    pub fn set_rate(&self, rate: Option<f64>) {
+        let v = rate.map_or(UNLIMITED, |r| r.round().clamp(1.0, (UNLIMITED - 1) as f64) as u64);
+        self.rate.store(v, Ordering::Relaxed);
+    }
+
+    /// The rate the discovery engine paces at now, probes per second:
+    /// `Some(0)` before the engine started, `None` when it runs unlimited.
+    /// For the progress bar, the `-v` log and metrics (`netsensor_probe_rate`).
+    pub fn probe_rate(&self) -> Option<u64> {
+        match self.rate.load(Ordering::Relaxed) {
+            UNLIMITED => None,
+            r => Some(r),
+        }
+    }
 }
 
 /// What the engine's system calls can say, sorted by what it means.
@@ -224,8 +252,8 @@ where
     let threads = threads.clamp(1, 64);
     let in_flight = cfg.max_in_flight.clamp(1, fd_budget());
     let per_thread = (in_flight / threads).max(1);
-    let rate = (cfg.rate > 0).then(|| f64::from(cfg.rate) / threads as f64);
     let report = &report;
+    progress.set_rate(Pacer::new(cfg.rate).rate());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|k| {
@@ -234,7 +262,10 @@ where
                     next: start + k as u128,
                     step: threads as u128,
                     cap: per_thread,
-                    rate,
+                    pacer: Pacer::share(cfg.rate, threads as u32),
+                    lanes: threads as u32,
+                    publishes: k == 0,
+                    rtt: Rtt::new(),
                     timeout: cfg.connect_timeout,
                     retries: cfg.retries,
                     tracker,
@@ -260,11 +291,22 @@ struct Lane<'a> {
     next: u128,
     step: u128,
     cap: usize,
-    rate: Option<f64>,
+    pacer: Pacer,
+    lanes: u32,
+    /// This lane publishes the rate for all (lanes pace alike).
+    publishes: bool,
+    rtt: Rtt,
+    /// The ceiling of every connect's deadline.
     timeout: Duration,
     retries: u8,
     tracker: Option<&'a Tracker>,
 }
+
+/// Retransmissions (new connects) a silent port of a host that answered
+/// gets after its learned timeout, beyond `--retries`: the loss a short
+/// learned timeout exposes is repaired here, not by the kernel's 1 s SYN
+/// retransmission that the old fixed 1.5 s deadline waited for.
+const LIVE_RETRIES: u8 = 2;
 
 struct Slot {
     stream: mio::net::TcpStream,
@@ -272,6 +314,37 @@ struct Slot {
     target: Target,
     attempt: u8,
     generation: u32,
+    launched: Instant,
+    /// The deadline was learned (shorter than the ceiling).
+    learned: bool,
+}
+
+impl Lane<'_> {
+    /// The deadline of attempt `attempt` to `addr`: the ceiling until the
+    /// host has answered, then its learned timeout, doubled per retry.
+    fn deadline_for(&self, addr: std::net::IpAddr, attempt: u8) -> (Duration, bool) {
+        if !self.rtt.knows(addr) {
+            return (self.timeout, false);
+        }
+        let base = self.rtt.timeout_for(addr, self.timeout);
+        let t = base.saturating_mul(1 << u32::from(attempt.saturating_sub(self.retries).min(8)));
+        (t.min(self.timeout), t < self.timeout)
+    }
+
+    /// An answer (open, refused, reset) after `took`: a round-trip sample;
+    /// one that needed a retransmission is a loss signal for the pacer.
+    fn answered(&mut self, target: &Target, attempt: u8, took: Duration, outcome: &Connect, window: &mut Window) {
+        let answer = matches!(
+            outcome,
+            Connect::Open(_) | Connect::Reset { .. } | Connect::Closed { reason: "conn-refused" }
+        );
+        if answer {
+            self.rtt.observe(target.addr, took);
+            if attempt > 0 {
+                window.lost += 1;
+            }
+        }
+    }
 }
 
 impl Lane<'_> {
@@ -289,20 +362,30 @@ impl Lane<'_> {
         let mut expiry: VecDeque<(Instant, usize, u32)> = VecDeque::new();
         let mut retry: VecDeque<(u128, Target, u8)> = VecDeque::new();
         let mut in_flight = 0usize;
-        let interval = self.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(0.001)));
         let mut next_send = Instant::now();
+        let mut window_start = Instant::now();
+        let mut window = Window::default();
+        let mut spare = Spare::default();
         let len = self.plan.len();
 
         loop {
             // Launch while there is room, work and (when rate-limited) budget.
             let mut now = Instant::now();
+            if now.duration_since(window_start) >= pacing::WINDOW {
+                self.pacer.window(std::mem::take(&mut window));
+                window_start = now;
+                if self.publishes {
+                    progress.set_rate(self.pacer.rate().map(|r| r * f64::from(self.lanes)));
+                }
+            }
+            let interval = self.pacer.rate().map(|r| Duration::from_secs_f64(1.0 / r.max(0.001)));
             while in_flight < self.cap && !stop.load(Ordering::Relaxed) {
                 if let Some(iv) = interval {
                     if now < next_send {
                         break;
                     }
-                    // After a stall, do not burst to catch up by more than 10 ms worth.
-                    let floor = now.checked_sub(Duration::from_millis(10)).unwrap_or(now);
+                    // After a stall, do not burst to catch up by more than a window's worth.
+                    let floor = now.checked_sub(pacing::WINDOW).unwrap_or(now);
                     next_send = next_send.max(floor) + iv;
                 }
                 let (index, target, attempt) = if let Some(r) = retry.pop_front() {
@@ -326,10 +409,31 @@ impl Lane<'_> {
                 } else {
                     break;
                 };
-                match launch(&poll, index, &target, &mut slots, &mut generations, &mut free, attempt) {
-                    Ok((i, generation)) => {
+                let (timeout, learned) = self.deadline_for(target.addr, attempt);
+                window.sent += 1;
+                match launch(
+                    &poll,
+                    index,
+                    &target,
+                    &mut slots,
+                    &mut generations,
+                    &mut free,
+                    attempt,
+                    &mut spare,
+                ) {
+                    Ok(Launched::Pending(i, generation)) => {
                         in_flight += 1;
-                        expiry.push_back((Instant::now() + self.timeout, i, generation));
+                        let launched = Instant::now();
+                        if let Some(Some(slot)) = slots.get_mut(i) {
+                            slot.launched = launched;
+                            slot.learned = learned;
+                        }
+                        expiry.push_back((launched + timeout, i, generation));
+                    }
+                    Ok(Launched::Done(outcome, took)) => {
+                        // Loopback answers inside connect(): no event loop round.
+                        self.answered(&target, attempt, took, &outcome, &mut window);
+                        finish(progress, report, index, target, outcome);
                     }
                     Err(e) => match outcome_of(&e) {
                         Some(outcome) => finish(progress, report, index, target, outcome),
@@ -392,6 +496,13 @@ impl Lane<'_> {
                     Some(o) => o,
                     None => Connect::Filtered { reason: "local-error" },
                 };
+                self.answered(
+                    &slot.target,
+                    slot.attempt,
+                    slot.launched.elapsed(),
+                    &outcome,
+                    &mut window,
+                );
                 finish(progress, report, slot.index, slot.target, outcome);
             }
 
@@ -413,7 +524,8 @@ impl Lane<'_> {
                 free.push(i);
                 in_flight -= 1;
                 drop(slot.stream);
-                if slot.attempt < self.retries {
+                let live_retry = slot.learned && slot.attempt < self.retries.saturating_add(LIVE_RETRIES);
+                if slot.attempt < self.retries || live_retry {
                     retry.push_back((slot.index, slot.target, slot.attempt + 1));
                 } else {
                     finish(
@@ -429,6 +541,90 @@ impl Lane<'_> {
     }
 }
 
+/// Loopback connects, answered inside `connect()`, on reused sockets.
+///
+/// On loopback the kernel runs the whole exchange (SYN, then SYN-ACK or
+/// RST) inside the `connect()` call, so the answer can be read at once,
+/// without an epoll round. And a socket whose connect was refused can be
+/// connected again (Linux answers the first new `connect()` with
+/// `ECONNABORTED`, resetting it, and the next one goes out): a closed port
+/// then costs `connect`, `getsockopt` and the reset instead of `socket`,
+/// `connect`, `epoll_ctl`, `epoll_wait`, `getsockopt` and `close`; the
+/// kernel's socket creation and teardown were a third of the CPU of a
+/// full-port scan (docs/benchmarks.md).
+#[derive(Default)]
+struct Spare {
+    v4: Option<socket2::Socket>,
+    v6: Option<socket2::Socket>,
+}
+
+enum Loopback {
+    Answered(Connect),
+    Pending(mio::net::TcpStream),
+}
+
+impl Spare {
+    fn connect(&mut self, addr: SocketAddr, target: &Target) -> io::Result<Loopback> {
+        use rustix::io::Errno;
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        let slot = if addr.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        let socket = match slot.take() {
+            Some(s) => s,
+            None => Socket::new(
+                Domain::for_address(addr),
+                Type::STREAM.nonblocking(),
+                Some(Protocol::TCP),
+            )?,
+        };
+        let to = SockAddr::from(addr);
+        let mut result = socket.connect(&to);
+        if matches!(&result, Err(e) if e.raw_os_error() == Some(Errno::CONNABORTED.raw_os_error())) {
+            // The reset after a refused connect: now the real one.
+            result = socket.connect(&to);
+        }
+        match result {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(Errno::INPROGRESS.raw_os_error()) => {}
+            Err(e) => {
+                return match outcome_of(&e) {
+                    Some(outcome) => Ok(Loopback::Answered(outcome)),
+                    None => Err(e),
+                };
+            }
+        }
+        match socket.take_error() {
+            Ok(Some(e)) | Err(e) => match outcome_of(&e) {
+                Some(outcome) => {
+                    if matches!(outcome, Connect::Closed { .. }) {
+                        *slot = Some(socket);
+                    }
+                    Ok(Loopback::Answered(outcome))
+                }
+                None => Err(e),
+            },
+            Ok(None) => {
+                let stream = std::net::TcpStream::from(socket);
+                if stream.peer_addr().is_ok() {
+                    Ok(Loopback::Answered(open_or_self(stream, target)))
+                } else {
+                    Ok(Loopback::Pending(mio::net::TcpStream::from_std(stream)))
+                }
+            }
+        }
+    }
+}
+
+/// What starting a connect led to.
+enum Launched {
+    /// In flight: its slot and generation.
+    Pending(usize, u32),
+    /// Answered at once (loopback: the kernel handles the SYN inside
+    /// `connect()`), after this long.
+    Done(Connect, Duration),
+}
+
+// The connect loop's state, borrowed field by field so the caller keeps the rest.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     poll: &Poll,
     index: u128,
@@ -437,9 +633,18 @@ fn launch(
     generations: &mut Vec<u32>,
     free: &mut Vec<usize>,
     attempt: u8,
-) -> io::Result<(usize, u32)> {
+    spare: &mut Spare,
+) -> io::Result<Launched> {
     let addr = SocketAddr::new(target.addr, target.port);
-    let mut stream = mio::net::TcpStream::connect(addr)?;
+    let started = Instant::now();
+    let mut stream = if addr.ip().is_loopback() {
+        match spare.connect(addr, target)? {
+            Loopback::Answered(outcome) => return Ok(Launched::Done(outcome, started.elapsed())),
+            Loopback::Pending(s) => s,
+        }
+    } else {
+        mio::net::TcpStream::connect(addr)?
+    };
     let i = match free.pop() {
         Some(i) => i,
         None => {
@@ -460,8 +665,10 @@ fn launch(
         target: target.clone(),
         attempt,
         generation,
+        launched: started,
+        learned: false,
     });
-    Ok((i, generation))
+    Ok(Launched::Pending(i, generation))
 }
 
 /// On loopback a connect to a port in the ephemeral range can pick that same
@@ -525,7 +732,7 @@ mod tests {
         let got = scan(
             &p,
             &PortscanConfig {
-                rate: 0,
+                rate: Rate::Unlimited,
                 ..PortscanConfig::default()
             },
         );
@@ -544,7 +751,7 @@ mod tests {
             .collect();
         let p = plan("20000-22000");
         let cfg = PortscanConfig {
-            rate: 0,
+            rate: Rate::Unlimited,
             max_in_flight: 64,
             threads: 2,
             ..PortscanConfig::default()
@@ -560,7 +767,7 @@ mod tests {
     fn the_rate_limit_holds() {
         let p = plan("30001-30040");
         let cfg = PortscanConfig {
-            rate: 200,
+            rate: Rate::Max(200),
             threads: 2,
             ..PortscanConfig::default()
         };

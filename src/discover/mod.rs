@@ -6,6 +6,8 @@
 pub mod checkpoint;
 pub mod connect;
 pub mod examining;
+pub mod pacing;
 pub mod permute;
+pub mod rtt;
 pub mod syn;
 pub mod targets;

@@ -113,21 +113,6 @@ fn internal(e: InventoryError) -> Reply {
     Reply::error(500, format!("fleet store: {e}"))
 }
 
-/// The paths the API answers (the route claims these).
-pub fn is_fleet_path(path: &str) -> bool {
-    [
-        "/api/v1/enrollment-tokens",
-        "/api/v1/sensors",
-        "/api/v1/scans",
-        "/api/v1/enroll",
-        "/api/v1/assignments",
-        "/api/v1/heartbeat",
-        "/api/v1/runs",
-    ]
-    .iter()
-    .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
-}
-
 impl Api {
     pub fn new(store: Arc<dyn CentralStore>, config: FleetConfig, check: Check) -> Api {
         Api { store, config, check }
@@ -614,15 +599,5 @@ mod tests {
             &json!({"ports": null, "schedule": {"window": null}, "split": true}),
         );
         assert_eq!(v, json!({"name": "a", "schedule": {"every": "1h"}, "split": true}));
-    }
-
-    #[test]
-    fn the_route_claims_only_fleet_paths() {
-        assert!(is_fleet_path("/api/v1/scans"));
-        assert!(is_fleet_path("/api/v1/scans/abc/suspend"));
-        assert!(is_fleet_path("/api/v1/sensors"));
-        assert!(!is_fleet_path("/api/v1/scansx"));
-        assert!(!is_fleet_path("/api/v1/endpoints"));
-        assert!(!is_fleet_path("/api/v1/reports"));
     }
 }

@@ -1,62 +1,108 @@
-//! The fleet API as a route of the service port: the request's method,
-//! path, bearer token, `If-None-Match` and body handed to [`Api::handle`]
-//! on a blocking thread (the store's clients block), its reply written back.
+//! The fleet API as routes of the service port (an axum [`Router`] for
+//! [`crate::serve::Routes::merge`]): who may call which route is decided by
+//! the service port's token layer from the request head, before any body is
+//! read; the call itself (method, path, bearer, `If-None-Match`, body) goes
+//! to the transport-free [`Api::handle`] on a blocking thread (the store's
+//! clients block).
+//!
+//! Administrator routes need the `Admin` scope; the sensors' own routes
+//! (assignments, heartbeat, run states) the `Member` scope, which only an
+//! enrolled sensor's credential carries. Credentials live in the central
+//! store, not in the registry: [`lookup`] is the registry's way to ask it.
 
 use std::sync::Arc;
 
-use crate::fleet::api::{Api, Call, Caller, Reply, is_fleet_path};
-use crate::report::intake::{OtherToken, OtherTokens};
-use crate::serve::{BoxFuture, Handler, Request, Response};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::fleet::api::{Api, Call, Caller, Reply};
+use crate::serve::answer;
+use crate::serve::auth::{self, Lookup, Principal, Refusal, Scope, Scopes, Tokens};
 use crate::store::fleet::SensorState;
 
-/// The route: answers the fleet's paths, leaves the rest to the next handler.
-pub struct FleetRoute(pub Arc<Api>);
+/// The enrollment route (its own secret: the one-time token), the
+/// administrators' routes and the sensors' routes, each behind its scope.
+pub fn routes(api: Arc<Api>, tokens: &Arc<Tokens>) -> Router {
+    let admin = Router::new()
+        .route("/api/v1/enrollment-tokens", post(call))
+        .route("/api/v1/sensors", get(call))
+        .route("/api/v1/sensors/{id}/{verb}", post(call))
+        .route("/api/v1/scans", get(call).post(call))
+        .route("/api/v1/scans/{id}", get(call).patch(call).delete(call))
+        .route("/api/v1/scans/{id}/{verb}", post(call))
+        .route_layer(auth::require(tokens, Scope::Admin));
+    let member = Router::new()
+        .route("/api/v1/assignments", get(call))
+        .route("/api/v1/heartbeat", post(call))
+        .route("/api/v1/runs", post(call))
+        .route_layer(auth::require(tokens, Scope::Member));
+    Router::new()
+        .route("/api/v1/enroll", post(call))
+        .merge(admin)
+        .merge(member)
+        .with_state(api)
+}
+
+/// What the registry asks of a token it does not hold: an enrolled sensor
+/// reports and reads its assignments (a suspended one only the latter); a
+/// voided credential is refused; anything else is a stranger.
+pub fn lookup(api: Arc<Api>) -> Lookup {
+    Arc::new(move |token| match api.caller(token) {
+        Ok(Some(Caller::Sensor(s))) => {
+            let scopes = match s.state {
+                SensorState::Active => Scopes::of(&[Scope::Report, Scope::Member]),
+                SensorState::Suspended => Scopes::of(&[Scope::Member]),
+                SensorState::Voided => return Err(Refusal::Revoked),
+            };
+            Ok(Some(Principal {
+                name: s.id.clone(),
+                sensor: Some(s.id),
+                scopes,
+            }))
+        }
+        // Administrators are in the registry already.
+        Ok(Some(Caller::Admin) | None) => Ok(None),
+        Err(e) => {
+            tracing::error!(error = %e, "fleet store: a credential cannot be checked");
+            Err(Refusal::Unavailable)
+        }
+    })
+}
+
+async fn call(State(api): State<Arc<Api>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let text = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let call = Call {
+        method: method.as_str().to_string(),
+        path: uri.path().to_string(),
+        bearer: auth::bearer(&headers).map(str::to_string),
+        if_none_match: text(header::IF_NONE_MATCH),
+        body: body.to_vec(),
+    };
+    drop(body);
+    match tokio::task::spawn_blocking(move || api.handle(&call)).await {
+        Ok(r) => response(r),
+        Err(e) => answer::error(StatusCode::INTERNAL_SERVER_ERROR, &format!("fleet API: {e}")),
+    }
+}
 
 fn response(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = match &r.body {
-        Some(v) => Response::json(r.status, v),
-        None => Response::text(r.status, "application/json", Vec::new()),
+        Some(v) => answer::json(status, v),
+        None => answer::empty(status),
     };
     for (n, v) in &r.headers {
-        out = out.with_header(n, v);
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(n.as_str()), HeaderValue::from_str(v)) {
+            out.headers_mut().insert(n, v);
+        }
+    }
+    if r.status == 401 {
+        out.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     out
-}
-
-impl Handler for FleetRoute {
-    fn handle<'a>(&'a self, req: &'a Request) -> Option<BoxFuture<'a, Response>> {
-        let path = req.path_only();
-        if !is_fleet_path(path) {
-            return None;
-        }
-        let call = Call {
-            method: req.method.clone(),
-            path: path.to_string(),
-            bearer: req.bearer().map(str::to_string),
-            if_none_match: req.header("if-none-match").map(str::to_string),
-            body: req.body.clone(),
-        };
-        let api = self.0.clone();
-        Some(Box::pin(async move {
-            match tokio::task::spawn_blocking(move || api.handle(&call)).await {
-                Ok(r) => response(r),
-                Err(e) => Response::error(500, &format!("fleet API: {e}")),
-            }
-        }))
-    }
-}
-
-/// What the intake asks of a token it does not know: enrolled sensors
-/// report (unless suspended or voided), administrators read.
-pub fn other_tokens(api: Arc<Api>) -> OtherTokens {
-    Arc::new(move |token| match api.caller(token) {
-        Ok(Some(Caller::Admin)) => OtherToken::Reader,
-        Ok(Some(Caller::Sensor(s))) => match s.state {
-            SensorState::Active => OtherToken::Sensor(s.id),
-            SensorState::Suspended => OtherToken::Refused(403, "this sensor is suspended: it reports nothing".into()),
-            SensorState::Voided => OtherToken::Refused(401, "this sensor's credential was voided".into()),
-        },
-        Ok(None) => OtherToken::Unknown,
-        Err(e) => OtherToken::Refused(500, format!("fleet store: {e}")),
-    })
 }

@@ -149,6 +149,7 @@ pub fn assess(obs: &Observation<'_>, trust: &TrustStores, policy: &Policy, now: 
     };
     let mut findings = findings(&chain, &vulnerabilities, http.as_ref(), policy);
     findings.extend(modern::findings(record));
+    findings.extend(modern::transparency(&chain, certs.first()));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut a = Assessment {
         grade,

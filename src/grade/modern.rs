@@ -1,12 +1,29 @@
 //! Notes on what today's TLS adds beyond the SSL Labs 2009r guide: post-quantum
-//! key exchange and client authentication. The guide predates both, so none
+//! key exchange and Certificate Transparency. The guide predates both, so none
 //! of these changes the score (a hybrid group counts as its strongest
 //! component in [`super::strength::group`], so it never lowers the key
 //! exchange; a server offering only ML-KEM groups is not marked down for
 //! lacking ECDHE); they are findings a security team reads.
 
-use crate::model::assessment::{Finding, Severity};
+use crate::model::assessment::{ChainReport, Finding, Severity};
+use crate::model::cert::CertInfo;
 use crate::model::record::EndpointRecord;
+
+/// A publicly trusted leaf without embedded SCTs: browsers that enforce
+/// Certificate Transparency refuse it unless the server staples SCTs by
+/// other means (TLS extension or OCSP), which are not checked here.
+pub fn transparency(chain: &ChainReport, leaf: Option<&CertInfo>) -> Option<Finding> {
+    let leaf = leaf?;
+    (chain.publicly_trusted && leaf.scts.is_empty() && leaf.parse_error.is_none()).then(|| Finding {
+        id: "no_sct".into(),
+        severity: Severity::Medium,
+        title: "No embedded Certificate Transparency timestamps".into(),
+        evidence: format!(
+            "the publicly trusted certificate {} has no SCT extension (RFC 6962): CT-enforcing browsers refuse it unless SCTs arrive by TLS extension or OCSP",
+            leaf.subject_dn
+        ),
+    })
+}
 
 /// The post-quantum notes for one record.
 pub fn findings(record: &EndpointRecord) -> Vec<Finding> {

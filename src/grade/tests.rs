@@ -1838,3 +1838,20 @@ fn probe_results_pass_through_with_not_tested_kept() {
     assert_eq!(by("heartbleed"), VulnStatus::NotVulnerable);
     assert_eq!(by("ticketbleed"), VulnStatus::NotTested);
 }
+
+#[test]
+fn a_publicly_trusted_leaf_without_scts_is_a_finding() {
+    let leaf = ec_leaf(256);
+    let f = super::modern::transparency(&clean_chain(), Some(&leaf)).expect("no_sct");
+    assert_eq!((f.id.as_str(), f.severity), ("no_sct", Severity::Medium));
+    // With an embedded SCT, or from a private CA: nothing to say.
+    let mut with = leaf.clone();
+    with.scts.push(crate::model::cert::Sct {
+        log_id: "11".repeat(32),
+        timestamp: "2026-01-01T00:00:00Z".into(),
+    });
+    assert_eq!(super::modern::transparency(&clean_chain(), Some(&with)), None);
+    let mut private = clean_chain();
+    private.publicly_trusted = false;
+    assert_eq!(super::modern::transparency(&private, Some(&leaf)), None);
+}

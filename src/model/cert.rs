@@ -52,6 +52,19 @@ pub struct CertInfo {
     /// Set when the DER could not be parsed; then only `thumbprint` is reliable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
+    /// Signed certificate timestamps embedded in the certificate (RFC 6962
+    /// extension 1.3.6.1.4.1.11129.2.4.2): the CT logs that promised to publish it.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub scts: Vec<Sct>,
+}
+
+/// One embedded signed certificate timestamp.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sct {
+    /// The log's id (SHA-256 of its key), upper-case hex.
+    pub log_id: String,
+    /// When the log promised to publish the certificate, RFC 3339.
+    pub timestamp: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +168,28 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, CertError> {
         signature_algorithm,
         is_ca: cert.is_ca(),
         parse_error: None,
+        scts: scts(&cert),
     })
+}
+
+fn scts(cert: &X509Certificate<'_>) -> Vec<Sct> {
+    use x509_parser::extensions::ParsedExtension;
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SCT(list) = ext.parsed_extension() {
+            for sct in list {
+                let ms = i128::from(sct.timestamp) * 1_000_000;
+                let timestamp = ::time::OffsetDateTime::from_unix_timestamp_nanos(ms)
+                    .map(rfc3339)
+                    .unwrap_or_else(|_| sct.timestamp.to_string());
+                out.push(Sct {
+                    log_id: hex_upper(sct.id.key_id),
+                    timestamp,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Parse, or describe what could not be parsed: a chain entry is never dropped.
@@ -281,6 +315,48 @@ mod tests {
 
     fn make(params: rcgen::CertificateParams, key: &rcgen::KeyPair) -> Vec<u8> {
         params.self_signed(key).unwrap().der().to_vec()
+    }
+
+    /// The RFC 6962 extension's value: an OCTET STRING holding the TLS-encoded
+    /// SignedCertificateTimestampList.
+    fn sct_extension(scts: &[([u8; 32], u64)]) -> rcgen::CustomExtension {
+        let mut list = Vec::new();
+        for (log, ms) in scts {
+            let mut one = vec![0u8]; // v1
+            one.extend_from_slice(log);
+            one.extend_from_slice(&ms.to_be_bytes());
+            one.extend_from_slice(&[0, 0]); // no extensions
+            one.extend_from_slice(&[4, 3, 0, 2, 0xAB, 0xCD]); // sha256/ecdsa, 2-byte "signature"
+            list.extend_from_slice(&(one.len() as u16).to_be_bytes());
+            list.extend(one);
+        }
+        let mut tls = (list.len() as u16).to_be_bytes().to_vec();
+        tls.extend(list);
+        let mut der = vec![0x04, tls.len() as u8];
+        der.extend(tls);
+        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2], der)
+    }
+
+    #[test]
+    fn embedded_scts_are_read_and_their_absence_is_empty() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["ct.test".into()]).unwrap();
+        p.custom_extensions = vec![sct_extension(&[
+            ([0x11; 32], 1_767_225_600_000),
+            ([0x22; 32], 1_767_225_601_500),
+        ])];
+        let c = parse(&make(p, &key)).unwrap();
+        assert_eq!(c.scts.len(), 2);
+        assert_eq!(c.scts[0].log_id, "11".repeat(32));
+        assert_eq!(c.scts[0].timestamp, "2026-01-01T00:00:00Z");
+        assert_eq!(c.scts[1].log_id, "22".repeat(32));
+        assert!(
+            c.scts[1].timestamp.starts_with("2026-01-01T00:00:01"),
+            "{}",
+            c.scts[1].timestamp
+        );
+        let plain = rcgen::CertificateParams::new(vec!["ct.test".into()]).unwrap();
+        assert!(parse(&make(plain, &key)).unwrap().scts.is_empty());
     }
 
     #[test]

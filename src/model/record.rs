@@ -15,7 +15,7 @@ use crate::model::cert::CertInfo;
 use crate::wire::CipherSuite;
 use crate::wire::suites::SuiteInfo;
 
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 /// What kind of endpoint this is, in the upstream inventory's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -216,6 +216,91 @@ pub struct EndpointRecord {
     /// the certificate differs from the one presented for the target itself.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sni_certificate_differs: Option<bool>,
+    /// Whether the server asks for a client certificate, and what for.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_auth: Option<ClientAuth>,
+    /// Whether a second handshake really resumed the first one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resumption: Option<Resumption>,
+    /// TLS 1.3 extras: early data, certificate compression, signature
+    /// algorithms, ECH.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tls13: Option<Tls13Extras>,
+    /// Every certificate the server presents, one per key type, found by
+    /// offering only RSA, only ECDSA (per curve) or only EdDSA signature
+    /// algorithms; present when the extras ran.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub certificate_deployments: Vec<CertificateDeployment>,
+}
+
+/// `none`, `optional` (a CertificateRequest, and the handshake goes on
+/// without a certificate) or `required` (refused without one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthMode {
+    None,
+    Optional,
+    Required,
+}
+
+/// The server's CertificateRequest, as far as it was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAuth {
+    pub mode: ClientAuthMode,
+    /// Distinguished names of the CAs the server accepts (RFC 4514), as sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_names: Vec<String>,
+    /// Signature algorithms the server accepts for the client's certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signature_algorithms: Vec<String>,
+    /// The protocol the request was seen in.
+    pub protocol: Option<String>,
+}
+
+/// A second handshake offering what the first one left: did it resume?
+/// `None` where the version was not spoken or nothing was issued.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumption {
+    /// TLS 1.3: a NewSessionTicket was issued and a PSK handshake with it resumed.
+    pub tls13_ticket: Option<bool>,
+    /// TLS 1.2: a session ID handshake (no ticket offered) resumed.
+    pub tls12_session_id: Option<bool>,
+}
+
+/// What a TLS 1.3 server says beyond the handshake the enumeration reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tls13Extras {
+    /// `max_early_data_size` of the NewSessionTicket (0: no 0-RTT); null when no ticket came.
+    pub max_early_data_size: Option<u32>,
+    /// 0-RTT data sent on a resumed handshake was accepted (replayable requests).
+    pub early_data_accepted: Option<bool>,
+    /// RFC 8879 algorithms the server compresses its certificate with: `zlib`, `brotli`, `zstd`.
+    pub certificate_compression: Vec<String>,
+    /// Signature schemes the server signs its TLS 1.3 CertificateVerify with, each offered alone.
+    pub signature_algorithms: Vec<String>,
+    /// An ECH extension the server cannot decrypt: did it answer with retry configs?
+    pub ech: Option<Ech>,
+}
+
+/// The answer to an ECH offer the server cannot decrypt (a made-up config).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ech {
+    /// The server sent retry_configs: it supports ECH.
+    pub retry_configs: bool,
+    /// The public name in the first retry config.
+    pub public_name: Option<String>,
+}
+
+/// One certificate the server holds, and the offers that got it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateDeployment {
+    /// `RSA 2048`, `ECDSA P-256`, `Ed25519`, …
+    pub key: String,
+    pub thumbprint: String,
+    /// The offers that got this certificate: `TLSv1.3 ecdsa_secp256r1_sha256`, `TLSv1.2 ECDSA`, …
+    pub offers: Vec<String>,
+    /// The chain as sent, leaf first.
+    pub chain: Vec<CertInfo>,
 }
 
 /// The record's protocol names, oldest first.
@@ -330,6 +415,10 @@ impl EndpointRecord {
             vulnerabilities: Vec::new(),
             security_rating_info: None,
             sni_certificate_differs: None,
+            client_auth: None,
+            resumption: None,
+            tls13: None,
+            certificate_deployments: Vec::new(),
         }
     }
 }

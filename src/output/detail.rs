@@ -141,6 +141,22 @@ pub fn detail(r: &EndpointRecord) -> String {
         if !k.signature_algorithms.is_empty() {
             let _ = writeln!(s, "  signatures  {}", k.signature_algorithms.join(", "));
         }
+        if let Some(pq) = k.post_quantum {
+            let kinds: Vec<String> = k.pq_hybrids.iter().chain(&k.pq_ml_kem).cloned().collect();
+            let line = match (pq, k.pq_only == Some(true)) {
+                (false, _) => "no".to_string(),
+                (true, only) => format!(
+                    "yes: {}{}{}",
+                    kinds.join(", "),
+                    k.pq_preference
+                        .as_deref()
+                        .map(|p| format!("; preference {p}"))
+                        .unwrap_or_default(),
+                    if only { "; PQ only" } else { "" }
+                ),
+            };
+            let _ = writeln!(s, "  post-quantum {line}");
+        }
     }
     if let Some(f) = &r.features {
         let _ = writeln!(s, "\nFeatures");
@@ -179,10 +195,85 @@ pub fn detail(r: &EndpointRecord) -> String {
         };
         let _ = writeln!(s, "  {:<24} {compression}", "compression");
     }
+    extras(&mut s, r);
     for e in &r.enumeration_errors {
         let _ = writeln!(s, "\nnote: {e}");
     }
     s
+}
+
+/// Client authentication, resumption, TLS 1.3 extras, certificate deployments.
+fn extras(s: &mut String, r: &EndpointRecord) {
+    use std::fmt::Write as _;
+    if r.client_auth.is_none() && r.resumption.is_none() && r.tls13.is_none() && r.certificate_deployments.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nClient certificates and sessions");
+    let yn = |v: Option<bool>| match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "n/a",
+    };
+    if let Some(a) = &r.client_auth {
+        let mode = match a.mode {
+            crate::model::record::ClientAuthMode::None => "none",
+            crate::model::record::ClientAuthMode::Optional => "optional",
+            crate::model::record::ClientAuthMode::Required => "required",
+        };
+        let _ = writeln!(s, "  {:<24} {mode}", "client certificate");
+        for ca in &a.ca_names {
+            let _ = writeln!(s, "    CA  {ca}");
+        }
+        if !a.signature_algorithms.is_empty() {
+            let _ = writeln!(s, "    signatures  {}", a.signature_algorithms.join(", "));
+        }
+    }
+    if let Some(x) = &r.resumption {
+        let _ = writeln!(s, "  {:<24} {}", "resumes by TLS 1.3 ticket", yn(x.tls13_ticket));
+        let _ = writeln!(s, "  {:<24} {}", "resumes by session ID", yn(x.tls12_session_id));
+    }
+    if let Some(t) = &r.tls13 {
+        let early = match (t.max_early_data_size, t.early_data_accepted) {
+            (Some(0), _) => "no".to_string(),
+            (Some(n), Some(true)) => format!("yes, up to {n} bytes, 0-RTT data accepted (replayable)"),
+            (Some(n), _) => format!("allowed up to {n} bytes"),
+            (None, _) => "n/a (no ticket)".to_string(),
+        };
+        let _ = writeln!(s, "  {:<24} {early}", "0-RTT early data");
+        let compression = if t.certificate_compression.is_empty() {
+            "none".to_string()
+        } else {
+            t.certificate_compression.join(", ")
+        };
+        let _ = writeln!(s, "  {:<24} {compression}", "certificate compression");
+        let _ = writeln!(
+            s,
+            "  {:<24} {}",
+            "TLS 1.3 signatures",
+            t.signature_algorithms.join(", ")
+        );
+        if let Some(e) = &t.ech {
+            let _ = writeln!(
+                s,
+                "  {:<24} {}",
+                "ECH",
+                if e.retry_configs {
+                    format!("supported (public name {})", e.public_name.as_deref().unwrap_or("-"))
+                } else {
+                    "not supported".to_string()
+                }
+            );
+        }
+    }
+    if !r.certificate_deployments.is_empty() {
+        let _ = writeln!(s, "\nCertificate deployments");
+        for d in &r.certificate_deployments {
+            let subject = d.chain.first().map(|c| c.subject_dn.as_str()).unwrap_or("");
+            let _ = writeln!(s, "  {:<16} {subject}", d.key);
+            let _ = writeln!(s, "     sha256  {}", d.thumbprint);
+            let _ = writeln!(s, "     offers  {}", d.offers.join(", "));
+        }
+    }
 }
 
 fn opt(v: &Option<String>) -> &str {

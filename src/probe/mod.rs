@@ -7,6 +7,7 @@
 pub mod danger;
 pub mod detect;
 pub mod enumerate;
+pub mod extras;
 pub mod hello;
 pub mod http;
 pub mod plain;

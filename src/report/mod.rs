@@ -10,6 +10,7 @@
 //! format is published as `docs/schema/report.schema.json`; see
 //! `docs/reporting.md`.
 
+pub mod check;
 pub mod delivery;
 pub mod intake;
 pub mod outbox;
@@ -160,7 +161,7 @@ mod tests {
                 .into_iter()
                 .map(|e| (crate::store::inventory::EventKind::Snapshot, e.endpoint))
                 .collect();
-            inv.apply_report("s", &b.id, "2026-11-24T12:00:00Z", &ev).unwrap();
+            inv.apply_report("s", &b.id, "d", "2026-11-24T12:00:00Z", &ev).unwrap();
             ob2.ack(&b.id).unwrap();
             batches += 1;
         }

@@ -4,7 +4,7 @@
 
 use crate::model::record::EndpointRecord;
 use crate::store::endpoint::{Key, Stored};
-use crate::store::merge::{self, Applied, BatchTx, EventKind};
+use crate::store::merge::{self, Applied, BatchTx, Claim, EventKind};
 use crate::store::query::{Counts, Filter};
 use crate::store::row::{self, Malformed, Row, Value};
 use crate::store::sql::{self, Dialect};
@@ -36,21 +36,36 @@ struct Batch<'a, E>(&'a mut E);
 impl<E: Exec> BatchTx for Batch<'_, E> {
     type Error = E::Error;
 
-    fn claim(&mut self, batch_id: &str, sensor: &str, received_at: &str, events: usize) -> Result<bool, E::Error> {
+    fn claim(
+        &mut self,
+        batch_id: &str,
+        digest: &str,
+        sensor: &str,
+        received_at: &str,
+        events: usize,
+    ) -> Result<Claim, E::Error> {
         let d = self.0.dialect();
         let params = [
             Value::Text(batch_id.to_string()),
             Value::Text(sensor.to_string()),
             Value::Text(received_at.to_string()),
             Value::Int(i64::try_from(events).unwrap_or(i64::MAX)),
+            Value::Text(digest.to_string()),
         ];
         if self.0.execute(&sql::claim_batch(d), &params)? == 0 {
-            return Ok(false);
+            let found = self
+                .0
+                .fetch(&sql::batch_digest(d), &[Value::Text(batch_id.to_string())])?;
+            return Ok(match found.first().and_then(|row| row.first()) {
+                Some(Value::Text(stored)) if stored != digest => Claim::Different,
+                // The same content, or applied before digests were kept.
+                _ => Claim::Same,
+            });
         }
         if let Some(lock) = sql::lock_sensor(d) {
             self.0.execute(&lock, &[Value::Int(sql::sensor_lock_key(sensor))])?;
         }
-        Ok(true)
+        Ok(Claim::New)
     }
 
     fn load(&mut self, key: &Key) -> Result<Option<Row>, E::Error> {
@@ -68,10 +83,11 @@ pub fn apply_report<E: Exec>(
     tx: &mut E,
     sensor: &str,
     batch_id: &str,
+    digest: &str,
     received_at: &str,
     events: &[(EventKind, EndpointRecord)],
 ) -> Result<Applied, E::Error> {
-    merge::apply(&mut Batch(tx), sensor, batch_id, received_at, events)
+    merge::apply(&mut Batch(tx), sensor, batch_id, digest, received_at, events)
 }
 
 /// Stored endpoints matching `filter`, ordered by sensor, address, port and SNI.

@@ -44,6 +44,8 @@ pub struct Applied {
     /// False when the batch had been applied before (nothing changed now).
     pub applied: bool,
     pub events: usize,
+    /// True when the batch id had been applied with other content (refused).
+    pub conflict: bool,
 }
 
 /// One event as the merge reads it.
@@ -117,13 +119,31 @@ pub fn merge(stored: Option<Row>, event: &Event<'_>) -> Result<Option<Row>, serd
 /// ([`crate::store::exec`] does it for both stores).
 pub trait BatchTx {
     type Error: From<serde_json::Error>;
-    /// Records `batch_id` as applied; false when it already was (then
-    /// nothing else is done). A concurrent claim of the same batch must
-    /// wait for this transaction and then see it.
-    fn claim(&mut self, batch_id: &str, sensor: &str, received_at: &str, events: usize) -> Result<bool, Self::Error>;
+    /// Records `batch_id` with its content's `digest` as applied, or says
+    /// how it was applied before (then nothing else is done). A concurrent
+    /// claim of the same batch must wait for this transaction and then see it.
+    fn claim(
+        &mut self,
+        batch_id: &str,
+        digest: &str,
+        sensor: &str,
+        received_at: &str,
+        events: usize,
+    ) -> Result<Claim, Self::Error>;
     fn load(&mut self, key: &Key) -> Result<Option<Row>, Self::Error>;
     /// Inserts the row, or replaces the one with its key.
     fn save(&mut self, row: &Row) -> Result<(), Self::Error>;
+}
+
+/// What claiming a batch id found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First time: apply it.
+    New,
+    /// Applied before with the same content (or before digests were kept).
+    Same,
+    /// Applied before with other content: refuse.
+    Different,
 }
 
 /// Applies one report batch through `tx`; the caller commits on `Ok`.
@@ -131,14 +151,19 @@ pub fn apply<T: BatchTx>(
     tx: &mut T,
     sensor: &str,
     batch_id: &str,
+    digest: &str,
     received_at: &str,
     events: &[(EventKind, EndpointRecord)],
 ) -> Result<Applied, T::Error> {
-    if !tx.claim(batch_id, sensor, received_at, events.len())? {
-        return Ok(Applied {
-            applied: false,
-            events: 0,
-        });
+    match tx.claim(batch_id, digest, sensor, received_at, events.len())? {
+        Claim::New => {}
+        claim => {
+            return Ok(Applied {
+                applied: false,
+                events: 0,
+                conflict: claim == Claim::Different,
+            });
+        }
     }
     for (kind, record) in events {
         let event = Event {
@@ -155,12 +180,13 @@ pub fn apply<T: BatchTx>(
     Ok(Applied {
         applied: true,
         events: events.len(),
+        conflict: false,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use super::*;
     use crate::model::record::Category;
@@ -242,14 +268,21 @@ mod tests {
     /// A store in memory, to check the batch rules on their own.
     #[derive(Default)]
     struct Memory {
-        batches: BTreeSet<String>,
+        batches: BTreeMap<String, String>,
         rows: BTreeMap<Key, Row>,
     }
 
     impl BatchTx for Memory {
         type Error = serde_json::Error;
-        fn claim(&mut self, batch_id: &str, _: &str, _: &str, _: usize) -> Result<bool, Self::Error> {
-            Ok(self.batches.insert(batch_id.to_string()))
+        fn claim(&mut self, batch_id: &str, digest: &str, _: &str, _: &str, _: usize) -> Result<Claim, Self::Error> {
+            Ok(match self.batches.get(batch_id) {
+                None => {
+                    self.batches.insert(batch_id.into(), digest.into());
+                    Claim::New
+                }
+                Some(d) if d == digest => Claim::Same,
+                Some(_) => Claim::Different,
+            })
         }
         fn load(&mut self, key: &Key) -> Result<Option<Row>, Self::Error> {
             Ok(self.rows.get(key).cloned())
@@ -269,20 +302,23 @@ mod tests {
             (EventKind::Gone, rec("10.0.0.1", t, Category::Discovered)),
             (EventKind::Snapshot, rec("10.0.0.2", t, Category::Unsecured)),
         ];
-        let a = apply(&mut m, "seg-a", "b-1", "2026-11-25T00:00:00Z", &events).unwrap();
+        let a = apply(&mut m, "seg-a", "b-1", "d-1", "2026-11-25T00:00:00Z", &events).unwrap();
         assert_eq!(
             a,
             Applied {
                 applied: true,
-                events: 3
+                events: 3,
+                conflict: false,
             }
         );
         assert_eq!(m.rows.len(), 2);
         let gone: Vec<_> = m.rows.values().filter(|r| r.gone_at.is_some()).collect();
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].key.address, "10.0.0.1");
-        let again = apply(&mut m, "seg-a", "b-1", t, &events[..1]).unwrap();
-        assert!(!again.applied && again.events == 0);
+        let again = apply(&mut m, "seg-a", "b-1", "d-1", t, &events).unwrap();
+        assert!(!again.applied && again.events == 0 && !again.conflict);
+        let other = apply(&mut m, "seg-a", "b-1", "d-2", t, &events[..1]).unwrap();
+        assert!(!other.applied && other.conflict, "same id, other content: refused");
         assert_eq!(m.rows.values().filter(|r| r.gone_at.is_some()).count(), 1);
     }
 }

@@ -156,9 +156,14 @@ pub fn upsert(d: Dialect) -> String {
 /// when it was claimed before.
 pub fn claim_batch(d: Dialect) -> String {
     format!(
-        "INSERT INTO batches(batch_id, sensor, applied_at, events) VALUES ({}) ON CONFLICT(batch_id) DO NOTHING",
-        d.params(1, 4)
+        "INSERT INTO batches(batch_id, sensor, applied_at, events, digest) VALUES ({}) ON CONFLICT(batch_id) DO NOTHING",
+        d.params(1, 5)
     )
+}
+
+/// The content digest an applied batch was recorded with (NULL before digests were kept).
+pub fn batch_digest(d: Dialect) -> String {
+    format!("SELECT digest FROM batches WHERE batch_id = {}", d.param(1))
 }
 
 /// Makes the batches of one sensor apply one at a time where several
@@ -219,6 +224,13 @@ mod tests {
         assert!(up.ends_with("record = excluded.record"), "{up}");
         assert!(!up.contains("address = excluded"));
         assert!(load(Dialect::Sqlite).ends_with("WHERE address = ?1 AND port = ?2 AND sni = ?3 AND sensor = ?4"));
-        assert!(claim_batch(Dialect::Sqlite).contains("VALUES (?1, ?2, ?3, ?4) ON CONFLICT(batch_id) DO NOTHING"));
+        assert!(
+            claim_batch(Dialect::Sqlite)
+                .contains("digest) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(batch_id) DO NOTHING")
+        );
+        assert_eq!(
+            batch_digest(Dialect::Postgres),
+            "SELECT digest FROM batches WHERE batch_id = $1"
+        );
     }
 }

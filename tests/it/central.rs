@@ -24,11 +24,16 @@ fn exercise(store: Arc<dyn CentralStore>) {
         (EventKind::New, rec("10.0.0.1", 443, t)),
         (EventKind::Snapshot, rec("10.0.0.2", 8443, t)),
     ];
-    let a = store.apply_report("seg-a", "batch-1", t, &events).unwrap();
+    let a = store.apply_report("seg-a", "batch-1", "d-1", t, &events).unwrap();
     assert!(a.applied && a.events == 2);
-    assert!(!store.apply_report("seg-a", "batch-1", t, &events).unwrap().applied);
+    assert!(
+        !store
+            .apply_report("seg-a", "batch-1", "d-1", t, &events)
+            .unwrap()
+            .applied
+    );
     // The same addresses from another segment are other endpoints.
-    store.apply_report("seg-b", "batch-2", t, &events[..1]).unwrap();
+    store.apply_report("seg-b", "batch-2", "d-2", t, &events[..1]).unwrap();
     let all = store.query(&Filter::default()).unwrap();
     assert_eq!(all.len(), 3);
     let b: Vec<_> = all.iter().filter(|s| s.key.sensor == "seg-b").collect();
@@ -43,7 +48,13 @@ fn exercise(store: Arc<dyn CentralStore>) {
             let store = store.clone();
             std::thread::spawn(move || {
                 store
-                    .apply_report("seg-c", "batch-3", t, &[(EventKind::New, rec("10.0.0.9", 443, t))])
+                    .apply_report(
+                        "seg-c",
+                        "batch-3",
+                        "d-3",
+                        t,
+                        &[(EventKind::New, rec("10.0.0.9", 443, t))],
+                    )
                     .unwrap()
                     .applied
             })
@@ -57,6 +68,7 @@ fn exercise(store: Arc<dyn CentralStore>) {
         .apply_report(
             "seg-a",
             "batch-4",
+            "d-4",
             "2026-11-25T00:00:00Z",
             &[(EventKind::Gone, rec("10.0.0.2", 8443, t))],
         )
@@ -73,7 +85,13 @@ fn exercise(store: Arc<dyn CentralStore>) {
     assert_eq!(counts.by_category.get("discovered"), Some(&3));
     // A gone event for an endpoint never seen is stored as gone (order-independent convergence).
     store
-        .apply_report("seg-d", "batch-5", t, &[(EventKind::Gone, rec("10.0.0.7", 22, t))])
+        .apply_report(
+            "seg-d",
+            "batch-5",
+            "d-5",
+            t,
+            &[(EventKind::Gone, rec("10.0.0.7", 22, t))],
+        )
         .unwrap();
     let d = store
         .query(&Filter {

@@ -1,15 +1,17 @@
 //! What today's TLS needs checked (issue 22), against real servers: post-quantum
-//! groups from rustls servers with chosen key-exchange groups.
+//! groups from rustls servers with chosen key-exchange groups; client
+//! authentication, certificate deployments, resumption and early data from
+//! `openssl s_server`.
 
 use std::net::SocketAddr;
 
-use netsensor::model::record::EndpointRecord;
+use netsensor::model::record::{ClientAuthMode, EndpointRecord};
 use rustls::crypto::SupportedKxGroup;
 use rustls::crypto::aws_lc_rs::kx_group;
 use testbed::{self, KeyKind};
 use tokio::net::TcpListener;
 
-use crate::support::{find, quick, scan};
+use crate::support::{self, find, quick, scan};
 
 async fn rustls_server(
     tag: &str,
@@ -99,4 +101,178 @@ async fn ml_kem_only_server_is_reachable_and_not_marked_down() {
     assert!(finding_ids(&r).contains(&"post_quantum_only"), "{:?}", r.findings);
     let g = r.grade.as_ref().expect("grade");
     assert_eq!(g.key_exchange_score, 90, "{g:#?}");
+}
+
+fn client_auth_of(r: &EndpointRecord) -> (Option<ClientAuthMode>, Vec<String>) {
+    match &r.client_auth {
+        Some(a) => (Some(a.mode), a.ca_names.clone()),
+        None => (None, Vec::new()),
+    }
+}
+
+/// The same openssl server three times: without client authentication,
+/// asking for a certificate (`-verify 1`) and requiring one (`-Verify 1`).
+/// Enumeration must not read the certificate alerts as refused suites.
+#[tokio::test]
+async fn client_auth_none_optional_required_and_enumeration_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = testbed::issue_chain("client auth", &["auth.test"], KeyKind::EcdsaP256).expect("chain");
+    let ca = support::write(dir.path(), "clients.pem", &chain.root_pem);
+    let ca = ca.to_str().expect("path");
+    let (_a, plain) = support::openssl_server(&chain, dir.path(), &[]).await;
+    let (_b, optional) = support::openssl_server(&chain, dir.path(), &["-verify", "1", "-CAfile", ca]).await;
+    let (_c, required) = support::openssl_server(&chain, dir.path(), &["-Verify", "1", "-CAfile", ca]).await;
+    let (p, o, q) = tokio::join!(one(plain), one(optional), one(required));
+    assert_eq!(
+        client_auth_of(&p),
+        (Some(ClientAuthMode::None), vec![]),
+        "{:#?}",
+        p.client_auth
+    );
+    let root_dn = "CN=client auth root CA, O=netsensor testbed";
+    assert_eq!(
+        client_auth_of(&o),
+        (Some(ClientAuthMode::Optional), vec![root_dn.to_string()])
+    );
+    assert_eq!(
+        client_auth_of(&q),
+        (Some(ClientAuthMode::Required), vec![root_dn.to_string()])
+    );
+    let sigs = &q.client_auth.as_ref().expect("client_auth").signature_algorithms;
+    assert!(sigs.contains(&"ecdsa_secp256r1_sha256".to_string()), "{sigs:?}");
+    assert_eq!(
+        q.client_auth.as_ref().and_then(|a| a.protocol.as_deref()),
+        Some("TLSv1.3")
+    );
+    // Enumeration: identical protocols, suites, groups and signature algorithms.
+    for r in [&o, &q] {
+        assert_eq!(r.protocols, p.protocols);
+        assert_eq!(r.protocol_ciphers, p.protocol_ciphers);
+        let (a, b) = (
+            r.key_exchange.as_ref().expect("kx"),
+            p.key_exchange.as_ref().expect("kx"),
+        );
+        assert_eq!(
+            (&a.groups, &a.signature_algorithms),
+            (&b.groups, &b.signature_algorithms)
+        );
+    }
+    assert!(!p.protocol_ciphers.is_empty());
+}
+
+/// openssl holding an RSA and an ECDSA certificate (`-dcert`): both found,
+/// each with the offers that got it; resumption by ticket and by session ID.
+#[tokio::test]
+async fn two_certificates_and_resumption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rsa = testbed::issue_chain("deploy rsa", &["deploy.test"], KeyKind::Rsa2048).expect("chain");
+    let ec = testbed::issue_chain("deploy ec", &["deploy.test"], KeyKind::EcdsaP384).expect("chain");
+    let ec_cert = support::write(dir.path(), "ec.pem", &ec.leaf_pem);
+    let ec_key = support::write(dir.path(), "ec.key", &ec.leaf_key_pem);
+    let (_s, addr) = support::openssl_server(
+        &rsa,
+        dir.path(),
+        &[
+            "-dcert",
+            ec_cert.to_str().expect("path"),
+            "-dkey",
+            ec_key.to_str().expect("path"),
+        ],
+    )
+    .await;
+    let r = one(addr).await;
+    let d = &r.certificate_deployments;
+    let keys: Vec<&str> = d.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert!(
+        keys.contains(&"RSA 2048") && keys.contains(&"ECDSA secp384r1"),
+        "{keys:?}"
+    );
+    let ecdsa = d.iter().find(|d| d.key == "ECDSA secp384r1").expect("ecdsa");
+    assert!(
+        ecdsa.offers.contains(&"TLSv1.3 ecdsa_secp384r1_sha384".to_string()),
+        "{:?}",
+        ecdsa.offers
+    );
+    assert!(
+        ecdsa.offers.contains(&"TLSv1.2 ECDSA".to_string()),
+        "{:?}",
+        ecdsa.offers
+    );
+    let rsa_d = d.iter().find(|d| d.key == "RSA 2048").expect("rsa");
+    assert!(
+        rsa_d.offers.contains(&"TLSv1.3 rsa_pss_rsae_sha256".to_string()),
+        "{:?}",
+        rsa_d.offers
+    );
+    assert!(rsa_d.offers.contains(&"TLSv1.2 RSA".to_string()), "{:?}", rsa_d.offers);
+    let t = r.tls13.as_ref().expect("tls13");
+    assert!(
+        t.signature_algorithms.contains(&"ecdsa_secp384r1_sha384".to_string()),
+        "{t:#?}"
+    );
+    assert!(
+        t.signature_algorithms.contains(&"rsa_pss_rsae_sha256".to_string()),
+        "{t:#?}"
+    );
+    assert!(!t.signature_algorithms.contains(&"ed25519".to_string()), "{t:#?}");
+    assert!(
+        t.certificate_compression.is_empty(),
+        "OpenSSL 3.0 has no RFC 8879: {t:#?}"
+    );
+    assert_eq!(t.max_early_data_size, Some(0), "{t:#?}");
+    assert_eq!(t.early_data_accepted, None);
+    let res = r.resumption.as_ref().expect("resumption");
+    assert_eq!(res.tls13_ticket, Some(true), "{res:#?}");
+    assert_eq!(res.tls12_session_id, Some(true), "{res:#?}");
+    assert_eq!(r.client_auth.as_ref().map(|a| a.mode), Some(ClientAuthMode::None));
+}
+
+/// A rustls server: tickets without early data, no client authentication.
+#[tokio::test]
+async fn rustls_server_resumes_without_early_data() {
+    let (_server, addr) = rustls_server("extras rustls", vec![kx_group::X25519]).await;
+    let r = one(addr).await;
+    let t = r.tls13.as_ref().expect("tls13");
+    assert_eq!(t.max_early_data_size, Some(0), "{t:#?}");
+    assert_eq!(t.early_data_accepted, None);
+    assert_eq!(t.signature_algorithms, vec!["ecdsa_secp256r1_sha256"]);
+    let res = r.resumption.as_ref().expect("resumption");
+    assert_eq!(res.tls13_ticket, Some(true), "{res:#?}");
+    assert_eq!(r.certificate_deployments.len(), 1);
+    assert_eq!(r.certificate_deployments[0].key, "ECDSA secp256r1");
+}
+
+/// `openssl s_server -early_data` (which cannot be combined with `-www`):
+/// the ticket allows 0-RTT and our early request is accepted.
+#[tokio::test]
+async fn early_data_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = testbed::issue_chain("early", &["early.test"], KeyKind::EcdsaP256).expect("chain");
+    let cert = support::write(dir.path(), "leaf.pem", &chain.leaf_pem);
+    let key = support::write(dir.path(), "leaf.key", &chain.leaf_key_pem);
+    let ip = "127.0.0.1".parse().expect("ip");
+    let addr = SocketAddr::new(ip, support::free_port(ip));
+    let child = std::process::Command::new("openssl")
+        .arg("s_server")
+        .args(["-accept", &addr.to_string(), "-tls1_3", "-early_data", "-quiet"])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl");
+    let mut p = support::Proc {
+        child,
+        name: "openssl s_server -early_data",
+    };
+    support::wait_listening(addr, &mut p).await;
+    let r = one(addr).await;
+    let t = r.tls13.as_ref().expect("tls13");
+    assert!(t.max_early_data_size.is_some_and(|m| m > 0), "{t:#?}");
+    assert_eq!(t.early_data_accepted, Some(true), "{t:#?}");
+    assert_eq!(r.resumption.as_ref().and_then(|x| x.tls13_ticket), Some(true));
 }

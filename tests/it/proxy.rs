@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netsensor::serve::proxy::{self, Allowlist, Counters, ProxyConfig};
+use netsensor::serve::proxy::{Allowlist, Counters, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -55,7 +55,7 @@ async fn start_proxy(config: ProxyConfig) -> Proxy {
     let (stop, stopped) = oneshot::channel::<()>();
     let c = counters.clone();
     let task = tokio::spawn(async move {
-        let _ = proxy::run(listener, config, c, async {
+        let _ = netsensor::serve::listener::run(listener, config, c, async {
             let _ = stopped.await;
         })
         .await;
@@ -461,15 +461,16 @@ async fn plain_and_tls_agents_share_the_port() {
 /// router (bodies read whole under a cap), CONNECT still tunnels.
 #[tokio::test]
 async fn service_routes_share_the_port_with_the_tunnels() {
-    use netsensor::serve::{FnHandler, Response, Router, health};
+    use netsensor::serve::Routes;
     let (echo, _echo) = echo_server().await;
-    let echo_handler = Arc::new(FnHandler(|req: &netsensor::serve::Request| {
-        (req.path_only() == "/echo").then(|| Response::text(200, "application/octet-stream", req.body.clone()))
-    }));
+    let echo_route = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|body: axum::body::Bytes| async move { body }),
+    );
     let mut c = config(&["echo.test:80"], &[&format!("echo.test={}", echo.ip())]);
     c.allow = Allowlist::parse(&[format!("echo.test:{}", echo.port())]).unwrap();
-    c.service = Some(Router::new().with(health()).with(echo_handler));
     c.max_body = 1000;
+    c.service = Some(Routes::new().merge(echo_route).finish(c.max_body));
     let p = start_proxy(c).await;
 
     let (mut s, answer) = request(p.addr, "GET /healthz HTTP/1.1\r\nHost: sensor\r\n\r\n").await;
@@ -559,4 +560,251 @@ async fn plain_http_forwarding_when_enabled() {
     assert_eq!(status(&answer), 403, "{answer}");
     let (_s, answer) = request(p.addr, &format!("GET http://repo.test:{port}/ HTTP/1.1\r\n\r\n")).await;
     assert_eq!(status(&answer), 407, "credentials apply to forwarding too: {answer}");
+}
+
+// ---- issue 17: the service port on hyper, hardened ---------------------------------------
+
+/// A connection from a chosen loopback source address.
+async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().expect("socket");
+    s.bind(SocketAddr::from((source, 0))).expect("bind source");
+    s.connect(to).await.expect("connect from source")
+}
+
+/// Defect 1: a stranger's upload is answered 401 from its head, at once,
+/// without its body being read (before: the whole declared body was read and
+/// held, up to 16 MiB each, before the token was checked).
+#[tokio::test]
+async fn strangers_uploads_are_refused_from_the_head_without_reading_the_body() {
+    use netsensor::serve::Routes;
+    use netsensor::serve::auth::{self, Principal, Scope, Scopes, Tokens};
+    let mut tokens = Tokens::new();
+    tokens.add(
+        "right",
+        Principal {
+            name: "t".into(),
+            sensor: None,
+            scopes: Scopes::of(&[Scope::Report]),
+        },
+    );
+    let tokens = Arc::new(tokens);
+    let upload = axum::Router::new().route(
+        "/upload",
+        axum::routing::post(|b: axum::body::Bytes| async move { b.len().to_string() })
+            .route_layer(auth::require(&tokens, Scope::Report)),
+    );
+    let mut c = config(&[], &[]);
+    c.max_body = 16 << 20;
+    c.service = Some(Routes::new().merge(upload).finish(c.max_body));
+    let p = start_proxy(c).await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..64u8 {
+        let addr = p.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect_from([127, 0, 1, 1 + i / 16], addr).await;
+            let head = format!(
+                "POST /upload HTTP/1.1\r\nHost: s\r\nContent-Length: {}\r\n\r\n",
+                16 << 20
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            // A first MiB of the body; the rest never comes.
+            let _ = s.write_all(&vec![b'x'; 1 << 20]).await;
+            let answer = read_head(&mut s).await;
+            assert_eq!(status(&answer), 401, "{answer}");
+        }));
+    }
+    futures_join(tasks).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "401s took {:?}",
+        started.elapsed()
+    );
+    // The right token is let in and its body read.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nAuthorization: Bearer right\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let answer = read_head(&mut s).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+}
+
+/// Defect 1: idle sockets from several sources no longer take every slot:
+/// each source reads at most 16 heads at once, a full house sheds the busiest
+/// source's oldest head, and /healthz and the proxy answer at once.
+#[tokio::test]
+async fn idle_sockets_from_several_sources_do_not_stall_health_or_tunnels() {
+    use netsensor::serve::Routes;
+    let (echo, _e) = echo_server().await;
+    let mut c = config(&[&format!("echo.test:{}", echo.port())], &["echo.test=127.0.0.1"]);
+    c.max_heads = 64;
+    c.max_tunnels = 64;
+    c.service = Some(Routes::new().finish(1024));
+    let p = start_proxy(c).await;
+    let mut idle = Vec::new();
+    for source in 2..7u8 {
+        for _ in 0..40 {
+            idle.push(connect_from([127, 0, 2, source], p.addr).await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let (mut s, answer) = request(p.addr, "GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n").await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert!(answer.contains("Server: netsensor/"), "{answer}");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    let mut t = connect_from([127, 0, 2, 9], p.addr).await;
+    t.write_all(format!("CONNECT echo.test:{} HTTP/1.1\r\n\r\n", echo.port()).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status(&read_head(&mut t).await), 200);
+    echo_through(&mut t, 1000, 6).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?} with 200 idle sockets from 5 sources",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
+/// The proxy's attack surface on hyper: every hostile head form in the
+/// table is refused, and not one tunnel opens.
+#[tokio::test]
+async fn every_hostile_head_form_opens_no_tunnel() {
+    let (echo, _e) = echo_server().await;
+    let port = echo.port();
+    let p = start_proxy(config(
+        &[&format!("echo.test:{port}"), &format!("*.issuer.test:{port}")],
+        &["echo.test=127.0.0.1", "evil.issuer.test=127.0.0.1"],
+    ))
+    .await;
+    let heads = [
+        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT [::ffff:127.0.0.1]:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT [::1]:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT 2130706433:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT 0x7f.1:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT 0177.0.0.1:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT evil.issuer.test:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT evil:x.issuer.test:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT u@echo.test:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT http://echo.test:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT echo.test:{port}/x HTTP/1.1\r\n\r\n"),
+        format!("CONNECT echo%2etest:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT echo.test:+{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT echo.test:{} HTTP/1.1\r\n\r\n", u32::from(port) + 65536),
+        "CONNECT echo.test:0 HTTP/1.1\r\n\r\n".to_string(),
+        "CONNECT echo.test HTTP/1.1\r\n\r\n".to_string(),
+        format!("CONNECT  echo.test:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT echo.test:{port} HTTP/2.0\r\n\r\n"),
+        format!("CONNECT echo.test:{port} HTTP/1.1\r\nHost : x\r\n\r\n"),
+        format!("CONNECT echo.test:{port} HTTP/1.1\r\nX: a\r\n b\r\n\r\n"),
+        format!("CONNECT echo.test\0:{port} HTTP/1.1\r\n\r\n"),
+        format!("CONNECT echo.test:{port} HTTP/1.1\r\nContent-Length: +2\r\n\r\nab"),
+        format!("CONNECT echo.test:{port} HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+        format!("GET http://echo.test:{port}/ HTTP/1.1\r\nHost: echo.test\r\n\r\n"),
+        format!("POST http://echo.test:{port}/ HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: echo.test:{port}\r\n\r\n"),
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_string(),
+        format!("\x16\x03\x01\x00\x05hello CONNECT echo.test:{port} HTTP/1.1\r\n\r\n"),
+    ];
+    for head in &heads {
+        let (_s, answer) = request(p.addr, head).await;
+        let code = status(&answer);
+        assert!(code != 200, "{head:?} opened a tunnel: {answer}");
+    }
+    assert_eq!(
+        p.counters.snapshot().tunnels_total,
+        0,
+        "no tunnel from {} hostile heads",
+        heads.len()
+    );
+    // And the honest form still works.
+    let (mut s, answer) = request(p.addr, &format!("CONNECT echo.test:{port} HTTP/1.1\r\n\r\n")).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    echo_through(&mut s, 100, 1).await;
+}
+
+/// Defect 7: `Content-Length: +2` is not a length (strict digits).
+#[tokio::test]
+async fn a_signed_content_length_is_a_400() {
+    use netsensor::serve::Routes;
+    let echo = axum::Router::new().route("/echo", axum::routing::post(|b: axum::body::Bytes| async move { b }));
+    let mut c = config(&[], &[]);
+    c.service = Some(Routes::new().merge(echo).finish(1000));
+    let p = start_proxy(c).await;
+    let (_s, answer) = request(p.addr, "POST /echo HTTP/1.1\r\nContent-Length: +2\r\n\r\nab").await;
+    assert_eq!(status(&answer), 400, "{answer}");
+    let (_s, answer) = request(p.addr, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nab").await;
+    assert_eq!(status(&answer), 200, "{answer}");
+}
+
+/// Defect 6: forwarding through hyper. A request with both Content-Length
+/// and Transfer-Encoding reaches the origin without Content-Length; the
+/// origin gets the allowlisted destination's Host, not the agent's; a later
+/// request on the same kept-alive connection is checked like the first.
+#[tokio::test]
+async fn forwarding_drops_a_conflicting_length_sets_host_and_checks_every_request() {
+    let origin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = origin.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen2 = seen.clone();
+    let _origin = Tasks(vec![tokio::spawn(async move {
+        while let Ok((mut s, _)) = origin.accept().await {
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut b = [0u8; 4096];
+                // Head and the chunked body: up to the last chunk.
+                while !(got.ends_with(b"0\r\n\r\n") || got.starts_with(b"GET") && got.ends_with(b"\r\n\r\n")) {
+                    match s.read(&mut b).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&b[..n]),
+                    }
+                }
+                seen.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+            });
+        }
+    })]);
+    let mut c = config(&[&format!("repo.test:{port}")], &["repo.test=127.0.0.1"]);
+    c.forward_http = true;
+    let p = start_proxy(c).await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST http://repo.test:{port}/up HTTP/1.1\r\nHost: attacker.example\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_head(&mut s).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let mut ok = [0u8; 2];
+    s.read_exact(&mut ok).await.unwrap();
+    let head = seen.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.starts_with("post /up http/1.1\r\n"), "{head}");
+    assert!(!head.contains("content-length"), "CL+TE forwarded with CL: {head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(head.contains(&format!("host: repo.test:{port}\r\n")), "{head}");
+    assert!(!head.contains("attacker.example"), "{head}");
+    assert!(head.contains("hello"), "{head}");
+    // (hyper closes a connection after a CL+TE request.) A kept-alive
+    // connection: an allowed request, then one off the allowlist.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(format!("GET http://repo.test:{port}/a HTTP/1.1\r\nHost: repo.test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_head(&mut s).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    s.read_exact(&mut ok).await.unwrap();
+    s.write_all(b"GET http://other.test/ HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_head(&mut s).await;
+    assert_eq!(status(&answer), 403, "a kept-alive request is checked too: {answer}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
 }

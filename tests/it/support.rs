@@ -174,7 +174,7 @@ fn rustix_is_root() -> bool {
 /// Options for fast tests: short deadlines, no rate limit.
 pub fn quick() -> ScanOptions {
     let mut o = ScanOptions::default();
-    o.portscan.rate = 0;
+    o.portscan.rate = netsensor::discover::pacing::Rate::Unlimited;
     o.portscan.connect_timeout = Duration::from_millis(500);
     o.handshake_timeout = Duration::from_secs(3);
     o.banner_wait = Duration::from_millis(300);

@@ -172,7 +172,7 @@ async fn an_interrupted_scan_resumed_covers_every_target_exactly_once() {
         let plan = plan(&ports);
         let mut opts = discovery_only();
         opts.scan_type = scan_type;
-        opts.portscan.rate = 2_000;
+        opts.portscan.rate = netsensor::discover::pacing::Rate::Max(2_000);
         opts.portscan.connect_timeout = Duration::from_millis(300);
         let path = dir.path().join(format!("{scan_type}.ckpt"));
 

@@ -80,7 +80,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
         show_closed: true,
         ..ScanOptions::default()
     };
-    options.portscan.rate = 0;
+    options.portscan.rate = netsensor::discover::pacing::Rate::Unlimited;
     options.handshake_timeout = Duration::from_millis(args.timeout);
     options.enumerate = true;
     options.per_host = args.per_host;

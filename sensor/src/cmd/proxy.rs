@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use netsensor::appliance::config::Config;
 use netsensor::appliance::settings::ProxyOverrides;
-use netsensor::serve::proxy::{self, Counters, ProxyConfig};
+use netsensor::serve::proxy::{Counters, ProxyConfig};
 
 use crate::cli::usage;
 
@@ -101,12 +101,12 @@ pub fn prepare(args: &ProxyArgs) -> anyhow::Result<(SocketAddr, ProxyConfig)> {
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let (listen, config) = prepare(&args)?;
-    let listener = proxy::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = netsensor::serve::listener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().context("listener address")?;
     println!("sensor proxy: listening on {local}");
     tracing::info!(listen = %local, rules = config.allow.rules().len(), "proxy started");
     let counters = Arc::new(Counters::default());
-    proxy::run(listener, config, counters.clone(), shutdown_signal())
+    netsensor::serve::listener::run(listener, config, counters.clone(), shutdown_signal())
         .await
         .context("proxy")?;
     let s = counters.snapshot();

@@ -16,6 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use netsensor::discover::checkpoint::{Checkpoint, Tracker};
 use netsensor::discover::connect::{self, PortscanConfig, Progress};
+use netsensor::discover::pacing::Rate;
 use netsensor::discover::syn::ScanType;
 use netsensor::discover::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
 use netsensor::grade::{Policy, TrustConfig, TrustStores};
@@ -51,9 +52,11 @@ pub struct ScanArgs {
     /// `connect` (the kernel's connect, no privilege), or `auto` (syn when permitted, else connect).
     #[arg(long, default_value = "auto", value_name = "syn|connect|auto")]
     pub scan_type: ScanType,
-    /// Probes per second across the scan (SYN: packets per second, retries included); 0 removes the limit.
-    #[arg(long, default_value_t = PortscanConfig::default().rate)]
-    pub rate: u32,
+    /// Probes per second across the scan (SYN: packets per second, retries included): `auto` learns
+    /// it (starts high, grows while answers keep up, backs off on loss); a number is a hard ceiling;
+    /// 0 removes the limit.
+    #[arg(long, default_value = "auto", value_name = "auto|N")]
+    pub rate: Rate,
     /// Per-host probe budget (SYN): at most N probes per second to any one address; 0 = none.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub host_rate: u32,
@@ -104,6 +107,10 @@ pub struct ScanArgs {
     /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
     #[arg(long)]
     pub no_vulns: bool,
+    /// Skip the TLS extras (client authentication, resumption, early data, certificate compression,
+    /// TLS 1.3 signature schemes, every certificate deployment): ~17 fewer handshakes per endpoint.
+    #[arg(long)]
+    pub no_tls_extras: bool,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -226,6 +233,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         enumerate: !args.no_enum,
         grade: !args.no_grade,
         vulnerabilities: !args.no_vulns,
+        tls_extras: !args.no_tls_extras,
         starttls: args.starttls,
         sni_names: match &args.sni_list {
             Some(file) => read_sni_list(file)?,
@@ -445,6 +453,8 @@ pub async fn run_scan(mut p: Prepared, out: Box<dyn Write + Send>, progress_bar:
     tracing::info!(
         probed = progress.probed.load(Ordering::Relaxed),
         open = progress.open.load(Ordering::Relaxed),
+        rate = %p.options.portscan.rate,
+        paced_at = progress.probe_rate().map_or_else(|| "unlimited".to_string(), |r| format!("{r}/s")),
         "scan finished"
     );
     Ok(())

@@ -47,7 +47,7 @@ pub async fn run(args: ScansArgs) -> anyhow::Result<()> {
         ScansCommand::RunNow { name, listen, config } => {
             let addr = status::target(listen.as_deref(), config.as_deref())?;
             let path = format!("/api/v1/profiles/{}/run-now", escaped(&name));
-            let (code, line, body) = status::call(addr, "POST", &path).await?;
+            let (code, line, body) = status::call(addr, "POST", &path, None).await?;
             let said = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_string))

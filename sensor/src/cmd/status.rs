@@ -28,10 +28,34 @@ pub struct StatusArgs {
     /// text or json.
     #[arg(short = 'o', long = "output", default_value = "text")]
     pub format: String,
+    /// A read token for the status route [default: the config's first intake token].
+    #[arg(long, value_name = "TOKEN", env = "SENSOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
+}
+
+/// The configuration file to read: `config`, else the default file when it exists.
+fn config_path(config: Option<&std::path::Path>) -> Option<PathBuf> {
+    config
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| Some(PathBuf::from(netsensor::appliance::config::DEFAULT_PATH)).filter(|p| p.exists()))
+}
+
+/// The token `sensor status` sends: the configuration's first intake token
+/// (they may read the status), from the file or its `tokens_file`.
+pub fn config_token(config: Option<&std::path::Path>) -> Option<String> {
+    let c = netsensor::appliance::config::load(&config_path(config)?).ok()?;
+    if let Some(t) = c.intake.tokens.values().next() {
+        return Some(t.clone());
+    }
+    let file = c.intake.tokens_file.as_ref()?;
+    netsensor::appliance::config::read_tokens(file)
+        .ok()?
+        .into_values()
+        .next()
 }
 
 /// The daemon's service address: `listen`, else the configuration's
@@ -43,10 +67,7 @@ pub fn target(listen: Option<&str>, config: Option<&std::path::Path>) -> anyhow:
             .parse()
             .map_err(|_| usage(format!("--listen `{l}`: write ADDR:PORT, e.g. 127.0.0.1:48999")));
     }
-    let path = config
-        .map(std::path::Path::to_path_buf)
-        .or_else(|| Some(PathBuf::from(netsensor::appliance::config::DEFAULT_PATH)).filter(|p| p.exists()));
-    let listen = match path {
+    let listen = match config_path(config) {
         Some(p) => netsensor::appliance::config::load(&p).map_err(usage)?.service.listen,
         None => None,
     };
@@ -63,8 +84,11 @@ pub fn target(listen: Option<&str>, config: Option<&std::path::Path>) -> anyhow:
 }
 
 /// One GET on the service port; the body of a 200.
-pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
-    let (status, head, body) = call(addr, "GET", path).await?;
+pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let (status, head, body) = call(addr, "GET", path, token).await?;
+    if status == 401 {
+        anyhow::bail!("{addr} answered {head}: give a read token (--token, or an intake token in the configuration)");
+    }
     if status != 200 {
         anyhow::bail!("{addr} answered {head}");
     }
@@ -73,11 +97,20 @@ pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
 
 /// One request on the service port (no body): the status, the status
 /// line and the body.
-pub async fn call(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String, Vec<u8>)> {
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, String, Vec<u8>)> {
+    let auth = token
+        .filter(|t| !t.contains(['\r', '\n']))
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
         s.write_all(
-            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         )
         .await?;
@@ -106,7 +139,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         return Err(usage(format!("-o `{}`: use text or json", args.format)));
     }
     let addr = target(args.listen.as_deref(), args.config.as_deref())?;
-    let body = get(addr, "/api/v1/status").await?;
+    let token = args.token.clone().or_else(|| config_token(args.config.as_deref()));
+    let body = get(addr, "/api/v1/status", token.as_deref()).await?;
     let v: Value = serde_json::from_slice(&body).context("the status is not JSON")?;
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -145,6 +145,7 @@ fn proxy(e: &mut Exposition, s: &Shared) {
         ("auth", p.refused_auth),
         ("not_allowed", p.refused_not_allowed),
         ("agent_limit", p.refused_agent_limit),
+        ("busy", p.refused_busy),
         ("unreachable", p.refused_unreachable),
     ] {
         e.sample("netsensor_proxy_refused_total", &[("reason", why)], n as f64);

@@ -1,30 +1,38 @@
-//! The SYN engine's I/O: one sender thread, one receiver thread per address
-//! family, raw sockets through `pnet::transport`.
+//! The SYN engine's I/O: one sender ([`super::sender`]), one receiver
+//! thread per address family, raw sockets through `pnet::transport`.
 //!
-//! The sender walks the plan in order, at the global rate, and writes one
-//! SYN per target (`1 + retries` copies back to back, as zmap's `--probes`
-//! does: no per-probe timer, no table). The receivers read every TCP segment
-//! the host gets, keep those that acknowledge one of our cookies, and report
-//! each (address, port) once. After the walk, a final wait catches late
-//! replies; then, only when closed and filtered ports are wanted, the plan is
-//! walked again to report the targets that never answered as filtered.
-//! Memory is the answers (open ports; all answering ports when closed ones
-//! are shown), never the range.
+//! The walk goes through the plan in order, paced ([`crate::discover::pacing`]),
+//! and writes one SYN per target (`1 + retries` copies back to back, as
+//! zmap's `--probes` does: no per-probe timer, no table). The receivers read
+//! every TCP segment the host gets, keep those that acknowledge one of our
+//! cookies, take a round-trip sample from the send-time table
+//! ([`super::timing`]), and report each (address, port) once. After the
+//! walk, the final wait ends when every probe has its answer or after a few
+//! learned round trips ([`crate::discover::rtt`]; the ceiling only when
+//! nothing answered); then the silent ports of hosts that answered get
+//! retransmissions. Only when closed and filtered ports are wanted is the
+//! plan walked again to report the targets that never answered as filtered.
+//! Memory is the answers (every answering port, and the addresses that
+//! answered), never the range.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pnet::packet::ip::IpNextHeaderProtocols;
 use pnet::transport::{self, TransportChannelType, TransportProtocol, TransportSender};
 
-use super::packet::{Prober, tcp_in_ipv4};
+use super::packet::{Prober, answer_filter, tcp_in_ipv4};
+use super::sender::Sender;
+use super::timing::SendTimes;
 use super::{SynConfig, SynError};
 use crate::discover::checkpoint::Tracker;
 use crate::discover::connect::{PortState, Progress};
+use crate::discover::rtt::Rtt;
 use crate::discover::targets::{ScanPlan, Target};
 
 /// One port's verdict from the SYN engine.
@@ -40,20 +48,20 @@ pub struct SynHit {
 }
 
 /// Open the raw sockets (IPv4 required, IPv6 when the host has it).
-pub(super) fn open_channels() -> Result<Channels, SynError> {
+pub(super) fn open_channels(ports: &RangeInclusive<u16>) -> Result<Channels, SynError> {
     let tx4 = transport::transport_channel(
         256,
         TransportChannelType::Layer4(TransportProtocol::Ipv4(IpNextHeaderProtocols::Tcp)),
     )
     .map_err(SynError::from_open)?
     .0;
-    let rx4 = open_receiver(false).map_err(SynError::from_open)?;
+    let rx4 = open_receiver(false, ports).map_err(SynError::from_open)?;
     let v6 = transport::transport_channel(
         256,
         TransportChannelType::Layer4(TransportProtocol::Ipv6(IpNextHeaderProtocols::Tcp)),
     )
     .ok()
-    .and_then(|(tx, _)| open_receiver(true).ok().map(|rx| (tx, rx)));
+    .and_then(|(tx, _)| open_receiver(true, ports).ok().map(|rx| (tx, rx)));
     Ok(Channels { v4: (tx4, rx4), v6 })
 }
 
@@ -63,7 +71,7 @@ pub(super) fn open_channels() -> Result<Channels, SynError> {
 /// loses answers). pnet's receiver cannot size its buffer without unsafe
 /// code, which this crate forbids, so it is opened with rustix and read as
 /// a datagram socket; pnet still parses every packet.
-fn open_receiver(v6: bool) -> io::Result<UdpSocket> {
+fn open_receiver(v6: bool, ports: &RangeInclusive<u16>) -> io::Result<UdpSocket> {
     use rustix::net::{AddressFamily, SocketType, ipproto, sockopt};
     let family = if v6 { AddressFamily::INET6 } else { AddressFamily::INET };
     let fd = rustix::net::socket(family, SocketType::RAW, Some(ipproto::TCP))?;
@@ -71,7 +79,18 @@ fn open_receiver(v6: bool) -> io::Result<UdpSocket> {
     if sockopt::set_socket_recv_buffer_size_force(&fd, BUFFER).is_err() {
         let _ = sockopt::set_socket_recv_buffer_size(&fd, BUFFER);
     }
-    let socket = UdpSocket::from(fd);
+    // Only answers to our source ports reach user space (our own SYNs on
+    // loopback, and everyone else's traffic, are dropped in the kernel).
+    // Without the filter the receiver still works: it filters by cookie.
+    let socket = socket2::Socket::from(fd);
+    let filter: Vec<socket2::SockFilter> = answer_filter(!v6, ports)
+        .into_iter()
+        .map(|(code, jt, jf, k)| socket2::SockFilter::new(code, jt, jf, k))
+        .collect();
+    if let Err(e) = socket.attach_filter(&filter) {
+        tracing::debug!("SYN receiver without its kernel filter: {e}");
+    }
+    let socket = UdpSocket::from(socket);
     // A timeout set once: each read is one system call, and the loop still
     // sees the end of the final wait within 20 ms.
     socket.set_read_timeout(Some(Duration::from_millis(20)))?;
@@ -87,19 +106,37 @@ pub(super) struct Channels {
 struct Shared<'a> {
     plan: &'a ScanPlan,
     prober: Prober,
-    /// (address, port) pairs already reported.
+    /// (address, port) pairs that answered (SYN-ACK or RST), each reported once.
     seen: Mutex<HashSet<(IpAddr, u16)>>,
-    /// Report (and so remember) closed and unanswered ports too.
+    /// Addresses that answered anything: a silent port of one of them is
+    /// worth a retransmission, a silent address is dark.
+    live: Mutex<HashSet<IpAddr>>,
+    /// Answers so far (the size of `seen`).
+    answers: AtomicU64,
+    /// Report closed and unanswered ports too.
     report_unanswered: bool,
     /// The engine's watermark: every position below it was sent at least `wait` ago.
     watermark: Mutex<u128>,
     tracker: Option<&'a Tracker>,
     finished: AtomicBool,
+    /// Send times, for round-trip samples.
+    times: SendTimes,
+    rtt: Mutex<Rtt>,
 }
 
 impl Shared<'_> {
     /// Record that (addr, port) has its verdict; false when it already had one.
     fn first_time(&self, addr: IpAddr, port: u16) -> bool {
+        let new = self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((addr, port));
+        if new {
+            self.answers.fetch_add(1, Ordering::Relaxed);
+        }
+        new
+    }
+
+    /// Record that a probe to (addr, port) never left (not an answer); false
+    /// when it already had a verdict.
+    fn unsent(&self, addr: IpAddr, port: u16) -> bool {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((addr, port))
     }
 
@@ -110,8 +147,33 @@ impl Shared<'_> {
             .contains(&(addr, port))
     }
 
+    fn is_live(&self, addr: IpAddr) -> bool {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).contains(&addr)
+    }
+
     fn watermark(&self) -> u128 {
         *self.watermark.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn final_wait(&self, ceiling: Duration) -> Duration {
+        self.rtt.lock().unwrap_or_else(|p| p.into_inner()).final_wait(ceiling)
+    }
+
+    /// Listen after the last probe: until every probe sent since `expected`
+    /// was set has its answer, or a few round trips of the slowest host
+    /// that answered have passed (the ceiling when nothing answered).
+    fn settle(&self, expected: u64, ceiling: Duration, stop: &AtomicBool) {
+        let last_send = Instant::now();
+        loop {
+            if self.answers.load(Ordering::Relaxed) >= expected {
+                return;
+            }
+            let left = self.final_wait(ceiling).saturating_sub(last_send.elapsed());
+            if left.is_zero() || stop.load(Ordering::Relaxed) && last_send.elapsed() >= ceiling {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(1)));
+        }
     }
 
     /// Report a verdict for (addr, port) under every name the plan scans it as.
@@ -131,10 +193,20 @@ impl Shared<'_> {
     }
 }
 
+/// Rounds of retransmission to silent ports of hosts that answered.
+const RETRANSMIT_ROUNDS: u32 = 2;
+
 /// Walk `plan` from `start` with SYN probes and report every port that
 /// answered SYN-ACK (and, with `cfg.report_unanswered`, the closed and
 /// filtered ones too). Blocks until the walk and the final wait are over, or
 /// `stop` is set and the wait after the last probe is.
+///
+/// The final wait is learned ([`Rtt::final_wait`]): it ends as soon as every
+/// probe has its answer, else after a few round trips of the slowest host
+/// that answered; only when nothing answered is it `cfg.wait`. Then the
+/// silent ports of hosts that did answer get their retransmission (up to
+/// [`RETRANSMIT_ROUNDS`] rounds, each only if the previous one found
+/// something or was the first): under loss, that is where ports go missing.
 pub fn run_blocking<F>(
     plan: &ScanPlan,
     start: u128,
@@ -147,7 +219,7 @@ pub fn run_blocking<F>(
 where
     F: Fn(SynHit) + Sync,
 {
-    let Channels { v4, v6 } = open_channels()?;
+    let Channels { v4, v6 } = open_channels(&cfg.source_ports)?;
     let (mut tx4, rx4) = v4;
     let (mut tx6, rx6) = match v6 {
         Some((t, r)) => (Some(t), Some(r)),
@@ -160,25 +232,50 @@ where
             ports: cfg.source_ports.clone(),
         },
         seen: Mutex::new(HashSet::new()),
+        live: Mutex::new(HashSet::new()),
+        answers: AtomicU64::new(0),
         report_unanswered: cfg.report_unanswered,
         watermark: Mutex::new(start),
         tracker,
         finished: AtomicBool::new(false),
+        times: SendTimes::new(1 << 16, Instant::now()),
+        rtt: Mutex::new(Rtt::new()),
     };
     let shared = &shared;
     let report = &report;
     let end = std::thread::scope(|scope| {
         let r4 = scope.spawn(move || receive(rx4, shared, progress, report));
         let r6 = rx6.map(|rx| scope.spawn(move || receive(rx, shared, progress, report)));
-        let end = send(shared, start, cfg, progress, stop, &mut tx4, tx6.as_mut(), report);
-        // The final wait: replies to the last probes are still on their way.
-        let until = Instant::now() + cfg.wait;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+        let mut sender = Sender::new(
+            &mut tx4,
+            tx6.as_mut(),
+            &shared.prober,
+            &shared.times,
+            u32::from(cfg.retries) + 1,
+            cfg.rate,
+            cfg.per_host_rate,
+        );
+        progress.set_rate(sender.rate());
+        let (end, sent) = walk(shared, start, cfg, progress, stop, &mut sender, report);
+        shared.settle(sent, cfg.wait, stop);
+        let mut before = shared.answers.load(Ordering::Relaxed);
+        for round in 0..RETRANSMIT_ROUNDS {
+            if stop.load(Ordering::Relaxed) || before >= sent {
                 break;
             }
-            std::thread::sleep(left.min(Duration::from_millis(10)));
+            let resent = retransmit(shared, start, end, progress, stop, &mut sender);
+            if resent == 0 {
+                break;
+            }
+            shared.settle(before + resent, cfg.wait, stop);
+            let found = shared.answers.load(Ordering::Relaxed) - before;
+            tracing::debug!(round, resent, found, "SYN retransmission");
+            // Answers that needed a retransmission: the path loses packets.
+            sender.lost(found);
+            before += found;
+            if found == 0 {
+                break;
+            }
         }
         shared.finished.store(true, Ordering::Relaxed);
         let mut result = Ok(end);
@@ -215,29 +312,25 @@ where
     Ok(())
 }
 
-/// The sender: walk, pace, write. Returns the position it stopped at.
-#[allow(clippy::too_many_arguments)]
-fn send<F: Fn(SynHit)>(
+/// The walk: every position from `start`, one probe each. Returns the
+/// position it stopped at and the number of probes sent.
+fn walk<F: Fn(SynHit)>(
     shared: &Shared<'_>,
     start: u128,
     cfg: &SynConfig,
     progress: &Progress,
     stop: &AtomicBool,
-    tx4: &mut TransportSender,
-    mut tx6: Option<&mut TransportSender>,
+    sender: &mut Sender<'_>,
     report: &F,
-) -> u128 {
+) -> (u128, u64) {
     let plan = shared.plan;
     let len = plan.len();
-    let copies = u64::from(cfg.retries) + 1;
     let began = Instant::now();
-    let mut sent: u64 = 0;
-    let mut sources = SourceCache::default();
     // (time, position) marks: every position below was sent before that time.
     let mut marks: VecDeque<(Instant, u128)> = VecDeque::new();
     let mut last_mark = began;
     let mut next = start;
-    let mut budget = HostBudget::new(cfg.per_host_rate, began);
+    let mut sent = 0u64;
     while next < len && !stop.load(Ordering::Relaxed) {
         let index = next;
         next += 1;
@@ -254,111 +347,51 @@ fn send<F: Fn(SynHit)>(
         let Some(target) = plan.at(index) else {
             continue;
         };
-        while let Some(wait) = budget.take(target.addr, copies as u32, Instant::now()) {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(wait.max(Duration::from_millis(1)));
-        }
-        let outcome = sources.source_for(target.addr).and_then(|src| {
-            let bytes = shared
-                .prober
-                .syn(src, SocketAddr::new(target.addr, target.port))
-                .ok_or("local-error")?;
-            let tx = match target.addr {
-                IpAddr::V4(_) => &mut *tx4,
-                IpAddr::V6(_) => tx6.as_deref_mut().ok_or("no-ipv6")?,
-            };
-            for _ in 0..copies {
-                if cfg.rate > 0 {
-                    pace(began, sent, cfg.rate);
-                }
-                sent += 1;
-                send_one(tx, &bytes, target.addr)?;
-            }
-            Ok(())
-        });
+        let outcome = sender.probe(SocketAddr::new(target.addr, target.port), stop, progress);
         progress.probed.fetch_add(1, Ordering::Relaxed);
-        if let Err(reason) = outcome
-            && shared.report_unanswered
-            && shared.first_time(target.addr, target.port)
-        {
-            // The probe never left: say why, as the connect engine would.
-            shared.report(report, target.addr, target.port, PortState::Filtered, reason);
-        }
-    }
-    next
-}
-
-/// The per-host probe budget: at most `limit` probes to one address in any
-/// one-second window. The permutation already spreads a wide scan over many
-/// hosts; this bounds what one host sees when the plan is one host's many
-/// ports. Memory is the hosts probed in the current window, never the range.
-#[derive(Debug)]
-pub(crate) struct HostBudget {
-    limit: u32,
-    window: Instant,
-    counts: HashMap<IpAddr, u32>,
-}
-
-impl HostBudget {
-    pub(crate) fn new(limit: u32, now: Instant) -> Self {
-        HostBudget {
-            limit,
-            window: now,
-            counts: HashMap::new(),
-        }
-    }
-
-    /// Account for `n` probes to `addr` at `now`; how long to wait first
-    /// when the host's budget for this window is spent (the caller sleeps,
-    /// then calls again).
-    pub(crate) fn take(&mut self, addr: IpAddr, n: u32, now: Instant) -> Option<Duration> {
-        if self.limit == 0 {
-            return None;
-        }
-        if now.duration_since(self.window) >= Duration::from_secs(1) {
-            self.window = now;
-            self.counts.clear();
-        }
-        let used = self.counts.entry(addr).or_insert(0);
-        if *used > 0 && *used + n > self.limit {
-            return Some((self.window + Duration::from_secs(1)).saturating_duration_since(now));
-        }
-        *used += n;
-        None
-    }
-}
-
-/// Sleep until the `sent`-th packet is due at `rate` per second.
-fn pace(began: Instant, sent: u64, rate: u32) {
-    let due = began + Duration::from_secs_f64(sent as f64 / f64::from(rate));
-    let now = Instant::now();
-    if due > now + Duration::from_micros(500) {
-        std::thread::sleep(due - now);
-    }
-}
-
-/// Write one SYN. A full socket buffer is waited out briefly; a refusal by
-/// the local firewall or routing is the target's verdict.
-fn send_one(tx: &mut TransportSender, bytes: &[u8], dst: IpAddr) -> Result<(), &'static str> {
-    use rustix::io::Errno;
-    for attempt in 0..8u32 {
-        let packet = pnet::packet::tcp::TcpPacket::new(bytes).ok_or("local-error")?;
-        match tx.send_to(packet, dst) {
-            Ok(_) => return Ok(()),
-            Err(e) => match e.raw_os_error().map(Errno::from_raw_os_error) {
-                Some(Errno::NOBUFS) | Some(Errno::AGAIN) | Some(Errno::INTR) => {
-                    std::thread::sleep(Duration::from_micros(200 << attempt.min(6)));
+        match outcome {
+            Ok(()) => sent += 1,
+            Err(reason) => {
+                if shared.report_unanswered && shared.unsent(target.addr, target.port) {
+                    // The probe never left: say why, as the connect engine would.
+                    shared.report(report, target.addr, target.port, PortState::Filtered, reason);
                 }
-                Some(Errno::HOSTUNREACH) => return Err("host-unreachable"),
-                Some(Errno::NETUNREACH) => return Err("net-unreachable"),
-                Some(Errno::ACCESS) | Some(Errno::PERM) => return Err("admin-prohibited"),
-                _ => return Err("local-error"),
-            },
+            }
         }
     }
-    Err("local-error")
+    (next, sent)
+}
+
+/// One retransmission round: a probe again to every silent port of a host
+/// that answered something. Returns how many were sent.
+fn retransmit(
+    shared: &Shared<'_>,
+    start: u128,
+    end: u128,
+    progress: &Progress,
+    stop: &AtomicBool,
+    sender: &mut Sender<'_>,
+) -> u64 {
+    if shared.live.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+        return 0;
+    }
+    let mut resent = 0;
+    for index in start..end {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if shared.tracker.is_some_and(|t| t.skip(index)) {
+            continue;
+        }
+        let Some(t) = shared.plan.at(index) else { continue };
+        if shared.is_live(t.addr)
+            && !shared.answered(t.addr, t.port)
+            && sender.probe(SocketAddr::new(t.addr, t.port), stop, progress).is_ok()
+        {
+            resent += 1;
+        }
+    }
+    resent
 }
 
 fn advance_watermark(shared: &Shared<'_>, marks: &mut VecDeque<(Instant, u128)>, now: Instant, wait: Duration) {
@@ -407,54 +440,20 @@ fn receive<F: Fn(SynHit)>(rx: UdpSocket, shared: &Shared<'_>, progress: &Progres
         let verdict = shared.prober.classify(addr, segment);
         let Some((port, state)) = verdict else { continue };
         let open = state == PortState::Open;
-        // Closed ports matter only when they are reported; each verdict once.
-        if (open || shared.report_unanswered) && shared.first_time(addr, port) {
+        // Every answer is remembered (a silent port of a live host is
+        // retransmitted to); closed ports are reported only when asked for.
+        if shared.first_time(addr, port) {
+            if let Some(rtt) = shared.times.answered(addr, port, Instant::now()) {
+                shared.rtt.lock().unwrap_or_else(|p| p.into_inner()).observe(addr, rtt);
+            }
+            shared.live.lock().unwrap_or_else(|p| p.into_inner()).insert(addr);
             if open {
                 progress.open.fetch_add(1, Ordering::Relaxed);
             }
-            shared.report(report, addr, port, state, if open { "syn-ack" } else { "reset" });
+            if open || shared.report_unanswered {
+                shared.report(report, addr, port, state, if open { "syn-ack" } else { "reset" });
+            }
         }
     }
     Ok(())
-}
-
-/// The source address the kernel would use towards each destination,
-/// cached per /24 (IPv4) or /64 (IPv6): the TCP checksum needs it.
-#[derive(Default)]
-struct SourceCache {
-    map: HashMap<(bool, u128), Result<IpAddr, &'static str>>,
-}
-
-impl SourceCache {
-    fn source_for(&mut self, dst: IpAddr) -> Result<IpAddr, &'static str> {
-        let key = match dst {
-            IpAddr::V4(a) => (false, u128::from(u32::from(a) >> 8)),
-            IpAddr::V6(a) => (true, u128::from(a) >> 64),
-        };
-        if let Some(r) = self.map.get(&key) {
-            return *r;
-        }
-        if self.map.len() >= 65_536 {
-            self.map.clear();
-        }
-        let r = route_source(dst);
-        self.map.insert(key, r);
-        r
-    }
-}
-
-/// Ask the kernel's routing table for our address towards `dst` (connecting
-/// a UDP socket sends nothing).
-fn route_source(dst: IpAddr) -> Result<IpAddr, &'static str> {
-    let any: SocketAddr = match dst {
-        IpAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        IpAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    };
-    let s = UdpSocket::bind(any).map_err(|_| "local-error")?;
-    match s.connect(SocketAddr::new(dst, 9)) {
-        Ok(()) => s.local_addr().map(|a| a.ip()).map_err(|_| "local-error"),
-        Err(e) if e.kind() == io::ErrorKind::NetworkUnreachable => Err("net-unreachable"),
-        Err(e) if e.kind() == io::ErrorKind::HostUnreachable => Err("host-unreachable"),
-        Err(_) => Err("no-route"),
-    }
 }

@@ -31,6 +31,8 @@
 pub mod cookie;
 pub mod engine;
 pub mod packet;
+mod sender;
+pub mod timing;
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -38,6 +40,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use cookie::CookieKey;
+
+use crate::discover::pacing::Rate;
 pub use engine::{SynHit, run_blocking};
 
 /// Source ports of SYN probes: outside the kernel's default ephemeral range.
@@ -100,19 +104,21 @@ impl SynError {
 /// Whether this process may open the raw sockets a SYN scan needs (opens
 /// and closes them; sends nothing).
 pub fn raw_sockets_available() -> Result<(), SynError> {
-    engine::open_channels().map(drop)
+    engine::open_channels(&DEFAULT_SOURCE_PORTS).map(drop)
 }
 
 #[derive(Clone, Debug)]
 pub struct SynConfig {
-    /// Packets per second across the scan (retries included); 0 means no limit.
-    pub rate: u32,
+    /// Packets per second across the scan (retries included): learned
+    /// (`auto`), at most a number, or unlimited.
+    pub rate: Rate,
     /// Extra copies of each probe, sent back to back (zmap's `--probes`).
     pub retries: u8,
     /// Per-host probe budget: probes per second to any one address; 0 means none.
     pub per_host_rate: u32,
-    /// How long to wait for replies after the last probe; also the age after
-    /// which a position counts as done for checkpoints.
+    /// The longest wait for replies after the last probe (the learned wait
+    /// is shorter once answers come); also the age after which a position
+    /// counts as done for checkpoints.
     pub wait: Duration,
     pub source_ports: RangeInclusive<u16>,
     pub key: CookieKey,
@@ -123,7 +129,7 @@ pub struct SynConfig {
 impl Default for SynConfig {
     fn default() -> Self {
         SynConfig {
-            rate: 10_000,
+            rate: Rate::Auto,
             retries: 0,
             per_host_rate: 0,
             wait: Duration::from_millis(1_500),
@@ -141,7 +147,7 @@ mod tests {
     #[test]
     fn the_host_budget_spends_per_host_per_second() {
         let t0 = std::time::Instant::now();
-        let mut b = engine::HostBudget::new(3, t0);
+        let mut b = sender::HostBudget::new(3, t0);
         let (a, c): (std::net::IpAddr, std::net::IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
         assert_eq!(b.take(a, 2, t0), None);
         assert_eq!(b.take(c, 3, t0), None, "another host has its own budget");
@@ -149,10 +155,10 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(600));
         assert_eq!(b.take(a, 2, t0 + Duration::from_secs(1)), None, "a new window");
         // A probe larger than the whole budget still goes, alone in its window.
-        let mut one = engine::HostBudget::new(1, t0);
+        let mut one = sender::HostBudget::new(1, t0);
         assert_eq!(one.take(a, 2, t0), None);
         assert!(one.take(a, 1, t0).is_some());
-        let mut off = engine::HostBudget::new(0, t0);
+        let mut off = sender::HostBudget::new(0, t0);
         assert!((0..100).all(|_| off.take(a, 5, t0).is_none()));
     }
 

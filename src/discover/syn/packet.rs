@@ -150,9 +150,119 @@ impl Prober {
     }
 }
 
+/// One classic-BPF instruction: `(code, jt, jf, k)`, as `struct sock_filter`.
+pub type BpfInsn = (u16, u8, u8, u32);
+
+/// The kernel-side filter of a receiver: keep only TCP segments to one of
+/// our source ports whose flags are an answer (RST, or SYN and ACK). On
+/// loopback half of what a raw socket gets is our own SYNs; dropping them
+/// (and every unrelated segment) before they are queued saves one
+/// `recvfrom` and a copy per probe. `v4`: the socket delivers the IP header
+/// first (IPv4 raw sockets do, IPv6 ones do not).
+pub fn answer_filter(v4: bool, ports: &RangeInclusive<u16>) -> Vec<BpfInsn> {
+    // Opcodes (linux/bpf_common.h, linux/filter.h).
+    const LDX_B_MSH: u16 = 0x01 | 0x10 | 0xa0;
+    const LD_H_IND: u16 = 0x08 | 0x40;
+    const LD_B_IND: u16 = 0x10 | 0x40;
+    const LD_H_ABS: u16 = 0x08 | 0x20;
+    const LD_B_ABS: u16 = 0x10 | 0x20;
+    const JGE: u16 = 0x05 | 0x30;
+    const JGT: u16 = 0x05 | 0x20;
+    const JSET: u16 = 0x05 | 0x40;
+    const JEQ: u16 = 0x05 | 0x10;
+    const AND: u16 = 0x04 | 0x50;
+    const RET: u16 = 0x06;
+    let (lo, hi) = (u32::from(*ports.start()), u32::from(*ports.end()));
+    let mut prog = Vec::with_capacity(10);
+    if v4 {
+        // X = the IPv4 header's length (4 * IHL).
+        prog.push((LDX_B_MSH, 0, 0, 0));
+    }
+    let (ld_h, ld_b) = if v4 { (LD_H_IND, LD_B_IND) } else { (LD_H_ABS, LD_B_ABS) };
+    prog.extend([
+        (ld_h, 0, 0, 2),    // A = destination port
+        (JGE, 0, 6, lo),    // below our ports: drop
+        (JGT, 5, 0, hi),    // above: drop
+        (ld_b, 0, 0, 13),   // A = flags
+        (JSET, 2, 0, 0x04), // RST: keep
+        (AND, 0, 0, 0x12),
+        (JEQ, 0, 1, 0x12), // SYN and ACK: keep, else drop
+        (RET, 0, 0, u32::MAX),
+        (RET, 0, 0, 0),
+    ]);
+    prog
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a classic-BPF program of the opcodes [`answer_filter`] uses: the
+    /// bytes it keeps (0: dropped).
+    fn run_bpf(prog: &[BpfInsn], pkt: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let byte = |i: usize| u32::from(*pkt.get(i).unwrap_or(&0));
+        while let Some(&(code, jt, jf, k)) = prog.get(pc) {
+            pc += 1;
+            let k_us = k as usize;
+            match code {
+                0xb1 => x = 4 * (byte(k_us) & 0xf),
+                0x48 => a = byte(x as usize + k_us) << 8 | byte(x as usize + k_us + 1),
+                0x50 => a = byte(x as usize + k_us),
+                0x28 => a = byte(k_us) << 8 | byte(k_us + 1),
+                0x30 => a = byte(k_us),
+                0x54 => a &= k,
+                0x06 => return k,
+                jump => {
+                    let taken = match jump {
+                        0x35 => a >= k,
+                        0x25 => a > k,
+                        0x45 => a & k != 0,
+                        0x15 => a == k,
+                        other => panic!("opcode {other:#x}"),
+                    };
+                    pc += usize::from(if taken { jt } else { jf });
+                }
+            }
+        }
+        panic!("fell off the program")
+    }
+
+    fn segment(dst_port: u16, flags: u8) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&443u16.to_be_bytes());
+        t[2..4].copy_from_slice(&dst_port.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        t
+    }
+
+    #[test]
+    fn the_kernel_filter_keeps_answers_to_our_ports_only() {
+        let ports = 61_000..=65_535;
+        for v4 in [true, false] {
+            let prog = answer_filter(v4, &ports);
+            let wrap = |seg: Vec<u8>| {
+                if v4 {
+                    // An IPv4 header with options (IHL 6) in front.
+                    let mut ip = vec![0x46u8; 1];
+                    ip.extend([0u8; 23]);
+                    ip.extend(seg);
+                    ip
+                } else {
+                    seg
+                }
+            };
+            let keep = |p: u16, f: u8| run_bpf(&prog, &wrap(segment(p, f))) > 0;
+            assert!(keep(61_000, 0x12), "SYN-ACK to our first port");
+            assert!(keep(65_535, 0x14), "RST-ACK to our last port");
+            assert!(keep(62_000, 0x04), "bare RST");
+            assert!(!keep(62_000, 0x02), "our own SYN, seen on loopback");
+            assert!(!keep(62_000, 0x10), "a bare ACK");
+            assert!(!keep(60_999, 0x12), "below our ports");
+            assert!(!keep(443, 0x14), "someone else's traffic");
+        }
+    }
 
     fn prober() -> Prober {
         Prober {

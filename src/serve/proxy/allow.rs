@@ -52,6 +52,10 @@ pub enum Denied {
     IpLiteral,
     #[error("name resolves to an internal address and is not listed explicitly")]
     InternalAddress,
+    /// Not an IP literal and not a host name (a `:` in a name, say): refused
+    /// before any rule or DNS sees it.
+    #[error("not a host name")]
+    InvalidName,
 }
 
 impl std::str::FromStr for Rule {
@@ -137,6 +141,17 @@ impl Allowlist {
             } else {
                 Err(Denied::IpLiteral)
             };
+        }
+        // A name is letters, digits, `-`, `_` and dots; anything else (a `:`
+        // that is not an IP literal) would match a wildcard's suffix and
+        // reach DNS as something no rule meant.
+        let is_name = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !is_name {
+            return Err(Denied::InvalidName);
         }
         let mut grant = None;
         for rule in self.rules.iter().filter(|r| r.port == port) {
@@ -249,6 +264,14 @@ mod tests {
         assert_eq!(l.check("issuer.example", 443), Err(Denied::NotListed));
         assert_eq!(l.check("evilissuer.example", 443), Err(Denied::NotListed));
         assert_eq!(l.check("other.example", 443), Err(Denied::NotListed));
+    }
+
+    #[test]
+    fn names_with_a_colon_are_refused_before_any_rule() {
+        let l = list(&["*.issuer.test:443"]);
+        assert_eq!(l.check("evil:x.issuer.test", 443), Err(Denied::InvalidName));
+        assert_eq!(l.check("a::b.issuer.test", 443), Err(Denied::InvalidName));
+        assert_eq!(l.check("ok.issuer.test", 443), Ok(Grant::Wildcard));
     }
 
     #[test]

@@ -8,13 +8,17 @@
 //! way a real CA works (the signed JWS carries the URL, so nothing may rewrite
 //! it). See `docs/proxy.md`.
 //!
-//! Layers, as elsewhere: [`request`] (the request head and the credentials,
-//! pure) and [`allow`] (the allowlist, pure) decide; [`server`] does the I/O:
-//! accept, read the head under a size and time limit, resolve, connect, copy.
+//! Layers, as elsewhere: [`request`] (targets and credentials, pure) and
+//! [`allow`] (the allowlist, pure) decide; hyper reads the request head
+//! (`serve::listener`); [`server`] checks, resolves and connects, [`tunnel`]
+//! copies the bytes, [`forward`] sends plain-HTTP requests on through hyper's
+//! client.
 
 pub mod allow;
+pub mod forward;
 pub mod request;
 pub mod server;
+pub mod tunnel;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use allow::{Allowlist, Denied, Grant, Rule};
-pub use server::{bind, run};
 
 /// The port the vendor's sensor serves its agent proxy on.
 pub const DEFAULT_PORT: u16 = 48999;
@@ -55,9 +58,17 @@ pub struct ProxyConfig {
     /// Forward plain-HTTP absolute-form requests (`GET http://host/path`)
     /// to allowlisted destinations too; off by default (405).
     pub forward_http: bool,
-    /// The sensor's own routes (`/healthz`, `/metrics`, the API): origin-form
-    /// requests go there; without it they are answered 405 like any non-CONNECT.
-    pub service: Option<crate::serve::Router>,
+    /// The sensor's own routes (`/healthz`, `/metrics`, the API; built with
+    /// `serve::router::Routes`): origin-form requests go there; without it
+    /// they are answered 405 like any non-CONNECT.
+    pub service: Option<axum::Router>,
+    /// Requests served at once by the routes, per class (API, health): one
+    /// class never waits for the other's slots, nor for the tunnels'.
+    pub max_api: usize,
+    pub max_health: usize,
+    /// Connections still sending their head, from all sources; when full,
+    /// the oldest head of the busiest source is shed (`serve::slots`).
+    pub max_heads: usize,
     /// Largest request body the service routes accept (413 beyond).
     pub max_body: usize,
     /// Time to receive a service request's body once its head arrived.
@@ -80,6 +91,9 @@ impl Default for ProxyConfig {
             on_agent: None,
             forward_http: false,
             service: None,
+            max_api: 64,
+            max_health: 32,
+            max_heads: 1024,
             max_body: 16 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
         }
@@ -125,7 +139,10 @@ impl ProxyConfig {
 
     /// Checks the limits; called by [`run`] callers before they bind.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64, u64); 6] = [
+        let checks: [(&'static str, u64, u64); 9] = [
+            ("max API requests", self.max_api as u64, 1),
+            ("max health requests", self.max_health as u64, 1),
+            ("max heads", self.max_heads as u64, 1),
             ("max tunnels", self.max_tunnels as u64, 1),
             ("max tunnels per agent", self.max_tunnels_per_agent as u64, 1),
             ("max head size", self.max_head as u64, 256),
@@ -155,6 +172,8 @@ pub enum Refusal {
     Auth,
     NotAllowed,
     AgentLimit,
+    /// Every slot of the request's class taken (`503`).
+    Busy,
     Unreachable,
 }
 
@@ -184,6 +203,7 @@ pub struct CountersSnapshot {
     pub refused_auth: u64,
     pub refused_not_allowed: u64,
     pub refused_agent_limit: u64,
+    pub refused_busy: u64,
     pub refused_unreachable: u64,
 }
 
@@ -206,6 +226,7 @@ impl Counters {
             refused_auth: r(Refusal::Auth),
             refused_not_allowed: r(Refusal::NotAllowed),
             refused_agent_limit: r(Refusal::AgentLimit),
+            refused_busy: r(Refusal::Busy),
             refused_unreachable: r(Refusal::Unreachable),
         }
     }

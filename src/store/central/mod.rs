@@ -31,6 +31,7 @@ pub trait CentralStore: Send + Sync {
         &self,
         sensor: &str,
         batch_id: &str,
+        digest: &str,
         received_at: &str,
         events: &[(EventKind, EndpointRecord)],
     ) -> Result<Applied, InventoryError>;
@@ -68,12 +69,13 @@ impl CentralStore for Mutex<Inventory> {
         &self,
         sensor: &str,
         batch_id: &str,
+        digest: &str,
         received_at: &str,
         events: &[(EventKind, EndpointRecord)],
     ) -> Result<Applied, InventoryError> {
         self.lock()
             .map_err(|_| poisoned())?
-            .apply_report(sensor, batch_id, received_at, events)
+            .apply_report(sensor, batch_id, digest, received_at, events)
     }
 
     fn query(&self, filter: &Filter) -> Result<Vec<Stored>, InventoryError> {

@@ -16,7 +16,7 @@ use crate::store::merge::{Applied, EventKind};
 use crate::store::query::{self, Counts, Filter};
 
 /// Schema steps, as for SQLite: never edit a released one, add one.
-const PG_MIGRATIONS: [&str; 2] = [
+const PG_MIGRATIONS: [&str; 3] = [
     "CREATE TABLE endpoints (
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL, sensor TEXT NOT NULL,
         profile TEXT NOT NULL, category TEXT NOT NULL,
@@ -27,8 +27,11 @@ const PG_MIGRATIONS: [&str; 2] = [
      CREATE INDEX endpoints_sensor ON endpoints(sensor);
      CREATE TABLE batches (batch_id TEXT PRIMARY KEY, sensor TEXT NOT NULL,
         applied_at TEXT NOT NULL, events INTEGER NOT NULL);",
-    // 2 (issue 19's step 3 once the digest step lands before it): the fleet.
+    // 2: the fleet.
     crate::store::sql::FLEET_TABLES,
+    // 3: each applied batch's content digest (a replayed batch_id with
+    // other content is refused); NULL for batches applied before.
+    "ALTER TABLE batches ADD COLUMN digest TEXT;",
 ];
 
 /// Connections per central process: the intake applies this many batches
@@ -163,6 +166,7 @@ impl CentralStore for PgInventory {
         &self,
         sensor: &str,
         batch_id: &str,
+        digest: &str,
         received_at: &str,
         events: &[(EventKind, EndpointRecord)],
     ) -> Result<Applied, InventoryError> {
@@ -174,6 +178,7 @@ impl CentralStore for PgInventory {
             &mut Pg::new(&mut tx, &self.shown),
             sensor,
             batch_id,
+            digest,
             received_at,
             events,
         )?;

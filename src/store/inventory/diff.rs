@@ -84,6 +84,28 @@ pub fn diff(before: &EndpointRecord, now: &EndpointRecord, now_rfc3339: &str, ex
     if suites(before) != suites(now) {
         reasons.push("cipher suites changed".into());
     }
+    // Every certificate the server holds (RSA and ECDSA …): a change of any is
+    // a change. Only when both runs looked (a record from before the extras,
+    // or with them off, has none).
+    let deployed = |r: &EndpointRecord| -> Vec<String> {
+        let mut t: Vec<String> = r.certificate_deployments.iter().map(|d| d.thumbprint.clone()).collect();
+        t.sort();
+        t
+    };
+    let (was, is) = (deployed(before), deployed(now));
+    if !was.is_empty() && !is.is_empty() && was != is {
+        reasons.push(format!(
+            "certificate deployments changed ({} -> {})",
+            was.len(),
+            is.len()
+        ));
+    }
+    let auth = |r: &EndpointRecord| r.client_auth.as_ref().map(|a| a.mode);
+    if let (Some(a), Some(b)) = (auth(before), auth(now))
+        && a != b
+    {
+        reasons.push(format!("client authentication {a:?} -> {b:?}").to_lowercase());
+    }
     if let Some(c) = now.certificate.as_ref() {
         let within = |at: &str| days_between(at, &c.valid_to).is_some_and(|d| d <= expiry_warning_days);
         let was_within = before.certificate.as_ref().is_some_and(|b| {
@@ -193,6 +215,42 @@ mod tests {
         // Already inside the window last time: not reported again.
         let later = rec("127.0.0.1", 443, "AA", "2027-05-11T00:00:00Z");
         assert!(diff(&late, &later, "2027-05-11T00:00:00Z", 30).is_empty());
+    }
+
+    #[test]
+    fn a_second_certificate_replaced_is_a_change() {
+        use crate::model::record::{CertificateDeployment, ClientAuth, ClientAuthMode};
+        let deploy = |t: &str| CertificateDeployment {
+            key: "RSA 2048".into(),
+            thumbprint: t.into(),
+            offers: vec!["TLSv1.2 RSA".into()],
+            chain: Vec::new(),
+        };
+        let mut a = rec("127.0.0.1", 443, "AA", "2026-11-24T00:00:00Z");
+        a.certificate_deployments = vec![deploy("AA"), deploy("R1")];
+        let mut b = a.clone();
+        b.certificate_deployments = vec![deploy("AA"), deploy("R2")];
+        assert_eq!(
+            diff(&a, &b, "2026-11-24T00:00:00Z", 30),
+            vec!["certificate deployments changed (2 -> 2)"]
+        );
+        // A record without deployments (extras off, or an older sensor): no change.
+        let mut c = a.clone();
+        c.certificate_deployments.clear();
+        assert!(diff(&a, &c, "2026-11-24T00:00:00Z", 30).is_empty());
+        let auth = |mode| ClientAuth {
+            mode,
+            ca_names: Vec::new(),
+            signature_algorithms: Vec::new(),
+            protocol: None,
+        };
+        let mut d = a.clone();
+        a.client_auth = Some(auth(ClientAuthMode::None));
+        d.client_auth = Some(auth(ClientAuthMode::Required));
+        assert_eq!(
+            diff(&a, &d, "2026-11-24T00:00:00Z", 30),
+            vec!["client authentication none -> required"]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub const SCHEMA: i64 = MIGRATIONS.len() as i64;
 
 /// Each step takes the store from version `i` to `i + 1`, in one
 /// transaction. Never edit a released step: add one.
-pub(super) const MIGRATIONS: [&str; 5] = [
+pub(super) const MIGRATIONS: [&str; 6] = [
     // 1: endpoints keyed by (address, port, SNI), and the run log.
     "CREATE TABLE endpoints (
         address TEXT NOT NULL, port INTEGER NOT NULL, sni TEXT NOT NULL,
@@ -66,9 +66,12 @@ pub(super) const MIGRATIONS: [&str; 5] = [
      CREATE INDEX alert_deliveries_waiting ON alert_deliveries(channel, state, seq);
      CREATE TABLE alert_seen (endpoint TEXT PRIMARY KEY, grade TEXT, trusted INTEGER,
         gone INTEGER NOT NULL DEFAULT 0);",
-    // 5 (issue 19's step 6 once the digest step lands before it): the
-    // fleet of a central sensor (`crate::store::fleet`).
+    // 5: the fleet of a central sensor (`crate::store::fleet`).
     crate::store::sql::FLEET_TABLES,
+    // 6: the content digest of each applied report batch, so that a
+    // replayed batch_id with other content is refused (409) instead of
+    // acknowledged; NULL for batches applied before.
+    "ALTER TABLE batches ADD COLUMN digest TEXT;",
 ];
 
 impl Inventory {

@@ -18,6 +18,7 @@ impl Inventory {
         &mut self,
         sensor: &str,
         batch_id: &str,
+        digest: &str,
         received_at: &str,
         events: &[(EventKind, EndpointRecord)],
     ) -> Result<Applied, InventoryError> {
@@ -32,7 +33,7 @@ impl Inventory {
             conn: &tx,
             path: &self.path,
         };
-        let applied = exec::apply_report(&mut store, sensor, batch_id, received_at, events)?;
+        let applied = exec::apply_report(&mut store, sensor, batch_id, digest, received_at, events)?;
         tx.commit().map_err(&db)?;
         Ok(applied)
     }

@@ -215,16 +215,22 @@ fn a_report_batch_applies_once_and_whole() {
         (EventKind::New, rec("10.0.0.1", 443, "REMOTE", t)),
         (EventKind::Snapshot, rec("10.0.0.2", 443, "R2", t)),
     ];
-    let a = inv.apply_report("seg-a", "b-1", t, &events).unwrap();
+    let a = inv.apply_report("seg-a", "b-1", "d-1", t, &events).unwrap();
     assert_eq!(
         a,
         Applied {
             applied: true,
-            events: 2
+            events: 2,
+            conflict: false,
         }
     );
-    let again = inv.apply_report("seg-a", "b-1", t, &events).unwrap();
-    assert!(!again.applied);
+    let again = inv.apply_report("seg-a", "b-1", "d-1", t, &events).unwrap();
+    assert!(!again.applied && !again.conflict);
+    let other = inv.apply_report("seg-a", "b-1", "d-other", t, &events[..1]).unwrap();
+    assert!(
+        !other.applied && other.conflict,
+        "a replay with other content is refused"
+    );
     assert_eq!(inv.batches_applied().unwrap(), 1);
     let all = inv.list(None).unwrap();
     assert_eq!(all.len(), 3);
@@ -237,6 +243,7 @@ fn a_report_batch_applies_once_and_whole() {
     inv.apply_report(
         "seg-a",
         "b-2",
+        "d-2",
         "2026-11-02T00:00:00Z",
         &[(EventKind::Gone, rec("10.0.0.2", 443, "R2", t))],
     )

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""What today's TLS needs checked (issue 22): our record next to what the peers report.
+
+Starts four `openssl s_server`s on 127.0.0.1 (certificates made with `openssl req` on the spot):
+plain (RSA), `-verify 1` (client certificate optional), `-Verify 1` (required) and one holding an
+RSA and an ECDSA certificate (`-dcert`). For each it runs `sensor grade -o json --no-vulns`,
+sslyze (`--certinfo --resum`, JSON), sslscan, nmap (`ssl-enum-ciphers,ssl-cert`, `-n`) and
+testssl.sh (`-S`, under /work/shared/tools/lo-dns.sh), and prints one row per (server, question):
+client authentication, certificates held, resumption. Post-quantum groups are not in this table:
+Debian 12's OpenSSL 3.0 has no ML-KEM, so no peer-runnable server offers them here (the rustls
+servers of tests/it/modern.rs are the evidence for ours).
+
+    python3 benches/conformance/modern.py [--markdown FILE]
+
+Our binary: $SENSOR, else $CARGO_TARGET_DIR/debug/sensor. Loopback only; never port 2024.
+"""
+import argparse, json, os, re, shutil, socket, subprocess, sys, tempfile, time
+from pathlib import Path
+
+LO_DNS = "/work/shared/tools/lo-dns.sh"
+
+
+def free_port() -> int:
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p != 2024:
+            return p
+
+
+def run(cmd, timeout=240):
+    t = time.monotonic()
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return out.stdout + out.stderr, time.monotonic() - t
+    except (subprocess.TimeoutExpired, FileNotFoundError) as e:
+        return f"ERROR {e}", time.monotonic() - t
+
+
+def ours(port):
+    sensor = os.environ.get("SENSOR") or str(Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "debug/sensor")
+    text, secs = run([sensor, "grade", f"127.0.0.1:{port}", "-o", "json", "--no-vulns"])
+    try:
+        r = json.loads(text[text.index("{"):])
+    except ValueError:
+        return {"auth": "n/a", "certs": "n/a", "resume": "n/a"}, secs
+    auth = (r.get("client_auth") or {}).get("mode", "n/a")
+    cas = (r.get("client_auth") or {}).get("ca_names", [])
+    certs = ", ".join(d["key"] for d in r.get("certificate_deployments", [])) or "n/a"
+    res = r.get("resumption") or {}
+    yn = lambda v: {True: "yes", False: "no", None: "n/a"}[v]
+    return {"auth": auth + (f" (CA {cas[0]})" if cas else ""), "certs": certs,
+            "resume": f"ticket {yn(res.get('tls13_ticket'))}, id {yn(res.get('tls12_session_id'))}"}, secs
+
+
+def sslyze(port):
+    exe = shutil.which("sslyze") or str(Path.home() / ".cache/bench-tools/venv/bin/sslyze")
+    if not Path(exe).exists():
+        return {"auth": "not installed", "certs": "not installed", "resume": "not installed"}, 0
+    with tempfile.TemporaryDirectory() as d:
+        j = Path(d) / "o.json"
+        text, secs = run([exe, "--certinfo", "--resum", f"--json_out={j}", "--quiet", f"127.0.0.1:{port}"])
+        try:
+            doc = json.loads(j.read_text())["server_scan_results"][0]
+        except (OSError, ValueError, KeyError, IndexError):
+            return {"auth": "error", "certs": "error", "resume": "error"}, secs
+    auth = ((doc.get("connectivity_result") or {}).get("client_auth_requirement") or "n/a").lower()
+    sc = (doc.get("scan_result") or {})
+    ci = ((sc.get("certificate_info") or {}).get("result") or {})
+    deps = ci.get("certificate_deployments") or []
+    keys = []
+    for dep in deps:
+        leaf = (dep.get("received_certificate_chain") or [{}])[0]
+        pk = leaf.get("public_key") or {}
+        keys.append(f"{pk.get('algorithm', '?')} {pk.get('key_size', '')}".strip())
+    rs = ((sc.get("session_resumption") or {}).get("result") or {})
+    tick = rs.get("tls_ticket_resumption_result")
+    ids = rs.get("session_id_resumption_result")
+    status = (sc.get("certificate_info") or {}).get("status")
+    return {"auth": auth, "certs": ", ".join(keys) or f"none ({status})",
+            "resume": f"ticket {tick or 'n/a'}, id {ids or 'n/a'}"}, secs
+
+
+def sslscan(port):
+    text, secs = run(["sslscan", "--no-colour", "--show-certificate", f"127.0.0.1:{port}"])
+    keys = re.findall(r"(RSA|ECC) Key Strength:\s+(\d+)", text)
+    auth = "required/optional not reported"
+    if re.search(r"(?i)client certificate|acceptable client", text):
+        auth = "mentions client certificate"
+    rejected = len(re.findall(r"(?i)rejected", text))
+    acc = len(re.findall(r"(?m)^(Preferred|Accepted)\s", text))
+    return {"auth": f"{auth}; {acc} suites accepted", "certs": ", ".join(f"{a} {b}" for a, b in keys) or "none shown",
+            "resume": "not checked"}, secs
+
+
+def nmap(port):
+    text, secs = run(["nmap", "-n", "-Pn", "-p", str(port), "--script", "ssl-enum-ciphers,ssl-cert", "127.0.0.1"])
+    keys = re.findall(r"Public Key type: (\w+)\s*\n\|\s*Public Key bits: (\d+)", text)
+    suites = len(re.findall(r"TLS_\w+ \(", text))
+    return {"auth": f"not checked; {suites} suite lines", "certs": ", ".join(f"{a} {b}" for a, b in keys) or "none shown",
+            "resume": "not checked"}, secs
+
+
+def testssl(port):
+    exe = shutil.which("testssl") or shutil.which("testssl.sh")
+    if not exe:
+        return {"auth": "not installed", "certs": "not installed", "resume": "not installed"}, 0
+    cmd = [exe, "-S", "--color", "0", "--warnings", "off", f"127.0.0.1:{port}"]
+    if Path(LO_DNS).exists():
+        cmd = ["bash", LO_DNS] + cmd
+    text, secs = run(cmd, timeout=300)
+    m = re.search(r"Client Authentication\s+(.+)", text)
+    n = re.findall(r"Server key size\s+(\w+ \d+)", text) or re.findall(r"Server key size\s+(.+)", text)
+    r = re.search(r"Session Resumption\s+(.+)", text)
+    return {"auth": m.group(1).strip() if m else "not shown", "certs": ", ".join(x.strip() for x in n) or "none shown",
+            "resume": r.group(1).strip() if r else "not shown"}, secs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="modern-"))
+    def req(name, alg):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", *alg, "-nodes", "-keyout", str(work / f"{name}.key"),
+                        "-out", str(work / f"{name}.pem"), "-subj", "/CN=modern.test", "-days", "2"],
+                       check=True, capture_output=True)
+    req("rsa", ["rsa:2048"])
+    req("ec", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    base = ["-cert", str(work / "rsa.pem"), "-key", str(work / "rsa.key"), "-www", "-quiet"]
+    ca = ["-CAfile", str(work / "rsa.pem")]
+    servers = {
+        "plain": [],
+        "verify-1 (optional)": ["-verify", "1", *ca],
+        "Verify-1 (required)": ["-Verify", "1", *ca],
+        "RSA + ECDSA (-dcert)": ["-dcert", str(work / "ec.pem"), "-dkey", str(work / "ec.key")],
+    }
+    procs, ports = [], {}
+    try:
+        for name, extra in servers.items():
+            port = free_port()
+            procs.append(subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", *base, *extra],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            ports[name] = port
+        time.sleep(1.0)
+        tools = [("netsensor", ours), ("sslyze", sslyze), ("sslscan", sslscan), ("nmap", nmap), ("testssl.sh", testssl)]
+        rows = []
+        for name, port in ports.items():
+            for tool, fn in tools:
+                got, secs = fn(port)
+                rows.append((name, tool, got["auth"], got["certs"], got["resume"], f"{secs:.1f}"))
+                print(" | ".join(rows[-1]), flush=True)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=5)
+    head = "| server | tool | client authentication | certificates held | resumption | seconds |\n|---|---|---|---|---|---|\n"
+    table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,6 +48,8 @@ pub enum Command {
     Outbox(cmd::outbox::OutboxArgs),
     /// Expiry and risk notices: `sensor alerts test --config FILE`, `sensor alerts status`.
     Alerts(cmd::alerts::AlertsArgs),
+    /// A central sensor's fleet: `sensor fleet sensors|enroll-token|suspend|resume|void|scans …`.
+    Fleet(Box<cmd::fleet::FleetArgs>),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateAssets(cmd::assets::AssetsArgs),

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             cli::Command::Proxy(p) => cmd::proxy::run(p).await,
             cli::Command::Outbox(o) => cmd::outbox::run(o),
             cli::Command::Alerts(a) => cmd::alerts::run(a).await,
+            cli::Command::Fleet(f) => cmd::fleet::run(*f).await,
             cli::Command::GenerateAssets(a) => cmd::assets::run(a),
         }
     });

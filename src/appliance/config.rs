@@ -37,6 +37,9 @@ pub struct Config {
     pub alerts: crate::alert::config::AlertsConfig,
     /// `[console]`: the web console on the service port (docs/console.md).
     pub console: ConsoleSettings,
+    /// The fleet, both sides: `[fleet]` (a central's) and `[upstream]
+    /// enroll_token` / `poll_every` (a member's). docs/fleet.md.
+    pub fleet: Fleet,
 }
 
 /// `[console]`.
@@ -49,6 +52,30 @@ pub struct ConsoleSettings {
 impl Default for ConsoleSettings {
     fn default() -> Self {
         ConsoleSettings { enabled: true }
+    }
+}
+
+/// The fleet's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fleet {
+    /// Central: a sensor silent for longer is offline.
+    pub offline_after: Duration,
+    /// Central: how long an enrollment token can be redeemed.
+    pub enrollment_ttl: Duration,
+    /// Member: the one-time token exchanged for a credential at the first start.
+    pub enroll_token: Option<String>,
+    /// Member: how often assignments are fetched and a heartbeat is sent.
+    pub poll_every: Duration,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet {
+            offline_after: Duration::from_secs(90),
+            enrollment_ttl: Duration::from_secs(24 * 3600),
+            enroll_token: None,
+            poll_every: Duration::from_secs(30),
+        }
     }
 }
 
@@ -183,6 +210,7 @@ impl Default for Config {
             inventory: InventoryStore::default(),
             alerts: crate::alert::config::AlertsConfig::default(),
             console: ConsoleSettings::default(),
+            fleet: Fleet::default(),
         }
     }
 }
@@ -207,12 +235,20 @@ struct Raw {
     alerts: crate::alert::config::RawAlerts,
     #[serde(default)]
     console: RawConsole,
+    fleet: RawFleet,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConsole {
     enabled: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    offline_after: Option<String>,
+    enrollment_ttl: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -264,6 +300,8 @@ struct RawUpstream {
     snapshot_every: Option<String>,
     outbox_max_records: Option<u64>,
     outbox_max_bytes: Option<u64>,
+    enroll_token: Option<String>,
+    poll_every: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -450,6 +488,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
                 outbox_max_records: u.outbox_max_records,
                 outbox_max_bytes: u.outbox_max_bytes,
             });
+            c.fleet.enroll_token = u.enroll_token;
+            c.fleet.poll_every = duration("upstream.poll_every", &u.poll_every, c.fleet.poll_every)?;
             if u.outbox_max_records == Some(0) {
                 return Err(err(
                     "upstream.outbox_max_records",
@@ -539,6 +579,12 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         c.inventory.url = Some(url);
     }
     c.console.enabled = raw.console.enabled.unwrap_or(true);
+    c.fleet.offline_after = duration("fleet.offline_after", &raw.fleet.offline_after, c.fleet.offline_after)?;
+    c.fleet.enrollment_ttl = duration(
+        "fleet.enrollment_ttl",
+        &raw.fleet.enrollment_ttl,
+        c.fleet.enrollment_ttl,
+    )?;
     c.intake.tokens = raw.intake.tokens;
     c.intake.tokens_file = raw.intake.tokens_file;
     c.alerts = crate::alert::config::validate(raw.alerts, parse_duration).map_err(|e| ConfigError {

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::appliance::member::{self, Assigned, Member};
 use crate::appliance::pipeline;
 use crate::appliance::preflight::{self, Problems};
 use crate::appliance::profile::Profile;
@@ -77,6 +78,8 @@ pub enum StartError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Alerts(#[from] crate::alert::AlertError),
+    #[error(transparent)]
+    Member(#[from] member::MemberError),
 }
 
 impl StartError {
@@ -92,7 +95,9 @@ impl StartError {
             | StartError::Delivery(_) => true,
             StartError::Service(e) => e.is_invalid(),
             StartError::Alerts(e) => e.is_invalid(),
-            StartError::StateDir { .. } | StartError::Inventory(_) | StartError::Outbox(_) => false,
+            StartError::StateDir { .. } | StartError::Inventory(_) | StartError::Outbox(_) | StartError::Member(_) => {
+                false
+            }
         }
     }
 }
@@ -110,7 +115,14 @@ pub struct Stopped {
 pub struct Daemon {
     settings: Settings,
     shared: Arc<Shared>,
+    /// The local profiles and the fleet's assignments, together.
     profiles: Vec<Profile>,
+    /// The local profiles alone (the files).
+    local: Vec<Profile>,
+    /// The fleet's: enrolled with a central (HTTP client, credential).
+    member: Option<(reqwest::Client, String)>,
+    /// The fleet's assignments in force.
+    remote: Vec<Profile>,
     base: ScanOptions,
     policy: DiffPolicy,
     service: Option<Service>,
@@ -158,12 +170,22 @@ impl Daemon {
             gone_after: c.sensor.gone_after.max(1),
             ..DiffPolicy::default()
         };
+        let mut member = None;
         let (reporter, reporting) = match &c.upstream {
             None => (None, None),
             Some(up) => {
-                let r = upstream::reporting(up, &settings.sensor_id, c.sensor.name.as_deref())?;
+                let mut up = up.clone();
+                // A fleet member reports with its credential (enrolling first if it has none).
+                if let Some(credential) = credential(&settings, &up).await? {
+                    up.token = Some(credential);
+                    up.token_file = None;
+                }
+                let r = upstream::reporting(&up, &settings.sensor_id, c.sensor.name.as_deref())?;
                 // A bad URL, CA or identity is an error now, not at the first report.
                 let client = Client::new(&r.upstream).map_err(StartError::Delivery)?;
+                if member::read_credential(dir)?.is_some() {
+                    member = Some((client.http().clone(), r.upstream.token.clone()));
+                }
                 let reporter = Reporter::open(dir, r.limits)?;
                 (Some(reporter), Some((client, r)))
             }
@@ -190,7 +212,10 @@ impl Daemon {
         Ok(Daemon {
             settings,
             shared,
+            local: profiles.clone(),
             profiles,
+            member,
+            remote: Vec::new(),
             base,
             policy,
             service,
@@ -219,8 +244,21 @@ impl Daemon {
         let background = CancellationToken::new();
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
         if let Some(service) = self.service.take() {
-            let [listener, marker] = service.spawn(&self.shared, &background);
-            tasks.extend([("service listener", listener), ("agent marker", marker)]);
+            tasks.extend(service.spawn(&self.shared, &background));
+        }
+        let (assigned_tx, mut assigned) = tokio::sync::watch::channel(Assigned::default());
+        if let (Some((http, credential)), Some(up)) = (self.member.take(), &self.settings.config.upstream) {
+            let m = Member {
+                http,
+                urls: std::iter::once(up.url.clone())
+                    .chain(self.settings.fallback_urls.iter().cloned())
+                    .collect(),
+                credential,
+                poll_every: self.settings.config.fleet.poll_every,
+                shared: self.shared.clone(),
+                started: std::time::Instant::now(),
+            };
+            tasks.push(("fleet member", m.spawn(assigned_tx, &background)));
         }
         if let (Some((client, r)), Some(reporter)) = (self.reporting.take(), &self.shared.reporter) {
             let [delivery, snapshots] = reporter.spawn(
@@ -253,6 +291,10 @@ impl Daemon {
                 biased;
                 () = shutdown.cancelled() => break,
                 () = reload.notified() => self.reload(),
+                Ok(()) = assigned.changed() => {
+                    let a = assigned.borrow_and_update().clone();
+                    self.assigned(a);
+                }
                 () = shared.run_requested() => {}
                 _ = ticks.tick() => {}
             }
@@ -404,13 +446,38 @@ impl Daemon {
                     tracing::info!("profile {}", p.summary());
                     self.shared.profile(&p.name, |s| s.summary = p.summary());
                 }
-                self.profiles = new;
+                self.local = new;
+                self.combine();
             }
             Err(e) => {
                 self.shared.error("reload");
                 tracing::error!("SIGHUP: profiles not reloaded, keeping the previous ones:\n{e}");
             }
         }
+    }
+
+    /// The fleet's assignments changed: they run beside the local profiles
+    /// (a local profile keeps its name: a clash leaves the assignment out).
+    fn assigned(&mut self, a: Assigned) {
+        let names: Vec<&str> = a.profiles.iter().map(|p| p.name.as_str()).collect();
+        tracing::info!(profiles = ?names, "fleet: assignments in force");
+        for p in &a.profiles {
+            self.shared.profile(&p.name, |s| s.summary = p.summary());
+        }
+        self.remote = a.profiles;
+        self.combine();
+    }
+
+    fn combine(&mut self) {
+        let mut all = self.local.clone();
+        for p in &self.remote {
+            if all.iter().any(|l| l.name == p.name) {
+                tracing::warn!(profile = %p.name, "fleet: a local profile has this name; the assignment is left out");
+                continue;
+            }
+            all.push(p.clone());
+        }
+        self.profiles = all;
     }
 
     /// Stops the runs (bounded by the grace period), then the background tasks.
@@ -451,6 +518,46 @@ impl Daemon {
         }
         stopped
     }
+}
+
+/// This sensor's fleet credential: the stored one, or a new one for
+/// `[upstream] enroll_token` (`--enroll-token`), stored before it is used.
+/// `None`: not a fleet member (a plain report token is used).
+async fn credential(
+    settings: &Settings,
+    up: &crate::appliance::config::Upstream,
+) -> Result<Option<String>, StartError> {
+    let c = &settings.config;
+    let dir = &c.sensor.state_dir;
+    if let Some(stored) = member::read_credential(dir)? {
+        if c.fleet.enroll_token.is_some() {
+            tracing::info!("fleet: enrolled already; the enrollment token is not used again");
+        }
+        return Ok(Some(stored));
+    }
+    let Some(token) = &c.fleet.enroll_token else {
+        return Ok(None);
+    };
+    let cfg = crate::report::delivery::UpstreamConfig {
+        ca_file: up.ca_bundle.clone(),
+        client_cert: up.client_cert.clone(),
+        client_key: up.client_key.clone(),
+        ..crate::report::delivery::UpstreamConfig::new(&up.url, token)
+    };
+    let client = Client::new(&cfg).map_err(StartError::Delivery)?;
+    let name = c.sensor.name.clone().unwrap_or_else(|| settings.sensor_id.clone());
+    let mut last = None;
+    for url in std::iter::once(&up.url).chain(settings.fallback_urls.iter()) {
+        match member::enroll(client.http(), url, token, &settings.sensor_id, &name).await {
+            Ok(credential) => {
+                member::write_credential(dir, &credential)?;
+                tracing::info!(url = %url, name = %name, "fleet: enrolled; credential stored in the state directory");
+                return Ok(Some(credential));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| StartError::NothingToDo(dir.clone()), StartError::Member))
 }
 
 /// When a profile runs next and, when that is not now, why, and how to
@@ -555,6 +662,7 @@ mod tests {
             profile_files: vec![profile],
             sensor_id: "test-sensor".into(),
             admin_tokens: Vec::new(),
+            fallback_urls: Vec::new(),
             ca_bundle_flags: Vec::new(),
         };
         let daemon = Daemon::start(settings).await.unwrap();

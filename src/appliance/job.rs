@@ -84,6 +84,35 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     o
 }
 
+/// The seed of a sharded profile's walk. Shards are disjoint only within
+/// one walk order: every sensor that shares a plan (a fleet's split, or
+/// local profiles with `shard = "i/n"`) must walk it with the same seed, so
+/// it comes from what the plan is (targets, exclusions, ports), not from
+/// chance. `None` for an unsharded profile (a fresh random order each run).
+pub fn shard_seed(profile: &Profile) -> Option<u64> {
+    use crate::discover::targets::TargetSpec;
+    use sha2::{Digest, Sha256};
+    profile.shard?;
+    let mut h = Sha256::new();
+    for (tag, list) in [(b't', &profile.targets), (b'x', &profile.exclude)] {
+        for t in list {
+            let text = match t {
+                TargetSpec::Net(n) => n.to_string(),
+                TargetSpec::Range { first, last } => format!("{first}-{last}"),
+                TargetSpec::Host(name) => name.to_ascii_lowercase(),
+            };
+            h.update([tag]);
+            h.update(text.as_bytes());
+            h.update([0]);
+        }
+    }
+    h.update(profile.ports.to_string().as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    Some(u64::from_be_bytes(b))
+}
+
 /// The walk a profile asks for: its targets less its exclusions, its ports,
 /// its shard, in the order `seed` gives.
 pub fn plan<R>(profile: &Profile, seed: u64, resolve: R) -> Result<ScanPlan, JobError>
@@ -163,6 +192,29 @@ mod tests {
     use crate::probe::starttls::dialogue::{Starttls, StarttlsMode};
 
     const PLAIN: &str = "name = \"p\"\ntargets = [\"127.0.0.1\"]\nports = \"443\"\n";
+
+    #[test]
+    fn sharded_profiles_share_one_walk_and_cover_it_once() {
+        let mut p = plain();
+        assert_eq!(shard_seed(&p), None, "unsharded: a random order per run");
+        let resolve = |_: &str| -> Result<Vec<std::net::IpAddr>, String> { Ok(Vec::new()) };
+        p.targets = vec!["127.0.0.0/29".parse().unwrap()];
+        p.ports = "1-5".parse().unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 1..=3 {
+            let mut q = p.clone();
+            q.shard = Some(format!("{i}/3").parse().unwrap());
+            let seed = shard_seed(&q).unwrap();
+            let plan = plan(&q, seed, resolve).unwrap();
+            for pos in 0..plan.len() {
+                if let Some(t) = plan.at(pos) {
+                    *seen.entry((t.addr, t.port)).or_insert(0) += 1;
+                }
+            }
+        }
+        assert_eq!(seen.len(), 40, "every (address, port) of the plan");
+        assert!(seen.values().all(|n| *n == 1), "each by one shard");
+    }
 
     fn plain() -> Profile {
         profile::parse(PLAIN, "p.toml").unwrap()

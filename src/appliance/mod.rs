@@ -14,6 +14,7 @@ pub mod console;
 pub mod daemon;
 pub mod identity;
 pub mod job;
+pub mod member;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;

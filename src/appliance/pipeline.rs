@@ -236,7 +236,10 @@ async fn scan_part(
             }
             None => {
                 tracing::info!(profile = %profile.name, "run started");
-                (crate::model::ids::random_u64(), None)
+                (
+                    job::shard_seed(profile).unwrap_or_else(crate::model::ids::random_u64),
+                    None,
+                )
             }
         };
         match job::run(

@@ -80,7 +80,17 @@ pub fn check(settings: &Settings) -> Result<Checked, Problems> {
     }
 
     if let Some(up) = &c.upstream {
-        match upstream::reporting(up, &settings.sensor_id, c.sensor.name.as_deref()) {
+        // A fleet member reports with the credential it has or will enroll for.
+        let mut up = up.clone();
+        let enrolled = c.fleet.enroll_token.is_some()
+            || matches!(
+                crate::appliance::member::read_credential(&c.sensor.state_dir),
+                Ok(Some(_))
+            );
+        if up.token.is_none() && up.token_file.is_none() && enrolled {
+            up.token = Some("fleet-credential".into());
+        }
+        match upstream::reporting(&up, &settings.sensor_id, c.sensor.name.as_deref()) {
             Ok(r) => {
                 if let Err(e) = Client::new(&r.upstream) {
                     problems.push(at.key(

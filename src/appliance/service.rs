@@ -22,13 +22,19 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use std::time::Duration;
+
 use crate::appliance::config::{self, ConfigError};
 use crate::appliance::console;
 use crate::appliance::metrics;
+use crate::appliance::profile;
 use crate::appliance::proxy::{self as proxy_settings, ProxySettingsError};
 use crate::appliance::settings::Settings;
 use crate::appliance::state::{RunNow, Shared};
 use crate::appliance::status;
+use crate::fleet::api::{Api, FleetConfig};
+use crate::fleet::definition::FieldError;
+use crate::fleet::route;
 use crate::model::timestamp::rfc3339;
 use crate::report::intake::{self, Intake, IntakeConfig};
 use crate::serve::auth::{self, Scope, Tokens};
@@ -69,6 +75,8 @@ pub struct Service {
     listener: TcpListener,
     config: ProxyConfig,
     agents: mpsc::Receiver<IpAddr>,
+    /// A central's fleet API (administrator tokens configured).
+    fleet: Option<Arc<Api>>,
 }
 
 /// The service of `settings` (`None` without `service.listen`): the proxy
@@ -82,7 +90,8 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
     config.on_agent = Some(Arc::new(move |ip| {
         let _ = seen.try_send(ip);
     }));
-    config.service = Some(router(settings, shared)?.finish(config.max_body));
+    let (routes, fleet) = router(settings, shared)?;
+    config.service = Some(routes.finish(config.max_body));
     let listener =
         crate::serve::listener::bind(listen).map_err(|source| ServiceError::Listen { addr: listen, source })?;
     let local = listener
@@ -101,19 +110,73 @@ pub fn prepare(settings: &Settings, shared: &Arc<Shared>) -> Result<Option<Servi
         listener,
         config,
         agents,
+        fleet,
     }))
 }
 
-/// Health, status and metrics, run-now, and the intake when tokens are
-/// configured. Intake tokens may also read (status, endpoints, metrics).
-fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Routes, ServiceError> {
+/// The local profiles' validation as the fleet applies it to definitions:
+/// a profile error becomes the field it names (an unknown key's name).
+fn profile_check(text: &str) -> Result<(), FieldError> {
+    profile::parse(text, "definition").map(|_| ()).map_err(|e| {
+        let field = e.field.clone().unwrap_or_else(|| {
+            e.message
+                .split('`')
+                .nth(1)
+                .filter(|_| e.message.contains("field"))
+                .unwrap_or("definition")
+                .to_string()
+        });
+        FieldError {
+            field,
+            message: format!(
+                "{}{}",
+                e.message,
+                e.fix.map(|f| format!(" (fix: {f})")).unwrap_or_default()
+            ),
+        }
+    })
+}
+
+/// Health, status and metrics, run-now, the intake when report or
+/// administrator tokens are configured (intake tokens may also read), and
+/// the fleet API with its sensors' credentials when administrator tokens are.
+fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<(Routes, Option<Arc<Api>>), ServiceError> {
     let c = &settings.config;
     let mut intake_tokens: BTreeMap<String, String> = c.intake.tokens.clone();
     if let Some(f) = &c.intake.tokens_file {
         intake_tokens.extend(config::read_tokens(f)?);
     }
+    let serves_reports = !intake_tokens.is_empty() || !settings.admin_tokens.is_empty();
+    // The merged inventory the intake writes, the fleet keeps and the console
+    // reads: the embedded store, or PostgreSQL for a fleet's central sensor.
+    let store: Option<Arc<dyn CentralStore>> = match (&c.inventory.url, serves_reports || c.console.enabled) {
+        (_, false) => None,
+        (None, true) => Some(shared.inventory.clone()),
+        (Some(url), true) => {
+            let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
+            tracing::info!("reports from other sensors go to {}", central::redact(url));
+            Some(Arc::new(store))
+        }
+    };
+    let fleet = match &store {
+        Some(store) if !settings.admin_tokens.is_empty() => Some(Arc::new(Api::new(
+            store.clone(),
+            FleetConfig {
+                admin_tokens: settings.admin_tokens.clone(),
+                silence: c.fleet.offline_after,
+                enrollment_ttl: c.fleet.enrollment_ttl,
+            },
+            Arc::new(profile_check),
+        ))),
+        _ => None,
+    };
     let mut tokens = Tokens::new();
     tokens.add_intake(&intake_tokens);
+    tokens.add_admin(&settings.admin_tokens);
+    if let Some(api) = &fleet {
+        // Enrolled sensors' credentials live in the central store.
+        tokens = tokens.with_lookup(route::lookup(api.clone()));
+    }
     let tokens = Arc::new(tokens);
     if c.service.status_access == auth::Access::Token && !tokens.any_with(Scope::Read) {
         tracing::info!("no read token is configured: /api/v1/status answers loopback callers only");
@@ -138,22 +201,8 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Routes, ServiceEr
         .route("/metrics", metrics)
         .merge(run_now_route(shared.clone()));
     let mut routes = Routes::new().merge(own);
-    // The merged inventory the intake writes and the console reads: the
-    // embedded store, or PostgreSQL for a fleet's central sensor.
-    let central: Option<Arc<dyn CentralStore>> = if intake_tokens.is_empty() && !c.console.enabled {
-        None
-    } else {
-        Some(match &c.inventory.url {
-            None => shared.inventory.clone(),
-            Some(url) => {
-                let store = PgInventory::connect_off_runtime(url).map_err(ServiceError::Central)?;
-                tracing::info!("reports from other sensors go to {}", central::redact(url));
-                Arc::new(store)
-            }
-        })
-    };
     if c.console.enabled
-        && let Some(store) = &central
+        && let Some(store) = &store
     {
         routes = routes.merge(console::routes(
             store.clone(),
@@ -163,9 +212,7 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Routes, ServiceEr
             c.service.tls_cert.is_some(),
         ));
     }
-    if !intake_tokens.is_empty()
-        && let Some(store) = central
-    {
+    if serves_reports && let Some(store) = store {
         let intake = Intake::new(
             store,
             IntakeConfig {
@@ -175,7 +222,10 @@ fn router(settings: &Settings, shared: &Arc<Shared>) -> Result<Routes, ServiceEr
         );
         routes = routes.merge(intake.routes(&tokens));
     }
-    Ok(routes)
+    if let Some(api) = &fleet {
+        routes = routes.merge(route::routes(api.clone(), &tokens));
+    }
+    Ok((routes, fleet))
 }
 
 /// An answer that reads a store (SQLite, a lock a long write may hold):
@@ -231,7 +281,14 @@ async fn run_now(
 
 impl Service {
     /// Serves until `shutdown`; tunnels already open run to their end.
-    pub fn spawn(self, shared: &Arc<Shared>, shutdown: &CancellationToken) -> [JoinHandle<()>; 2] {
+    pub fn spawn(self, shared: &Arc<Shared>, shutdown: &CancellationToken) -> Vec<(&'static str, JoinHandle<()>)> {
+        let mut tasks = Vec::new();
+        if let Some(api) = self.fleet.clone() {
+            tasks.push((
+                "fleet liveness",
+                tokio::spawn(sweep(api, shared.clone(), shutdown.clone())),
+            ));
+        }
         let counters = shared.proxy.clone();
         let stop = shutdown.clone();
         let listener = tokio::spawn(async move {
@@ -242,7 +299,28 @@ impl Service {
             }
         });
         let marker = tokio::spawn(mark_agents(self.agents, shared.clone(), shutdown.clone()));
-        [listener, marker]
+        tasks.extend([("service listener", listener), ("agent marker", marker)]);
+        tasks
+    }
+}
+
+/// A central's liveness pass: every few seconds (a tenth of the silence,
+/// 1 to 15 s), sensors silent for longer than the silence are marked
+/// offline (and back online), each transition logged once; the counts go to
+/// `/metrics`.
+async fn sweep(api: Arc<Api>, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let every = (api.silence() / 10).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    loop {
+        let a = api.clone();
+        match tokio::task::spawn_blocking(move || a.sweep()).await {
+            Ok(Ok(counts)) => shared.set_fleet(counts.iter().map(|(s, n)| (s.as_str(), *n)).collect()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "fleet: liveness pass failed"),
+            Err(e) => tracing::warn!(error = %e, "fleet: liveness pass panicked"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }
 

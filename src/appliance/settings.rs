@@ -48,10 +48,18 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub proxy: ProxyOverrides,
     pub upstream: Option<String>,
+    /// Further `--upstream` URLs: the fleet's other centrals (failover).
+    pub fallback_upstreams: Vec<String>,
     pub token: Option<String>,
     pub accept_tokens: Vec<String>,
     /// `--admin-token`: administrator tokens of the fleet API (added to the file's).
     pub admin_tokens: Vec<String>,
+    /// `--enroll-token`: exchanged for a credential at the first start.
+    pub enroll_token: Option<String>,
+    /// `--name`: the sensor's name (`[sensor] name`), as enrolled.
+    pub name: Option<String>,
+    /// `--offline-after`: a central's silence before a sensor is offline.
+    pub offline_after: Option<Duration>,
     pub sensor_id: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
@@ -125,6 +133,9 @@ pub struct Settings {
     /// `[service] admin_token_file`, read and checked at load. The service
     /// port opens the fleet API (docs/fleet.md) to these bearer tokens only.
     pub admin_tokens: Vec<String>,
+    /// More `--upstream` URLs after the first: other central processes of
+    /// the same fleet, tried in order when the first does not answer.
+    pub fallback_urls: Vec<String>,
     /// The CA bundles `--ca-bundle` added (the rest are the file's), so a
     /// problem with one names where it came from.
     pub ca_bundle_flags: Vec<PathBuf>,
@@ -160,6 +171,7 @@ pub fn load(o: &Overrides) -> Result<Settings, SettingsError> {
         profile_files: o.profiles.clone(),
         sensor_id,
         admin_tokens,
+        fallback_urls: o.fallback_upstreams.clone(),
         ca_bundle_flags: o.ca_bundles.clone(),
     })
 }
@@ -200,6 +212,11 @@ pub fn merge(mut c: Config, o: &Overrides) -> Result<Config, SettingsError> {
         );
     }
     o.proxy.apply(&mut c)?;
+    for url in &o.fallback_upstreams {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(flag("--upstream", format!("`{url}`: write an https:// URL")));
+        }
+    }
     if let Some(url) = &o.upstream {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(flag("--upstream", format!("`{url}`: write an https:// URL")));
@@ -255,6 +272,24 @@ pub fn merge(mut c: Config, o: &Overrides) -> Result<Config, SettingsError> {
     }
     if let Some(id) = &o.sensor_id {
         c.sensor.id = Some(id.clone());
+    }
+    if let Some(n) = &o.name {
+        c.sensor.name = Some(n.clone());
+    }
+    if let Some(t) = &o.enroll_token {
+        if c.upstream.is_none() {
+            return Err(flag(
+                "--enroll-token",
+                "give --upstream URL too (or [upstream] url in the config)",
+            ));
+        }
+        c.fleet.enroll_token = Some(t.clone());
+    }
+    if let Some(d) = o.offline_after {
+        if d.is_zero() {
+            return Err(flag("--offline-after", "give 1 second or more"));
+        }
+        c.fleet.offline_after = d;
     }
     Ok(c)
 }

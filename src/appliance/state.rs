@@ -118,6 +118,9 @@ pub struct Shared {
     open_done: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     alerts: OnceLock<Arc<crate::alert::Alerts>>,
+    /// A central's enrolled sensors by status (online, offline, suspended,
+    /// voided), as its last liveness pass counted them.
+    fleet: Mutex<Option<Vec<(&'static str, usize)>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,7 +153,17 @@ impl Shared {
             open_done: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
             alerts: OnceLock::new(),
+            fleet: Mutex::new(None),
         }
+    }
+
+    /// A central's sensors by status (the liveness pass sets it).
+    pub fn set_fleet(&self, counts: Vec<(&'static str, usize)>) {
+        *lock(&self.fleet) = Some(counts);
+    }
+
+    pub fn fleet(&self) -> Option<Vec<(&'static str, usize)>> {
+        lock(&self.fleet).clone()
     }
 
     /// Alerting, when `[alerts]` configures it (set once, at start).

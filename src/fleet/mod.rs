@@ -7,6 +7,8 @@
 //! plan without overlap), and when a sensor is offline ([`status`]). The
 //! state they read is the central store's ([`crate::store::fleet`]).
 
+pub mod api;
 pub mod assign;
 pub mod definition;
+pub mod route;
 pub mod status;

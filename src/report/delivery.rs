@@ -259,6 +259,11 @@ impl Client {
         &self.endpoint
     }
 
+    /// The HTTP client (the upstream's CA and identity), for the fleet's calls.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// One attempt: POST the report gzip'd, classify the answer.
     pub async fn send(&self, report: &Report) -> Outcome {
         let body = match encode(report) {

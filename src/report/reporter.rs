@@ -112,6 +112,15 @@ impl Reporter {
         self.outbox.lock().map(|ob| ob.status()).ok()
     }
 
+    /// When the oldest event waiting in the outbox occurred (RFC 3339): the
+    /// fleet heartbeat's "how far behind" (`None`: empty or unreadable).
+    pub fn oldest_event_at(&self) -> Option<String> {
+        let ob = self.outbox.lock().ok()?;
+        let r = ob.oldest().ok().flatten()?;
+        let events: Vec<crate::report::Event> = serde_json::from_slice(&r.payload).ok()?;
+        events.first().map(|e| e.occurred_at.clone())
+    }
+
     /// Delivery counters and the outbox's depth, for `/api/v1/status`.
     pub fn summary(&self) -> serde_json::Value {
         use std::sync::atomic::Ordering::Relaxed;

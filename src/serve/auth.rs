@@ -6,7 +6,10 @@
 //! upload costs a head and a `401`, never its body (issue 17, defect 1).
 //!
 //! Adding a token source is one [`Tokens::add`] per token (intake tokens get
-//! `Report` + `Read`; an administrator token gets `Admin`); protecting a route
+//! `Report` + `Read`; an administrator token gets `Admin`), or, for tokens
+//! that live elsewhere (an enrolled sensor's credential in the central
+//! store), one [`Lookup`] the layer asks on a blocking thread about a token
+//! the registry does not hold ([`Tokens::with_lookup`]); protecting a route
 //! is one line, `.route_layer(auth::require(&tokens, Scope::Read))`. A handler
 //! that needs to know who called reads the [`Principal`] the layer puts in the
 //! request's extensions (`axum::Extension<Principal>`).
@@ -30,6 +33,9 @@ pub enum Scope {
     Read,
     /// May administer; includes `Read`.
     Admin,
+    /// An enrolled sensor of a fleet: its own assignments, heartbeats and
+    /// run states (`crate::fleet`). Nobody else holds it, not even `Admin`.
+    Member,
 }
 
 /// Scopes as a small set.
@@ -64,10 +70,26 @@ pub struct Principal {
     pub scopes: Scopes,
 }
 
+/// Asks about a token the registry does not hold (blocking: the layer
+/// calls it on a blocking thread): its principal, `None` for a stranger, or
+/// the refusal (a voided credential).
+pub type Lookup = Arc<dyn Fn(&str) -> Result<Option<Principal>, Refusal> + Send + Sync>;
+
 /// The tokens the service port accepts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Tokens {
     entries: Vec<(String, Principal)>,
+    lookup: Option<Lookup>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens themselves.
+        f.debug_struct("Tokens")
+            .field("entries", &self.entries.len())
+            .field("lookup", &self.lookup.is_some())
+            .finish()
+    }
 }
 
 impl Tokens {
@@ -80,6 +102,26 @@ impl Tokens {
         let token = token.into();
         if !token.is_empty() {
             self.entries.push((token, principal));
+        }
+    }
+
+    /// Asks `lookup` about tokens not added here.
+    pub fn with_lookup(mut self, lookup: Lookup) -> Tokens {
+        self.lookup = Some(lookup);
+        self
+    }
+
+    /// The administrators' tokens: `Admin` (which reads too).
+    pub fn add_admin(&mut self, tokens: &[String]) {
+        for t in tokens {
+            self.add(
+                t.clone(),
+                Principal {
+                    name: "admin".into(),
+                    sensor: None,
+                    scopes: Scopes::of(&[Scope::Admin]),
+                },
+            );
         }
     }
 
@@ -165,8 +207,7 @@ pub fn decide(
 ) -> Result<Option<Principal>, Refusal> {
     if let Some(token) = bearer {
         return match tokens.find(token) {
-            Some(p) if p.scopes.allows(scope) => Ok(Some(p.clone())),
-            Some(_) => Err(Refusal::Forbidden),
+            Some(p) => admit(p.clone(), scope).map(Some),
             None => Err(Refusal::UnknownToken),
         };
     }
@@ -178,6 +219,15 @@ pub fn decide(
     }
 }
 
+/// Whether `principal` may use a route holding `scope`.
+pub fn admit(principal: Principal, scope: Scope) -> Result<Principal, Refusal> {
+    if principal.scopes.allows(scope) {
+        Ok(principal)
+    } else {
+        Err(Refusal::Forbidden)
+    }
+}
+
 /// Why a request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -185,6 +235,10 @@ pub enum Refusal {
     UnknownToken,
     /// A known token without the route's scope.
     Forbidden,
+    /// A credential its issuer withdrew (a voided fleet sensor).
+    Revoked,
+    /// The [`Lookup`] could not answer (its store failed).
+    Unavailable,
 }
 
 impl IntoResponse for Refusal {
@@ -193,6 +247,8 @@ impl IntoResponse for Refusal {
             Refusal::NoToken => (StatusCode::UNAUTHORIZED, "send Authorization: Bearer TOKEN"),
             Refusal::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown token"),
             Refusal::Forbidden => (StatusCode::FORBIDDEN, "this token may not use this route"),
+            Refusal::Revoked => (StatusCode::UNAUTHORIZED, "this credential was voided"),
+            Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "tokens cannot be checked now"),
         };
         let mut r = answer::error(status, msg);
         if status == StatusCode::UNAUTHORIZED {
@@ -272,12 +328,37 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .is_some_and(|c| c.0.ip().is_loopback());
         let g = &self.gate;
-        match decide(&g.tokens, g.scope, g.access, bearer(req.headers()), loopback) {
+        let token = bearer(req.headers());
+        match decide(&g.tokens, g.scope, g.access, token, loopback) {
             Ok(principal) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
                 }
                 Box::pin(self.inner.call(req))
+            }
+            Err(Refusal::UnknownToken) if g.tokens.lookup.is_some() && token.is_some_and(|t| !t.is_empty()) => {
+                let (Some(lookup), Some(token)) = (g.tokens.lookup.clone(), token.map(str::to_string)) else {
+                    return Box::pin(std::future::ready(Ok(Refusal::UnknownToken.into_response())));
+                };
+                let scope = g.scope;
+                // The service that was polled ready goes with the request.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(async move {
+                    let found = tokio::task::spawn_blocking(move || lookup(&token))
+                        .await
+                        .unwrap_or(Err(Refusal::Unavailable));
+                    match found
+                        .and_then(|p| p.ok_or(Refusal::UnknownToken))
+                        .and_then(|p| admit(p, scope))
+                    {
+                        Ok(p) => {
+                            req.extensions_mut().insert(p);
+                            inner.call(req).await
+                        }
+                        Err(refusal) => Ok(refusal.into_response()),
+                    }
+                })
             }
             Err(refusal) => Box::pin(std::future::ready(Ok(refusal.into_response()))),
         }
@@ -356,5 +437,57 @@ mod tests {
             Err(Refusal::NoToken)
         );
         assert_eq!(t.first_with(Scope::Read), Some("report-token"));
+    }
+
+    /// Tokens outside the registry: the lookup's principal is checked against
+    /// the route's scope like a registered one; its refusals are the answer.
+    #[tokio::test]
+    async fn a_lookup_answers_for_tokens_the_registry_lacks() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let lookup: Lookup = Arc::new(|token: &str| match token {
+            "cred-active" => Ok(Some(Principal {
+                name: "s1".into(),
+                sensor: Some("s1".into()),
+                scopes: Scopes::of(&[Scope::Report, Scope::Member]),
+            })),
+            "cred-suspended" => Ok(Some(Principal {
+                name: "s2".into(),
+                sensor: Some("s2".into()),
+                scopes: Scopes::of(&[Scope::Member]),
+            })),
+            "cred-voided" => Err(Refusal::Revoked),
+            _ => Ok(None),
+        });
+        let t = Arc::new(tokens().with_lookup(lookup));
+        let who = |axum::Extension(p): axum::Extension<Principal>| async move { p.name };
+        let r = axum::Router::new()
+            .route(
+                "/report",
+                axum::routing::get(who).route_layer(require(&t, Scope::Report)),
+            )
+            .route("/admin", axum::routing::get(who).route_layer(require(&t, Scope::Admin)));
+        let call = |path: &'static str, token: &'static str| {
+            let r = r.clone();
+            async move {
+                let req = Request::builder()
+                    .uri(path)
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap();
+                let resp = r.oneshot(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(call("/report", "cred-active").await, (200, "s1".to_string()));
+        assert_eq!(call("/report", "report-token").await, (200, "seg-1".to_string()));
+        assert_eq!(call("/report", "cred-suspended").await.0, 403);
+        assert_eq!(call("/admin", "cred-active").await.0, 403);
+        assert_eq!(call("/admin", "admin-token").await, (200, "admin".to_string()));
+        let (status, body) = call("/report", "cred-voided").await;
+        assert_eq!((status, body.contains("voided")), (401, true), "{body}");
+        assert_eq!(call("/report", "nobody").await.0, 401);
     }
 }

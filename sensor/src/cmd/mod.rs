@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod assets;
 pub mod config;
 pub mod demo;
+pub mod fleet;
 pub mod grade;
 pub mod inventory;
 pub mod outbox;

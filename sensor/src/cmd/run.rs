@@ -49,9 +49,9 @@ pub struct RunArgs {
     pub listen: Option<String>,
     #[command(flatten)]
     pub proxy: ProxyFlags,
-    /// Report changes to this upstream (`https://…`; `http://` only for closed segments and tests).
+    /// Report changes to this upstream (`https://…`; `http://` only for closed segments and tests). Repeatable: a fleet's other centrals, tried in order.
     #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
+    pub upstream: Vec<String>,
     /// Bearer token presented to the upstream.
     #[arg(long, value_name = "T", env = "SENSOR_UPSTREAM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -61,6 +61,15 @@ pub struct RunArgs {
     /// An administrator token of the fleet API on the service port (repeatable; 16+ characters; see docs/fleet.md).
     #[arg(long = "admin-token", value_name = "T")]
     pub admin_tokens: Vec<String>,
+    /// Enroll with the upstream central: exchange this one-time token for a credential kept in the state directory.
+    #[arg(long, value_name = "T")]
+    pub enroll_token: Option<String>,
+    /// This sensor's name in the fleet (`[sensor] name`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Central: seconds of silence before an enrolled sensor is offline [default: 90].
+    #[arg(long, value_name = "S")]
+    pub offline_after: Option<u64>,
     /// This sensor's id in reports [default: derived from /etc/machine-id].
     #[arg(long, value_name = "ID")]
     pub sensor_id: Option<String>,
@@ -84,10 +93,14 @@ impl RunArgs {
             grace: self.grace.map(Duration::from_secs),
             listen: self.listen.clone(),
             proxy: self.proxy.overrides(),
-            upstream: self.upstream.clone(),
+            upstream: self.upstream.first().cloned(),
+            fallback_upstreams: self.upstream.iter().skip(1).cloned().collect(),
             token: self.token.clone(),
             accept_tokens: self.accept_tokens.clone(),
             admin_tokens: self.admin_tokens.clone(),
+            enroll_token: self.enroll_token.clone(),
+            name: self.name.clone(),
+            offline_after: self.offline_after.map(Duration::from_secs),
             sensor_id: self.sensor_id.clone(),
             log_format: self.log_format.clone(),
         }

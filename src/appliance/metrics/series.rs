@@ -29,6 +29,16 @@ pub fn page(s: &Shared) -> String {
     proxy(&mut e, s);
     certificates(&mut e, s, time::OffsetDateTime::now_utc());
     alerts(&mut e, s);
+    if let Some(counts) = s.fleet() {
+        e.family(
+            "netsensor_fleet_sensors",
+            Kind::Gauge,
+            "A central's enrolled sensors by status (offline: silent longer than [fleet] offline_after).",
+        );
+        for (status, n) in counts {
+            e.sample("netsensor_fleet_sensors", &[("status", status)], n as f64);
+        }
+    }
     if let Some(r) = &s.reporter {
         reporting(&mut e, r);
     }

@@ -34,10 +34,18 @@ const PG_MIGRATIONS: [&str; 3] = [
     "ALTER TABLE batches ADD COLUMN digest TEXT;",
 ];
 
+/// Connections per central process: the intake applies this many batches
+/// at once (figures in docs/fleet.md, "Scale, measured").
+const POOL: usize = 4;
+
 /// The central inventory in PostgreSQL.
 pub struct PgInventory {
-    /// `Option` only so that [`Drop`] can move it to a plain thread.
-    client: Mutex<Option<Client>>,
+    /// A few connections, so batches of different sensors are applied side
+    /// by side (one sensor's batches still queue on its advisory lock).
+    /// `Option` only so that [`Drop`] can move them to a plain thread.
+    clients: Vec<Mutex<Option<Client>>>,
+    /// Where the next caller starts looking for a free connection.
+    next: std::sync::atomic::AtomicUsize,
     /// The URL without its password, for errors.
     shown: String,
 }
@@ -96,8 +104,13 @@ impl PgInventory {
                 .map_err(err)?;
             tx.commit().map_err(err)?;
         }
+        let mut clients = vec![Mutex::new(Some(client))];
+        for _ in 1..POOL {
+            clients.push(Mutex::new(Some(Client::connect(url, NoTls).map_err(err)?)));
+        }
         Ok(PgInventory {
-            client: Mutex::new(Some(client)),
+            clients,
+            next: std::sync::atomic::AtomicUsize::new(0),
             shown,
         })
     }
@@ -111,8 +124,18 @@ impl PgInventory {
             .unwrap_or_else(|_| Err(InventoryError::Store("PostgreSQL connect panicked".into())))
     }
 
+    /// A free connection, else (all busy) the next one's turn.
     fn client(&self) -> Result<std::sync::MutexGuard<'_, Option<Client>>, InventoryError> {
-        self.client.lock().map_err(|_| poisoned())
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.clients.len();
+        for i in 0..n {
+            match self.clients[(start + i) % n].try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+            }
+        }
+        self.clients[start % n].lock().map_err(|_| poisoned())
     }
 
     fn err(&self) -> impl Fn(postgres::Error) -> InventoryError + '_ {
@@ -123,9 +146,13 @@ impl PgInventory {
 impl Drop for PgInventory {
     /// The client owns a runtime; dropping one on an async worker panics.
     fn drop(&mut self) {
-        let client = self.client.get_mut().ok().and_then(Option::take);
-        if let Some(c) = client {
-            let _ = std::thread::spawn(move || drop(c)).join();
+        let clients: Vec<Client> = self
+            .clients
+            .iter_mut()
+            .filter_map(|m| m.get_mut().ok().and_then(Option::take))
+            .collect();
+        if !clients.is_empty() {
+            let _ = std::thread::spawn(move || drop(clients)).join();
         }
     }
 }

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Fleet intake benchmark (issue 19): many enrolled sensors reporting to a central sensor.
+
+N simulated sensors (--sensors, default 50; concurrent clients speaking the real report protocol:
+`POST /api/v1/reports`, gzip'd JSON of docs/schema/report.schema.json, Bearer credential from a real
+enrolment, Idempotency-Key) each send --batches batches (default 2) of --events endpoint events
+(default 500) to the central sensor, on the embedded SQLite store and on PostgreSQL, with one central
+process and (PostgreSQL) with two on the same database, the sensors split between them.
+
+Printed per setup: events applied per second (all events / wall time from the first send to the
+last acknowledgement), p50 and p99 acknowledgement latency, and the exactly-once check: every
+batch acknowledged `applied` once, and the central inventory holds exactly the events' distinct
+endpoints for every sensor (read back through GET /api/v1/endpoints). Two centrals on one SQLite
+file are not run: the embedded store is one process's (docs/fleet.md).
+
+Everything is loopback. The central(s) and PostgreSQL are started here in a scratch directory and
+stopped on exit; every wait is bounded. Bodies are built and gzip'd before the clock starts, so
+the client's Python does not weigh on the figures; the clients are threads (the GIL is released
+while they wait for answers).
+
+Usage: python3 benches/fleet.py [--sensors 50] [--batches 2] [--events 500] [--sensor PATH]
+Needs: a release build (cargo build --release -p sensor), PostgreSQL (postgresql package).
+"""
+import argparse
+import atexit
+import glob
+import gzip
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ADMIN = "bench-admin-token-0123456789"
+PROCS = []
+
+
+def stop_all():
+    for p in PROCS:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for p in PROCS:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+atexit.register(stop_all)
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, lambda *_: sys.exit(1))
+
+
+def spawn(args, **kw):
+    p = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL, **kw)
+    PROCS.append(p)
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port, method, path, token=None, body=None, headers=None, timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    if body is None and method != "GET":
+        body = b""
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    try:
+        return r.status, json.loads(data) if data else None
+    except ValueError:
+        return r.status, data
+
+
+def wait_listening(port, secs=30):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            if request(port, "GET", "/healthz", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the central on port {port} never listened")
+
+
+def start_postgres(tmp):
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        raise SystemExit("PostgreSQL is not installed (apt-get install -y postgresql)")
+    b = bins[-1]
+    data, sock = os.path.join(tmp, "pgdata"), os.path.join(tmp, "pgsock")
+    os.makedirs(sock)
+    pre = []
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "postgres:postgres", tmp], check=True)
+        pre = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(pre + [f"{b}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+                   check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    spawn(pre + [f"{b}/postgres", "-D", data, "-p", str(port), "-k", sock, "-c", "listen_addresses=127.0.0.1",
+                 "-c", "max_connections=200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.time() + 30
+    while subprocess.run([f"{b}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
+        if time.time() > end:
+            raise SystemExit("PostgreSQL did not start")
+        time.sleep(0.1)
+    return f"postgres://postgres@127.0.0.1:{port}/postgres"
+
+
+def start_central(sensor, tmp, name, url):
+    port = free_port()
+    cfg = os.path.join(tmp, f"{name}.toml")
+    profiles = os.path.join(tmp, f"{name}-profiles")
+    os.makedirs(profiles, exist_ok=True)
+    with open(cfg, "w") as f:
+        f.write(f'[sensor]\nid = "{name}"\nstate_dir = "{tmp}/{name}-state"\nprofiles_dir = "{profiles}"\n')
+        if url:
+            f.write(f'\n[inventory]\nurl = "{url}"\n')
+    log = open(os.path.join(tmp, f"{name}.log"), "w")
+    spawn([sensor, "run", "--config", cfg, "--admin-token", ADMIN, "--listen", f"127.0.0.1:{port}"],
+          stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ, SENSOR_LOG="warn"))
+    wait_listening(port)
+    return port
+
+
+def sample_record(sensor, tmp):
+    """One real endpoint record: `sensor scan` of a loopback listener."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    out = subprocess.run([sensor, "scan", "127.0.0.1", "-p", str(port), "-o", "json"], capture_output=True,
+                         timeout=60, text=True)
+    srv.close()
+    doc = json.loads(out.stdout)
+    items = doc if isinstance(doc, list) else next(v for v in doc.values() if isinstance(v, list) and v)
+    return items[0]
+
+
+def build_bodies(record, sensor_id, batches, events):
+    bodies = []
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    n = 0
+    for _ in range(batches):
+        evs = []
+        for _ in range(events):
+            rec = dict(record)
+            rec["address"] = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+            rec["port"] = 443
+            n += 1
+            evs.append({"event_id": secrets.token_hex(16), "kind": "new", "occurred_at": now, "endpoint": rec})
+        batch = secrets.token_hex(16)
+        doc = {"schema_version": "1", "sensor": {"id": sensor_id, "name": sensor_id, "version": "bench"},
+               "batch_id": batch, "sent_at": now, "events": evs}
+        bodies.append((batch, gzip.compress(json.dumps(doc).encode(), 6)))
+    return bodies
+
+
+def run_setup(args, sensor, record, store, centrals):
+    tmp = tempfile.mkdtemp(prefix="fleet-bench-")
+    pgtmp = tmp
+    try:
+        # Its own scratch directory: the postgres user must reach it.
+        pgtmp = tempfile.mkdtemp(prefix="fleet-bench-pg-")
+        url = start_postgres(pgtmp) if store == "postgresql" else None
+        ports = [start_central(sensor, tmp, f"central{i}", url) for i in range(centrals)]
+        creds = []
+        for i in range(args.sensors):
+            st, tok = request(ports[0], "POST", "/api/v1/enrollment-tokens", ADMIN)
+            assert st == 201, tok
+            sid = f"bench-{i:03d}"
+            st, got = request(ports[i % centrals], "POST", "/api/v1/enroll",
+                              body=json.dumps({"token": tok["token"], "name": sid, "id": sid}),
+                              headers={"Content-Type": "application/json"})
+            assert st == 201, got
+            creds.append((sid, got["credential"], ports[i % centrals]))
+        bodies = {sid: build_bodies(record, sid, args.batches, args.events) for sid, _, _ in creds}
+        latencies, applied, errors = [], [], []
+        lock = threading.Lock()
+        go = threading.Event()
+
+        def client(sid, cred, port):
+            go.wait()
+            for batch, body in bodies[sid]:
+                for attempt in range(5):
+                    t0 = time.perf_counter()
+                    try:
+                        st, ack = request(port, "POST", "/api/v1/reports", cred, body,
+                                          {"Content-Type": "application/json", "Content-Encoding": "gzip",
+                                           "Idempotency-Key": batch}, timeout=120)
+                    except OSError as e:
+                        st, ack = 0, str(e)
+                    dt = time.perf_counter() - t0
+                    if st == 200:
+                        with lock:
+                            latencies.append(dt)
+                            applied.append((batch, ack.get("applied"), ack.get("events")))
+                        break
+                    with lock:
+                        errors.append((sid, st, str(ack)[:200]))
+                    time.sleep(0.2 * (attempt + 1))
+
+        threads = [threading.Thread(target=client, args=c) for c in creds]
+        for t in threads:
+            t.start()
+        t0 = time.perf_counter()
+        go.set()
+        for t in threads:
+            t.join(timeout=600)
+        wall = time.perf_counter() - t0
+        total = args.sensors * args.batches * args.events
+        batches = [b for b, a, _ in applied if a]
+        once = len(batches) == len(set(batches)) == args.sensors * args.batches
+        stored_ok = True
+        for sid, _, _ in creds:
+            st, page = request(ports[0], "GET", f"/api/v1/endpoints?sensor={sid}&limit=1", ADMIN)
+            if st != 200 or page["total"] != args.batches * args.events:
+                stored_ok = False
+        lat = sorted(latencies)
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+        print(f"{store:<10} centrals={centrals}  {total / wall:8.0f} events/s  p50 {p(0.50) * 1000:6.0f} ms  "
+              f"p99 {p(0.99) * 1000:6.0f} ms  wall {wall:5.1f} s  exactly once: "
+              f"{'yes' if once and stored_ok and not errors else 'NO'}"
+              + (f"  ({len(errors)} refused/retried, e.g. {errors[0]})" if errors else ""), flush=True)
+        return total / wall
+    finally:
+        stop_all()
+        PROCS.clear()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(pgtmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sensors", type=int, default=50)
+    ap.add_argument("--batches", type=int, default=2)
+    ap.add_argument("--events", type=int, default=500)
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    ap.add_argument("--sensor", default=os.path.join(target, "release", "sensor"))
+    args = ap.parse_args()
+    if not os.path.exists(args.sensor):
+        raise SystemExit(f"{args.sensor}: build it first (cargo build --release -p sensor)")
+    tmp = tempfile.mkdtemp(prefix="fleet-bench-rec-")
+    record = sample_record(args.sensor, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{args.sensors} sensors x {args.batches} batches x {args.events} events, {os.cpu_count()} cores", flush=True)
+    for store, centrals in (("sqlite", 1), ("postgresql", 1), ("postgresql", 2)):
+        run_setup(args, args.sensor, record, store, centrals)
+
+
+if __name__ == "__main__":
+    main()

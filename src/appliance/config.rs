@@ -235,6 +235,7 @@ struct Raw {
     alerts: crate::alert::config::RawAlerts,
     #[serde(default)]
     console: RawConsole,
+    #[serde(default)]
     fleet: RawFleet,
 }
 

@@ -235,9 +235,16 @@ impl Proxy {
             // Plain agents: the socket itself, for the buffer-free relay.
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
+                    // What the agent sent after its head (usually nothing),
+                    // copied out: `read_buf` is hyper's whole read buffer
+                    // (8 KiB or more) frozen, and a tunnel holding it for its
+                    // life cost 8 MiB per 1,000 tunnels.
+                    let read_buf = parts.read_buf;
+                    let early = read_buf.to_vec();
+                    drop(read_buf);
                     let tcp = parts.io.into_inner();
                     let agent: Agent<TokioIo<hyper::upgrade::Upgraded>> = Agent::Tcp(tcp);
-                    tunnel::run(agent, opened, &parts.read_buf, peer, idle, c, hook).await;
+                    tunnel::run(agent, opened, &early, peer, idle, c, hook).await;
                 }
                 Err(upgraded) => {
                     tunnel::run(Agent::Stream(TokioIo::new(upgraded)), opened, &[], peer, idle, c, hook).await;

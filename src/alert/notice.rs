@@ -132,10 +132,7 @@ pub fn key(rule: &str, subject: &str, threshold: &str) -> String {
 
 /// 32 hex digits of SHA-256 over `key`: stable across attempts and restarts.
 pub fn notice_id(key: &str) -> String {
-    Sha256::digest(key.as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::model::ids::hex(&Sha256::digest(key.as_bytes())[..16])
 }
 
 /// Who sends.
@@ -220,5 +217,5 @@ pub fn digest_id(channel: &str, ids: &[String]) -> String {
         h.update(b"|");
         h.update(id.as_bytes());
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::model::ids::hex(&h.finalize()[..16])
 }

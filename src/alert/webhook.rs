@@ -37,7 +37,7 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = crate::model::ids::hex(&tag);
     format!("v1={hex}")
 }
 

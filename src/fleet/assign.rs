@@ -97,7 +97,7 @@ pub fn etag(assignments: &[Assignment]) -> String {
             h.update([0]);
         }
     }
-    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hex: String = crate::model::ids::hex(&h.finalize()[..16]);
     format!("\"{hex}\"")
 }
 

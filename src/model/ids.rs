@@ -9,7 +9,16 @@ use rand::RngExt;
 /// A fresh random id: 128 bits as 32 lowercase hex digits.
 pub fn random_id() -> String {
     let b: [u8; 16] = rand::rng().random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex(&b)
+}
+
+/// Bytes as lowercase hex digits: how ids, digests and hashes are written.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A fresh 64-bit value for a scan seed or a key half.

@@ -206,10 +206,7 @@ fn parse(up: Upload) -> Result<Report, Box<Response>> {
 pub fn digest(report: &Report) -> String {
     use sha2::Digest;
     let bytes = serde_json::to_vec(&report.events).unwrap_or_default();
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::model::ids::hex(&sha2::Sha256::digest(&bytes))
 }
 
 /// A refusal as `parse` returns it (boxed: a response is large).

@@ -41,7 +41,7 @@ impl Key {
             h.update((part.len() as u32).to_be_bytes());
             h.update(part.as_bytes());
         }
-        h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        crate::model::ids::hex(&h.finalize()[..16])
     }
 }
 

@@ -115,7 +115,7 @@ impl ScanPlan {
             h.update(s.index.to_be_bytes());
             h.update(s.count.to_be_bytes());
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        crate::model::ids::hex(&h.finalize())
     }
 
     /// The target at position `index` of the walk, or `None` when excluded

@@ -298,7 +298,7 @@ fn dn_text(inner: &[u8]) -> String {
     der.extend_from_slice(inner);
     match x509_parser::x509::X509Name::from_der(&der) {
         Ok((_, name)) => name.to_string(),
-        Err(_) => inner.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => crate::model::ids::hex(inner),
     }
 }
 

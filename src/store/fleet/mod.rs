@@ -120,8 +120,5 @@ pub enum Redeem {
 /// SHA-256, hex. The secrets are 128 random bits, so no salt or stretching.
 pub fn secret_hash(secret: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::model::ids::hex(&Sha256::digest(secret.as_bytes()))
 }

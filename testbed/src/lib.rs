@@ -181,8 +181,10 @@ pub fn rustls_config(
     rustls_config_with_groups(certs, key, versions, None)
 }
 
-/// [`rustls_config`] with the key-exchange groups limited to `groups`, in
-/// that order of preference (`None`: the provider's defaults). aws-lc-rs
+/// [`rustls_config`] with the key-exchange groups limited to `groups`
+/// (`None`: the provider's defaults). A rustls server takes the first group
+/// of the *client's* list it supports, so the order here does not make a
+/// server preference: [`serve_tls_server_group_order`] does. aws-lc-rs
 /// offers X25519MLKEM768, SecP256r1MLKEM768, MLKEM768 and MLKEM1024 next to
 /// the classical groups (`rustls::crypto::aws_lc_rs::kx_group`).
 pub fn rustls_config_with_groups(
@@ -238,6 +240,56 @@ pub fn serve_tls_with_headers(
             });
         }
     })
+}
+
+/// A TLS 1.3 server that picks the key-exchange group in *its* order, as
+/// OpenSSL with `SSL_OP_CIPHER_SERVER_PREFERENCE` or BoringSSL do (rustls
+/// itself always follows the client's order): each ClientHello is read with
+/// rustls's `Acceptor`, the first of `groups` the client lists is chosen, and
+/// the handshake continues with a configuration holding only that group (a
+/// HelloRetryRequest when the client sent no share for it). A client listing
+/// none of `groups` is refused by a configuration holding them all. Answers
+/// one HTTP request per connection like [`serve_tls`].
+pub fn serve_tls_server_group_order(
+    listener: TcpListener,
+    certs: Vec<Vec<u8>>,
+    key: &[u8],
+    groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+) -> Result<JoinHandle<()>, Error> {
+    let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    let (all, _) = rustls_config_with_groups(certs.clone(), key, tls13, Some(groups.clone()))?;
+    let mut each = Vec::with_capacity(groups.len());
+    for g in &groups {
+        let (config, _) = rustls_config_with_groups(certs.clone(), key, tls13, Some(vec![*g]))?;
+        let mut config = Arc::unwrap_or_clone(config);
+        // One session store, so a ticket resumes whichever group was chosen.
+        config.session_storage = all.session_storage.clone();
+        each.push((g.name(), Arc::new(config)));
+    }
+    let each = Arc::new(each);
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (each, all) = (each.clone(), all.clone());
+            tokio::spawn(async move {
+                let handshake = async {
+                    let start =
+                        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+                    let offered = start.client_hello().named_groups().unwrap_or_default().to_vec();
+                    let config = each
+                        .iter()
+                        .find(|(g, _)| offered.contains(g))
+                        .map_or(all, |(_, c)| c.clone());
+                    start.into_stream(config).await
+                };
+                if let Ok(Ok(mut tls)) = tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                    let _ = answer_http(&mut tls, "200 OK", "").await;
+                }
+            });
+        }
+    }))
 }
 
 /// Serve plaintext HTTP on `listener`: `200` to a request, `400` to anything else.

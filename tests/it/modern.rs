@@ -103,6 +103,125 @@ async fn ml_kem_only_server_is_reachable_and_not_marked_down() {
     assert_eq!(g.key_exchange_score, 90, "{g:#?}");
 }
 
+/// A TLS 1.3 rustls server choosing the group in its own order
+/// (`testbed::serve_tls_server_group_order`).
+async fn server_order(
+    tag: &str,
+    groups: Vec<&'static dyn SupportedKxGroup>,
+) -> (tokio::task::JoinHandle<()>, SocketAddr) {
+    let chain = testbed::issue_chain(tag, &["pq.test"], KeyKind::EcdsaP256).expect("chain");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server =
+        testbed::serve_tls_server_group_order(listener, chain.presented(), &chain.leaf_key, groups).expect("server");
+    (server, addr)
+}
+
+/// `post_quantum`, `pq_hybrids`, `pq_ml_kem`, `pq_preference`, `pq_only`.
+type PqView = (Option<bool>, Vec<String>, Vec<String>, Option<String>, Option<bool>);
+
+/// The post-quantum view of a record as one comparable tuple.
+fn pq_view(r: &EndpointRecord) -> PqView {
+    let kx = r.key_exchange.as_ref().expect("key_exchange");
+    (
+        kx.post_quantum,
+        kx.pq_hybrids.clone(),
+        kx.pq_ml_kem.clone(),
+        kx.pq_preference.clone(),
+        kx.pq_only,
+    )
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Server preference, each way, plus a classical-only and a hybrid-only
+/// server, all choosing in their own order: the record says exactly which.
+#[tokio::test]
+async fn server_preferred_pq_classical_and_pq_only() {
+    let (_a, pq_first) = server_order(
+        "prefers pq",
+        vec![kx_group::X25519MLKEM768, kx_group::X25519, kx_group::SECP256R1],
+    )
+    .await;
+    let (_b, classical_first) = server_order(
+        "prefers classical",
+        vec![kx_group::X25519, kx_group::X25519MLKEM768, kx_group::SECP256R1],
+    )
+    .await;
+    let (_c, classical) = server_order("classical only", vec![kx_group::X25519, kx_group::SECP256R1]).await;
+    let (_d, hybrid_only) = server_order("hybrid only", vec![kx_group::X25519MLKEM768]).await;
+    let (p, c, n, h) = tokio::join!(one(pq_first), one(classical_first), one(classical), one(hybrid_only));
+
+    let hy = strings(&["X25519MLKEM768"]);
+    assert_eq!(
+        pq_view(&p),
+        (Some(true), hy.clone(), vec![], Some("pq".into()), Some(false)),
+        "{:#?}",
+        p.key_exchange
+    );
+    assert_eq!(
+        pq_view(&c),
+        (Some(true), hy.clone(), vec![], Some("classical".into()), Some(false)),
+        "{:#?}",
+        c.key_exchange
+    );
+    assert_eq!(
+        pq_view(&n),
+        (Some(false), vec![], vec![], None, Some(false)),
+        "{:#?}",
+        n.key_exchange
+    );
+    assert_eq!(
+        pq_view(&h),
+        (Some(true), hy.clone(), vec![], None, Some(true)),
+        "{:#?}",
+        h.key_exchange
+    );
+
+    // Every group accepted alone, in the record's order.
+    let groups = |r: &EndpointRecord| r.key_exchange.as_ref().map(|k| k.groups.clone()).unwrap_or_default();
+    assert_eq!(groups(&p), strings(&["x25519", "secp256r1", "X25519MLKEM768"]));
+    assert_eq!(groups(&c), strings(&["x25519", "secp256r1", "X25519MLKEM768"]));
+    assert_eq!(groups(&n), strings(&["x25519", "secp256r1"]));
+    assert_eq!(groups(&h), hy);
+
+    // Our own handshake offers x25519 first with its share: the PQ-preferring
+    // server asks for the hybrid (HelloRetryRequest), the other takes x25519.
+    let group = |r: &EndpointRecord| {
+        let h = r.handshake.as_ref().expect("handshake");
+        assert_eq!(h.error, None, "{h:#?}");
+        h.group.clone()
+    };
+    assert_eq!(group(&p).as_deref(), Some("X25519MLKEM768"));
+    assert_eq!(group(&c).as_deref(), Some("x25519"));
+    assert_eq!(group(&n).as_deref(), Some("x25519"));
+    assert_eq!(group(&h).as_deref(), Some("X25519MLKEM768"));
+    let default_group = |r: &EndpointRecord| r.key_exchange.as_ref().and_then(|k| k.default_group.clone());
+    assert_eq!(default_group(&p).as_deref(), Some("X25519MLKEM768"));
+    assert_eq!(default_group(&c).as_deref(), Some("x25519"));
+
+    // Notes: only the classical server lacks PQ; only the hybrid-only one is PQ-only.
+    for (r, no_pq, only) in [
+        (&p, false, false),
+        (&c, false, false),
+        (&n, true, false),
+        (&h, false, true),
+    ] {
+        let ids = finding_ids(r);
+        assert_eq!(ids.contains(&"no_post_quantum"), no_pq, "{ids:?}");
+        assert_eq!(ids.contains(&"post_quantum_only"), only, "{ids:?}");
+        // Hybrids and a PQ-only server keep the key-exchange score.
+        assert_eq!(
+            r.grade.as_ref().map(|g| g.key_exchange_score),
+            Some(90),
+            "{:#?}",
+            r.grade
+        );
+    }
+}
+
 fn client_auth_of(r: &EndpointRecord) -> (Option<ClientAuthMode>, Vec<String>) {
     match &r.client_auth {
         Some(a) => (Some(a.mode), a.ca_names.clone()),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine: installs what the
-# integration tests start when it is missing (up to 16 Debian packages: nginx,
+# integration tests start when it is missing (up to 19 Debian packages: nginx,
 # openssl, gnutls-bin, pebble, lego, certbot, postgresql, debootstrap …), runs
 # every test of the workspace, then the packaging test (tests/packaging.sh),
 # which installs cargo-deb, builds the .deb and, as root on a machine without
@@ -28,6 +28,10 @@ command -v python3 >/dev/null || need+=(python3)
 # The console's browser tests (sensor/tests/console.rs): Debian's chromium and its WebDriver.
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# ECH (tests/it/ech.rs): testbed/ech-server builds BoringSSL (the boring crate) on first use.
+command -v cmake >/dev/null || need+=(cmake)
+command -v clang >/dev/null || need+=(clang)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 # The central inventory in PostgreSQL (tests/it/central.rs starts its own server).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,

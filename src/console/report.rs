@@ -169,6 +169,7 @@ mod tests {
                 protocols: Vec::new(),
                 score: None,
             },
+            security_rating: None,
         });
         let mut plain = endpoint("127.0.0.1", 80, Category::Unsecured, None, 0);
         plain.record.plain = Some(ServiceInfo {

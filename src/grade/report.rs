@@ -15,7 +15,8 @@ use super::names::NameStatus;
 use super::rating::protocol_cipher_letter;
 use super::strength;
 pub use crate::model::assessment::{
-    HandshakeProtocol, Level, Levels, ProtocolCipherScore, SecurityRatingInfo, SeedCipher, SeedProtocolCiphers,
+    CriterionRating, HandshakeProtocol, Level, Levels, ProtocolCipherScore, RatingCriterion, SecurityRating,
+    SecurityRatingInfo, SeedCipher, SeedProtocolCiphers,
 };
 use crate::model::record::cipher_entry;
 use crate::model::record::{Category, EndpointRecord, PROTOCOL_NAMES};
@@ -148,5 +149,148 @@ pub fn security_rating_info(record: &EndpointRecord, a: &Assessment) -> Security
             protocols,
             score: a.levels.protocol_cipher,
         },
+        security_rating: Some(security_rating(record, a)).filter(|r| !r.is_empty()),
     }
+}
+
+/// The seed's `security_rating` criteria for the issue-22 checks. A
+/// criterion fails only where the assessment has a finding for it (`issue`
+/// is then the finding's title) or, for early data, when 0-RTT requests are
+/// accepted (replayable); the rest describe the configuration and pass.
+/// Rules in docs/grading.md ("security_rating criteria").
+pub fn security_rating(record: &EndpointRecord, a: &Assessment) -> SecurityRating {
+    use serde_json::{Map, Value, json};
+    let finding = |id: &str| a.findings.iter().find(|f| f.id == id).map(|f| f.title.clone());
+    let criterion = |category: &str, name: &str, value: String, issue: Option<String>, data: Value| RatingCriterion {
+        category_name: category.into(),
+        criteria_name: name.into(),
+        value,
+        rating: CriterionRating {
+            value: issue.is_none(),
+            issue: issue.unwrap_or_else(|| "None".into()),
+        },
+        data: match data {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+    };
+    let listed = |v: Vec<String>| if v.is_empty() { "None".to_string() } else { v.join(", ") };
+    let mut out = SecurityRating::default();
+
+    if let Some(kx) = &record.key_exchange
+        && let Some(pq) = kx.post_quantum
+    {
+        let groups: Vec<String> = kx.pq_hybrids.iter().chain(&kx.pq_ml_kem).cloned().collect();
+        out.key_exchange.push(criterion(
+            "Key exchange",
+            "Post-quantum key exchange",
+            listed(groups),
+            (!pq).then(|| finding("no_post_quantum").unwrap_or_else(|| "No post-quantum key exchange".into())),
+            json!({
+                "post_quantum": pq,
+                "hybrids": kx.pq_hybrids,
+                "ml_kem": kx.pq_ml_kem,
+                "preference": kx.pq_preference,
+                "only": kx.pq_only,
+            }),
+        ));
+    }
+
+    if let Some(c) = &record.client_auth {
+        let mode = serde_json::to_value(c.mode).unwrap_or(Value::Null);
+        out.authentication.push(criterion(
+            "Authentication",
+            "Client certificate",
+            mode.as_str().unwrap_or_default().to_string(),
+            None,
+            json!({
+                "mode": mode,
+                "protocol": c.protocol,
+                "ca_names": c.ca_names,
+                "signature_algorithms": c.signature_algorithms,
+            }),
+        ));
+    }
+    if !record.certificate_deployments.is_empty() {
+        let d = &record.certificate_deployments;
+        let untrusted = d.iter().filter(|d| d.trusted == Some(false)).count();
+        let issue = finding("deployment_worse")
+            .or_else(|| (untrusted > 0).then(|| format!("{untrusted} of {} certificates not trusted", d.len())));
+        let each: Vec<Value> = d
+            .iter()
+            .map(|d| json!({"key": d.key, "thumbprint": d.thumbprint, "grade": d.grade, "trusted": d.trusted}))
+            .collect();
+        out.authentication.push(criterion(
+            "Authentication",
+            "Certificate deployments",
+            d.iter().map(|d| d.key.clone()).collect::<Vec<_>>().join(", "),
+            issue,
+            json!({"count": d.len(), "deployments": each}),
+        ));
+    }
+
+    if let Some(r) = &record.resumption {
+        let mut how = Vec::new();
+        if r.tls13_ticket == Some(true) {
+            how.push("TLS 1.3 ticket".to_string());
+        }
+        if r.tls12_session_id == Some(true) {
+            how.push("TLS 1.2 session ID".to_string());
+        }
+        out.session.push(criterion(
+            "Session",
+            "Session resumption",
+            listed(how),
+            None,
+            json!({"tls13_ticket": r.tls13_ticket, "tls12_session_id": r.tls12_session_id}),
+        ));
+    }
+    if let Some(t) = &record.tls13 {
+        if t.max_early_data_size.is_some() || t.early_data_accepted.is_some() {
+            let value = match (t.max_early_data_size, t.early_data_accepted) {
+                (_, Some(true)) => "Accepted".to_string(),
+                (Some(n), _) if n > 0 => format!("Offered ({n} bytes), not accepted"),
+                _ => "Not offered".to_string(),
+            };
+            out.session.push(criterion(
+                "Session",
+                "Early data (0-RTT)",
+                value,
+                (t.early_data_accepted == Some(true))
+                    .then(|| "0-RTT data accepted: early requests can be replayed".to_string()),
+                json!({"max_early_data_size": t.max_early_data_size, "accepted": t.early_data_accepted}),
+            ));
+        }
+        if let Some(e) = &t.ech {
+            let value = match (&e.retry_configs, &e.public_name) {
+                (true, Some(n)) => format!("Supported (public name {n})"),
+                (true, None) => "Supported".to_string(),
+                (false, _) => "Not supported".to_string(),
+            };
+            let mut data = serde_json::to_value(e).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut data {
+                m.insert("supported".into(), Value::Bool(e.retry_configs));
+            }
+            out.privacy
+                .push(criterion("Privacy", "Encrypted Client Hello", value, None, data));
+        }
+    }
+
+    if let Some(leaf) = &record.certificate {
+        let n = leaf.scts.len();
+        let value = match n {
+            0 => "None".to_string(),
+            1 => "1 SCT".to_string(),
+            n => format!("{n} SCTs"),
+        };
+        let logs: Vec<&str> = leaf.scts.iter().map(|s| s.log_id.as_str()).collect();
+        out.transparency.push(criterion(
+            "Transparency",
+            "Signed certificate timestamps",
+            value,
+            finding("no_sct"),
+            json!({"count": n, "log_ids": logs, "publicly_trusted": a.chain.publicly_trusted}),
+        ));
+    }
+    out
 }

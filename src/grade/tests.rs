@@ -1855,3 +1855,140 @@ fn a_publicly_trusted_leaf_without_scts_is_a_finding() {
     private.publicly_trusted = false;
     assert_eq!(super::modern::transparency(&private, Some(&leaf)), None);
 }
+
+/// The seed-shaped criteria: each issue-22 observation becomes one criterion,
+/// failing only where a finding (or replayable 0-RTT) says so.
+#[test]
+fn security_rating_criteria_follow_the_observations_and_findings() {
+    use crate::model::record::{
+        CertificateDeployment, ClientAuth, ClientAuthMode, Ech, KeyExchange, Resumption, Tls13Extras,
+    };
+    let mut r = modern();
+    r.key_exchange = Some(KeyExchange {
+        groups: vec!["x25519".into()],
+        post_quantum: Some(false),
+        pq_only: Some(false),
+        ..Default::default()
+    });
+    r.client_auth = Some(ClientAuth {
+        mode: ClientAuthMode::Required,
+        ca_names: vec!["CN=clients".into()],
+        signature_algorithms: vec!["ed25519".into()],
+        protocol: Some("TLSv1.3".into()),
+    });
+    r.resumption = Some(Resumption {
+        tls13_ticket: Some(true),
+        tls12_session_id: Some(false),
+    });
+    r.tls13 = Some(Tls13Extras {
+        max_early_data_size: Some(16384),
+        early_data_accepted: Some(true),
+        ech: Some(Ech {
+            retry_configs: true,
+            public_name: Some("public.test".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let deployment = |key: &str, trusted| CertificateDeployment {
+        key: key.into(),
+        thumbprint: key.replace(' ', ""),
+        offers: vec![],
+        chain: vec![],
+        grade: Some(Letter::A),
+        trusted: Some(trusted),
+        der: vec![],
+    };
+    r.certificate_deployments = vec![deployment("RSA 2048", true), deployment("ECDSA secp256r1", false)];
+    r.certificate = Some(ec_leaf(256));
+    let mut chain = clean_chain();
+    let findings = super::modern::findings(&r)
+        .into_iter()
+        .chain(super::modern::transparency(&chain, r.certificate.as_ref()))
+        .collect();
+    let a = Assessment {
+        grade: None,
+        no_grade_reason: None,
+        findings,
+        chain: chain.clone(),
+        certificate_chain: crate::model::assessment::CertificateChain {
+            cert_chain_details: Vec::new(),
+        },
+        protocol_ciphers: Vec::new(),
+        vulnerabilities: Vec::new(),
+        http: None,
+        levels: Levels {
+            security_rating: None,
+            certificate_chain: None,
+            protocol_cipher: None,
+        },
+    };
+    let sr = super::report::security_rating(&r, &a);
+    let rows: Vec<(&str, &str, &str, bool, &str)> = sr
+        .criteria()
+        .map(|c| {
+            (
+                c.category_name.as_str(),
+                c.criteria_name.as_str(),
+                c.value.as_str(),
+                c.rating.value,
+                c.rating.issue.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "Key exchange",
+                "Post-quantum key exchange",
+                "None",
+                false,
+                "No post-quantum key exchange"
+            ),
+            ("Authentication", "Client certificate", "required", true, "None"),
+            (
+                "Authentication",
+                "Certificate deployments",
+                "RSA 2048, ECDSA secp256r1",
+                false,
+                "1 of 2 certificates not trusted"
+            ),
+            ("Session", "Session resumption", "TLS 1.3 ticket", true, "None"),
+            (
+                "Session",
+                "Early data (0-RTT)",
+                "Accepted",
+                false,
+                "0-RTT data accepted: early requests can be replayed"
+            ),
+            (
+                "Privacy",
+                "Encrypted Client Hello",
+                "Supported (public name public.test)",
+                true,
+                "None"
+            ),
+            (
+                "Transparency",
+                "Signed certificate timestamps",
+                "None",
+                false,
+                "No embedded Certificate Transparency timestamps"
+            ),
+        ]
+    );
+    assert_eq!(sr.authentication[0].data["ca_names"], serde_json::json!(["CN=clients"]));
+    assert_eq!(sr.session[0].data["tls12_session_id"], serde_json::json!(false));
+    assert_eq!(sr.privacy[0].data["supported"], serde_json::json!(true));
+    // A private CA's leaf without SCTs passes; nothing observed, nothing said.
+    chain.publicly_trusted = false;
+    let a = Assessment {
+        findings: Vec::new(),
+        chain,
+        ..a
+    };
+    let sr = super::report::security_rating(&r, &a);
+    assert!(sr.transparency[0].rating.value, "{:#?}", sr.transparency);
+    assert!(super::report::security_rating(&modern(), &a).is_empty());
+}

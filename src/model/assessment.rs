@@ -430,6 +430,71 @@ pub struct SecurityRatingInfo {
     pub security_rating_score: Option<Level>,
     pub certificate_chain_score: Option<Level>,
     pub protocol_cipher_score: ProtocolCipherScore,
+    /// The seed's `security_rating` criteria for what issue 22 checks:
+    /// post-quantum key exchange, client authentication, certificate
+    /// deployments, resumption and early data, ECH, embedded SCTs. Absent
+    /// when none of them was observed (and on records from before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_rating: Option<SecurityRating>,
+}
+
+/// The seed's `security_rating` object: criteria grouped by category, each
+/// `{category_name, criteria_name, value, rating: {value, issue}, data}`.
+/// A category with nothing observed is left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityRating {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_exchange: Vec<RatingCriterion>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authentication: Vec<RatingCriterion>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub session: Vec<RatingCriterion>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privacy: Vec<RatingCriterion>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transparency: Vec<RatingCriterion>,
+}
+
+impl SecurityRating {
+    pub fn is_empty(&self) -> bool {
+        self.key_exchange.is_empty()
+            && self.authentication.is_empty()
+            && self.session.is_empty()
+            && self.privacy.is_empty()
+            && self.transparency.is_empty()
+    }
+
+    /// Every criterion, category by category.
+    pub fn criteria(&self) -> impl Iterator<Item = &RatingCriterion> {
+        self.key_exchange
+            .iter()
+            .chain(&self.authentication)
+            .chain(&self.session)
+            .chain(&self.privacy)
+            .chain(&self.transparency)
+    }
+}
+
+/// One criterion in the seed's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatingCriterion {
+    /// `Key exchange`, `Authentication`, `Session`, `Privacy`, `Transparency`.
+    pub category_name: String,
+    /// `Post-quantum key exchange`, `Client certificate`, …
+    pub criteria_name: String,
+    /// What was seen, as a person reads it (`X25519MLKEM768`, `required`, `2 SCTs`).
+    pub value: String,
+    pub rating: CriterionRating,
+    /// The record's fields behind `value`.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `value`: the criterion passes; `issue`: why not (`None` when it passes,
+/// as in the seed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CriterionRating {
+    pub value: bool,
+    pub issue: String,
 }
 
 /// The four levels of one assessment.

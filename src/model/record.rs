@@ -289,6 +289,22 @@ pub struct Ech {
     pub retry_configs: bool,
     /// The public name in the first retry config.
     pub public_name: Option<String>,
+    /// Every retry config the server sent (version 0xfe0d), decoded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<EchConfigInfo>,
+}
+
+/// One ECHConfig from the server's retry_configs (RFC 9849 §4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchConfigInfo {
+    pub config_id: u8,
+    /// The HPKE KEM: `DHKEM(X25519, HKDF-SHA256)`, …
+    pub kem: String,
+    /// HPKE KDF/AEAD pairs: `HKDF-SHA256/AES-128-GCM`, …
+    pub cipher_suites: Vec<String>,
+    /// The name clients put in the outer ClientHello.
+    pub public_name: String,
+    pub maximum_name_length: u8,
 }
 
 /// One certificate the server holds, and the offers that got it.

@@ -75,6 +75,17 @@ pub fn detail(r: &EndpointRecord) -> String {
             r.grade.as_ref().map(why_rated).unwrap_or_default()
         );
     }
+    if let Some(sr) = r.security_rating_info.as_ref().and_then(|i| i.security_rating.as_ref()) {
+        let _ = writeln!(s, "\nRating criteria");
+        for c in sr.criteria() {
+            let verdict = if c.rating.value {
+                "pass".to_string()
+            } else {
+                format!("FAIL  {}", c.rating.issue)
+            };
+            let _ = writeln!(s, "  {:<30} {:<36} {verdict}", c.criteria_name, c.value);
+        }
+    }
     if !r.findings.is_empty() {
         let _ = writeln!(s, "\nFindings");
         for f in &r.findings {
@@ -263,6 +274,16 @@ fn extras(s: &mut String, r: &EndpointRecord) {
                     "not supported".to_string()
                 }
             );
+            for c in &e.configs {
+                let _ = writeln!(
+                    s,
+                    "    config {:<3} {}  {}  {}",
+                    c.config_id,
+                    c.public_name,
+                    c.kem,
+                    c.cipher_suites.join(", ")
+                );
+            }
         }
     }
     if !r.certificate_deployments.is_empty() {

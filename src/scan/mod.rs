@@ -424,6 +424,13 @@ async fn grade_into(
             a.findings.push(finding);
             a.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         }
+        // The seed's criteria read each deployment's own grade and trust.
+        let mut seen = seen;
+        for d in &mut seen.certificate_deployments {
+            if let Some(j) = each.iter().find(|j| j.thumbprint == d.thumbprint) {
+                (d.grade, d.trusted) = (j.letter, j.trusted);
+            }
+        }
         let info = grade::security_rating_info(&seen, &a);
         (a, info, each)
     })

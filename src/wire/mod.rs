@@ -13,8 +13,10 @@
 //! - [`hello`]: hand-built ClientHellos.
 //! - [`server`]: ServerHello, Certificate, ServerKeyExchange and friends.
 //! - [`sslv2`]: the SSLv2 hello pair.
+//! - [`ech`]: ECH configuration lists (a made-up one to offer, the server's retry configs).
 
 pub mod codec;
+pub mod ech;
 pub mod enums;
 pub mod hello;
 pub mod record;

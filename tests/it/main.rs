@@ -8,6 +8,7 @@ mod pg;
 mod support;
 
 mod central;
+mod ech;
 mod enumeration;
 mod fleet_store;
 mod grading;

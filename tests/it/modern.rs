@@ -35,6 +35,26 @@ async fn one(addr: SocketAddr) -> EndpointRecord {
     find(&records, addr).clone()
 }
 
+/// One criterion of `security_rating_info.security_rating` by name: its
+/// value, whether it passes, its issue and its data.
+fn criterion(r: &EndpointRecord, name: &str) -> (String, bool, String, serde_json::Value) {
+    let sr = r
+        .security_rating_info
+        .as_ref()
+        .and_then(|i| i.security_rating.as_ref())
+        .unwrap_or_else(|| panic!("no security_rating: {:#?}", r.security_rating_info));
+    let c = sr
+        .criteria()
+        .find(|c| c.criteria_name == name)
+        .unwrap_or_else(|| panic!("no criterion {name}: {sr:#?}"));
+    (
+        c.value.clone(),
+        c.rating.value,
+        c.rating.issue.clone(),
+        serde_json::Value::Object(c.data.clone()),
+    )
+}
+
 fn finding_ids(r: &EndpointRecord) -> Vec<&str> {
     r.findings.iter().map(|f| f.id.as_str()).collect()
 }
@@ -220,6 +240,22 @@ async fn server_preferred_pq_classical_and_pq_only() {
             r.grade
         );
     }
+
+    // The same in the seed's shape.
+    let (value, pass, issue, data) = criterion(&p, "Post-quantum key exchange");
+    assert_eq!((value.as_str(), pass, issue.as_str()), ("X25519MLKEM768", true, "None"));
+    assert_eq!(
+        data,
+        serde_json::json!({"post_quantum": true, "hybrids": ["X25519MLKEM768"], "ml_kem": [],
+            "preference": "pq", "only": false})
+    );
+    assert_eq!(criterion(&c, "Post-quantum key exchange").3["preference"], "classical");
+    let (value, pass, issue, _) = criterion(&n, "Post-quantum key exchange");
+    assert_eq!(
+        (value.as_str(), pass, issue.as_str()),
+        ("None", false, "No post-quantum key exchange")
+    );
+    assert_eq!(criterion(&h, "Post-quantum key exchange").3["only"], true);
 }
 
 fn client_auth_of(r: &EndpointRecord) -> (Option<ClientAuthMode>, Vec<String>) {
@@ -277,6 +313,13 @@ async fn client_auth_none_optional_required_and_enumeration_unchanged() {
         );
     }
     assert!(!p.protocol_ciphers.is_empty());
+    // The seed's shape: the mode and the CA names, passing either way.
+    let (value, pass, _, data) = criterion(&q, "Client certificate");
+    assert_eq!((value.as_str(), pass), ("required", true));
+    assert_eq!(data["ca_names"], serde_json::json!([root_dn]));
+    assert_eq!(data["protocol"], "TLSv1.3");
+    assert_eq!(criterion(&o, "Client certificate").0, "optional");
+    assert_eq!(criterion(&p, "Client certificate").0, "none");
 }
 
 /// openssl holding an RSA and an ECDSA certificate (`-dcert`): both found,
@@ -345,6 +388,28 @@ async fn two_certificates_and_resumption() {
     assert_eq!(res.tls13_ticket, Some(true), "{res:#?}");
     assert_eq!(res.tls12_session_id, Some(true), "{res:#?}");
     assert_eq!(r.client_auth.as_ref().map(|a| a.mode), Some(ClientAuthMode::None));
+
+    // The seed's shape: both certificates (each from a private CA, so each
+    // untrusted: the criterion fails), resumption both ways, no 0-RTT, and
+    // no SCTs on a private leaf (which passes: CT is for public CAs).
+    let (value, pass, issue, data) = criterion(&r, "Certificate deployments");
+    assert_eq!(data["count"], 2, "{data:#}");
+    assert!(
+        value == "RSA 2048, ECDSA secp384r1" || value == "ECDSA secp384r1, RSA 2048",
+        "{value}"
+    );
+    assert_eq!((pass, issue.as_str()), (false, "2 of 2 certificates not trusted"));
+    let (value, pass, _, _) = criterion(&r, "Session resumption");
+    assert_eq!((value.as_str(), pass), ("TLS 1.3 ticket, TLS 1.2 session ID", true));
+    let (value, pass, _, data) = criterion(&r, "Early data (0-RTT)");
+    assert_eq!((value.as_str(), pass), ("Not offered", true));
+    assert_eq!(data, serde_json::json!({"max_early_data_size": 0, "accepted": null}));
+    let (value, pass, _, data) = criterion(&r, "Signed certificate timestamps");
+    assert_eq!((value.as_str(), pass), ("None", true));
+    assert_eq!(
+        data,
+        serde_json::json!({"count": 0, "log_ids": [], "publicly_trusted": false})
+    );
 }
 
 /// A rustls server: tickets without early data, no client authentication.
@@ -394,4 +459,10 @@ async fn early_data_accepted() {
     assert!(t.max_early_data_size.is_some_and(|m| m > 0), "{t:#?}");
     assert_eq!(t.early_data_accepted, Some(true), "{t:#?}");
     assert_eq!(r.resumption.as_ref().and_then(|x| x.tls13_ticket), Some(true));
+    let (value, pass, issue, data) = criterion(&r, "Early data (0-RTT)");
+    assert_eq!(
+        (value.as_str(), pass, issue.as_str()),
+        ("Accepted", false, "0-RTT data accepted: early requests can be replayed")
+    );
+    assert_eq!(data["accepted"], true);
 }

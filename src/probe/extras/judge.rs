@@ -1,9 +1,9 @@
 //! Pure readings of the extras' handshakes: client authentication from a
 //! CertificateRequest and how the handshake ended, certificate deployments
-//! from the chains each offer got.
+//! from the chains each offer got, ECH support from the retry configs.
 
 use crate::model::cert::CertInfo;
-use crate::model::record::{CertificateDeployment, ClientAuthMode};
+use crate::model::record::{CertificateDeployment, ClientAuthMode, Ech, EchConfigInfo};
 
 /// How one handshake ended, as far as client authentication cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +75,34 @@ pub fn deployments(seen: &[Got]) -> Vec<CertificateDeployment> {
     out
 }
 
+/// The record's view of a rejection: `retry` is the ECHConfigList the
+/// server sent (absent: it ignored the offer).
+pub fn ech(retry: Option<&[u8]>) -> Ech {
+    use crate::wire::ech::{EchConfigEntry, kem_name, parse_config_list, suite_name};
+    let Some(bytes) = retry else {
+        return Ech::default();
+    };
+    let configs: Vec<EchConfigInfo> = parse_config_list(bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| match e {
+            EchConfigEntry::Known(c) => Some(EchConfigInfo {
+                config_id: c.config_id,
+                kem: kem_name(c.kem_id),
+                cipher_suites: c.cipher_suites.iter().copied().map(suite_name).collect(),
+                public_name: c.public_name,
+                maximum_name_length: c.maximum_name_length,
+            }),
+            EchConfigEntry::Unknown { .. } => None,
+        })
+        .collect();
+    Ech {
+        retry_configs: true,
+        public_name: configs.first().map(|c| c.public_name.clone()),
+        configs,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +144,37 @@ mod tests {
         assert_eq!(d[0].offers, vec!["TLSv1.3 rsa_pss_rsae_sha256", "TLSv1.2 RSA"]);
         assert_eq!(d[1].key, "ECDSA P-256");
         assert_eq!(d[1].offers, vec!["TLSv1.3 ecdsa_secp256r1_sha256"]);
+    }
+
+    #[test]
+    fn ech_from_retry_configs() {
+        use crate::wire::ech::{ECH_VERSION, EchConfig, encode_config_list};
+        assert_eq!(ech(None), Ech::default());
+        let list = encode_config_list(&EchConfig {
+            version: ECH_VERSION,
+            config_id: 7,
+            kem_id: 0x0020,
+            public_key: vec![1; 32],
+            cipher_suites: vec![(1, 1), (1, 3)],
+            maximum_name_length: 0,
+            public_name: "public.test".into(),
+            extensions: vec![],
+        });
+        let e = ech(Some(&list));
+        assert!(e.retry_configs);
+        assert_eq!(e.public_name.as_deref(), Some("public.test"));
+        assert_eq!(
+            e.configs,
+            vec![EchConfigInfo {
+                config_id: 7,
+                kem: "DHKEM(X25519, HKDF-SHA256)".into(),
+                cipher_suites: vec!["HKDF-SHA256/AES-128-GCM".into(), "HKDF-SHA256/ChaCha20Poly1305".into()],
+                public_name: "public.test".into(),
+                maximum_name_length: 0,
+            }]
+        );
+        // Retry configs that do not decode still say the server supports ECH.
+        let e = ech(Some(&[0, 1, 2]));
+        assert!(e.retry_configs && e.public_name.is_none() && e.configs.is_empty());
     }
 }

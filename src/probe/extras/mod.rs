@@ -4,10 +4,13 @@
 //! resumption (a second handshake that resumes, by TLS 1.3 ticket and by
 //! TLS 1.2 session ID), early data (the ticket's `max_early_data_size`, and
 //! whether 0-RTT data is accepted), certificate compression (RFC 8879), the
-//! TLS 1.3 signature schemes, and every certificate the server holds (one
-//! handshake per signature-scheme family).
+//! TLS 1.3 signature schemes, every certificate the server holds (one
+//! handshake per signature-scheme family), and ECH (an offer under a made-up
+//! configuration: a server supporting ECH answers the outer hello with its
+//! retry configs, whose public name, config ids and HPKE suites are read by
+//! [`crate::wire::ech`]).
 //!
-//! Cost: about 17 handshakes per endpoint, run concurrently under the
+//! Cost: about 18 handshakes per endpoint, run concurrently under the
 //! enumeration's per-host cap; `ScanOptions::tls_extras` (`--no-tls-extras`,
 //! the `tls_extras` analysis) turns them off. [`hooks`] records what rustls
 //! saw; [`judge`] (pure) reads it.
@@ -31,7 +34,7 @@ use tokio_rustls::client::TlsStream;
 use self::hooks::{RecordChain, RecordRequest, RecordTickets, Requested};
 use self::judge::Ending;
 use crate::model::cert::parse_lossy;
-use crate::model::record::{CertificateDeployment, ClientAuth, Resumption as ResumptionSeen, Tls13Extras};
+use crate::model::record::{CertificateDeployment, ClientAuth, Ech, Resumption as ResumptionSeen, Tls13Extras};
 
 /// TLS 1.3 CertificateVerify schemes, each offered alone.
 pub const TLS13_SCHEMES: [SignatureScheme; 8] = [
@@ -100,12 +103,13 @@ pub async fn probe(addr: SocketAddr, sni: Option<&str>, spoken: Spoken, cfg: &Ex
         cfg: cfg.clone(),
         slots,
     };
-    let (t13, t12, compression, schemes, deploy12) = tokio::join!(
+    let (t13, t12, compression, schemes, deploy12, ech) = tokio::join!(
         tls13_session(&ctx, spoken.tls13),
         tls12_session(&ctx, spoken.tls12),
         compression(&ctx, spoken.tls13),
         tls13_schemes(&ctx, spoken.tls13),
         tls12_deployments(&ctx, spoken.tls12),
+        ech(&ctx, spoken.tls13),
     );
     let mut out = Extras::default();
     // Client authentication: TLS 1.3's answer when it was spoken.
@@ -129,7 +133,7 @@ pub async fn probe(addr: SocketAddr, sni: Option<&str>, spoken: Spoken, cfg: &Ex
             early_data_accepted: t13.as_ref().and_then(|s| s.early_data_accepted),
             certificate_compression: compression,
             signature_algorithms: accepted.into_iter().flatten().collect(),
-            ech: None,
+            ech,
         });
     }
     seen.extend(deploy12);
@@ -407,6 +411,56 @@ async fn compression(ctx: &Ctx, on: bool) -> Vec<String> {
         o.compression_refused.then(|| name.to_string())
     });
     futures_join(tries).await.into_iter().flatten().collect()
+}
+
+/// The config id of the made-up ECH configuration (any id works: a server
+/// holding a key under the same id fails to decrypt and rejects all the same).
+const ECH_CONFIG_ID: u8 = 0xa5;
+/// Its X25519 public key: any 32 bytes are one; nobody holds the private key.
+const ECH_PUBLIC_KEY: [u8; 32] = *b"netsensor ECH probe: no such key";
+/// The outer SNI when the target has no name (ECH needs a DNS name there).
+const ECH_OUTER_NAME: &str = "ech-probe.invalid";
+
+/// ECH: offer an encrypted ClientHello under a configuration the server
+/// cannot know. rustls then ends the handshake with
+/// `ServerRejectedEncryptedClientHello`, carrying the server's
+/// retry_configs when it supports ECH and nothing when it ignored the offer.
+/// `None` when the handshake failed otherwise (nothing learnt).
+async fn ech(ctx: &Ctx, on: bool) -> Option<Ech> {
+    use rustls::internal::msgs::codec::Codec;
+    if !on {
+        return None;
+    }
+    let outer = match &ctx.name {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        _ => ECH_OUTER_NAME.to_string(),
+    };
+    let list = crate::wire::ech::made_up_config_list(ECH_CONFIG_ID, ECH_PUBLIC_KEY, &outer);
+    let config =
+        rustls::client::EchConfig::new(list.into(), rustls::crypto::aws_lc_rs::hpke::ALL_SUPPORTED_SUITES).ok()?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let c = ClientConfig::builder_with_provider(provider)
+        .with_ech(rustls::client::EchMode::Enable(config))
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordChain::new(all_schemes())))
+        .with_no_client_auth();
+    let _permit = ctx.slots.acquire().await.ok()?;
+    let fut = async {
+        let tcp = TcpStream::connect(ctx.addr).await.ok()?;
+        Some(TlsConnector::from(Arc::new(c)).connect(ctx.name.clone(), tcp).await)
+    };
+    let err = match tokio::time::timeout(ctx.cfg.deadline, fut).await {
+        Ok(Some(Err(e))) => e,
+        _ => return None,
+    };
+    let retry = match err.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::ServerRejectedEncryptedClientHello(r))) => {
+            r.clone()
+        }
+        _ => return None,
+    };
+    Some(judge::ech(retry.map(|configs| configs.get_encoding()).as_deref()))
 }
 
 /// Every offer that got a certificate.

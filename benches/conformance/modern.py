@@ -6,11 +6,17 @@ plain (RSA), `-verify 1` (client certificate optional), `-Verify 1` (required) a
 RSA and an ECDSA certificate (`-dcert`). For each it runs `sensor grade -o json --no-vulns`,
 sslyze (`--certinfo --resum`, JSON), sslscan, nmap (`ssl-enum-ciphers,ssl-cert`, `-n`) and
 testssl.sh (`-S`, under /work/shared/tools/lo-dns.sh), and prints one row per (server, question):
-client authentication, certificates held, resumption. Post-quantum groups are not in this table:
-Debian 12's OpenSSL 3.0 has no ML-KEM, so no peer-runnable server offers them here (the rustls
-servers of tests/it/modern.rs are the evidence for ours).
+client authentication, certificates held, resumption.
 
-    python3 benches/conformance/modern.py [--markdown FILE]
+Post-quantum rows (`--only pq`): Debian 12's OpenSSL 3.0 has no ML-KEM, so the servers are the
+rustls ones of tests/it/modern.rs, run by `cargo run -p netsensor-testbed --example pq_servers`
+(prefers X25519MLKEM768, prefers x25519 with the hybrid second, classical only, X25519MLKEM768
+only, MLKEM768 only; each chooses the group in its own order). Per server: the groups each tool
+reports, whether it calls the server post-quantum, and the preference. sslyze
+(`--elliptic_curves`), sslscan (its key-exchange groups), nmap (`ssl-enum-ciphers`' kex), testssl.sh
+(`-f`).
+
+    python3 benches/conformance/modern.py [--only openssl|pq] [--markdown FILE]
 
 Our binary: $SENSOR, else $CARGO_TARGET_DIR/debug/sensor. Loopback only; never port 2024.
 """
@@ -118,10 +124,121 @@ def testssl(port):
             "resume": r.group(1).strip() if r else "not shown"}, secs
 
 
+def sensor_bin():
+    return os.environ.get("SENSOR") or str(Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "debug/sensor")
+
+
+def pq_ours(port):
+    text, secs = run([sensor_bin(), "grade", f"127.0.0.1:{port}", "-o", "json", "--no-vulns"])
+    try:
+        r = json.loads(text[text.index("{"):])
+    except ValueError:
+        return {"groups": "error", "pq": "error", "pref": "error"}, secs
+    kx = r.get("key_exchange") or {}
+    pq = kx.get("post_quantum")
+    only = " (PQ only)" if kx.get("pq_only") else ""
+    group = (r.get("handshake") or {}).get("group")
+    return {"groups": ", ".join(kx.get("groups", [])) or "none",
+            "pq": {True: "yes", False: "no", None: "n/a"}[pq] + only,
+            "pref": f"{kx.get('pq_preference') or '-'}; our handshake got {group or '-'}"}, secs
+
+
+def pq_sslyze(port):
+    exe = shutil.which("sslyze") or str(Path.home() / ".cache/bench-tools/venv/bin/sslyze")
+    if not Path(exe).exists():
+        return {"groups": "not installed", "pq": "not installed", "pref": "not installed"}, 0
+    with tempfile.TemporaryDirectory() as d:
+        j = Path(d) / "o.json"
+        text, secs = run([exe, "--elliptic_curves", f"--json_out={j}", "--quiet", f"127.0.0.1:{port}"])
+        try:
+            doc = json.loads(j.read_text())["server_scan_results"][0]
+        except (OSError, ValueError, KeyError, IndexError):
+            return {"groups": "error", "pq": "error", "pref": "error"}, secs
+    if doc.get("connectivity_status") != "COMPLETED":
+        err = (doc.get("connectivity_error_trace") or "").strip().splitlines()
+        why = "could not connect" + (": " + err[-1][:80] if err else "")
+        return {"groups": why, "pq": "not checked", "pref": "not checked"}, secs
+    ec = (((doc.get("scan_result") or {}).get("elliptic_curves") or {}).get("result") or {})
+    names = [c.get("name", "?") for c in ec.get("supported_curves", [])]
+    return {"groups": ", ".join(names) or "none", "pq": "not checked", "pref": "not checked"}, secs
+
+
+def pq_sslscan(port):
+    text, secs = run(["sslscan", "--no-colour", f"127.0.0.1:{port}"])
+    m = re.search(r"Server Key Exchange Group\(s\):\n((?:.+\n)+)", text)
+    groups = []
+    for line in (m.group(1).splitlines() if m else []):
+        g = re.match(r"\s*TLSv1\.\d\s+\d+ bits\s+(\S+)", line)
+        if g and g.group(1) not in groups:
+            groups.append(g.group(1))
+    failed = "Connection failed" in text or "Certificate information cannot be retrieved" in text
+    shown = ", ".join(groups) or ("none (connection failed)" if failed else "none shown")
+    return {"groups": shown, "pq": "not checked", "pref": "not checked"}, secs
+
+
+def pq_nmap(port):
+    text, secs = run(["nmap", "-n", "-Pn", "-p", str(port), "--script", "ssl-enum-ciphers", "127.0.0.1"])
+    kex = sorted(set(re.findall(r"TLS_\w+ \((\w+)\)", text)))
+    return {"groups": ", ".join(kex) or "no suites shown", "pq": "not checked", "pref": "not checked"}, secs
+
+
+def pq_testssl(port):
+    exe = shutil.which("testssl") or shutil.which("testssl.sh")
+    if not exe:
+        return {"groups": "not installed", "pq": "not installed", "pref": "not installed"}, 0
+    cmd = [exe, "-f", "--color", "0", "--warnings", "off", f"127.0.0.1:{port}"]
+    if Path(LO_DNS).exists():
+        cmd = ["bash", LO_DNS] + cmd
+    text, secs = run(cmd, timeout=300)
+    found = re.findall(r"(Elliptic curves offered|KEMs offered|Finite field group)[:\s]+(.+)", text)
+    groups = "; ".join(f"{a}: {b.strip()}" for a, b in found)
+    if not groups:
+        m = re.search(r"(?i)(doesn't seem to be a TLS/SSL enabled server|can't connect|no cipher.*)", text)
+        groups = m.group(1).strip() if m else "none shown"
+    return {"groups": groups, "pq": "not checked", "pref": "not checked"}, secs
+
+
+def pq_rows():
+    exe = Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "debug/examples/pq_servers"
+    if not exe.exists():
+        subprocess.run(["cargo", "build", "-p", "netsensor-testbed", "--example", "pq_servers"], check=True)
+    proc = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    ports = {}
+    try:
+        for line in proc.stdout:
+            if line.strip() == "ready":
+                break
+            name, port = line.rstrip("\n").split("\t")
+            ports[name] = int(port)
+        tools = [("netsensor", pq_ours), ("sslyze", pq_sslyze), ("sslscan", pq_sslscan), ("nmap", pq_nmap),
+                 ("testssl.sh", pq_testssl)]
+        rows = []
+        for name, port in ports.items():
+            for tool, fn in tools:
+                got, secs = fn(port)
+                rows.append((name, tool, got["groups"], got["pq"], got["pref"], f"{secs:.1f}"))
+                print(" | ".join(rows[-1]), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+    head = ("| server | tool | groups reported | post-quantum | PQ preference | seconds |\n"
+            "|---|---|---|---|---|---|\n")
+    return head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--markdown")
+    ap.add_argument("--only", choices=["openssl", "pq"])
     args = ap.parse_args()
+    pq_table = ""
+    if args.only in (None, "pq"):
+        pq_table = pq_rows()
+        print(pq_table)
+    if args.only == "pq":
+        if args.markdown:
+            Path(args.markdown).write_text(pq_table)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="modern-"))
     def req(name, alg):
         subprocess.run(["openssl", "req", "-x509", "-newkey", *alg, "-nodes", "-keyout", str(work / f"{name}.key"),
@@ -160,7 +277,7 @@ def main():
     table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
     print(table)
     if args.markdown:
-        Path(args.markdown).write_text(table)
+        Path(args.markdown).write_text(table + ("\n" + pq_table if pq_table else ""))
 
 
 if __name__ == "__main__":

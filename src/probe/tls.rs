@@ -40,10 +40,26 @@ impl TlsProber {
     }
 }
 
+/// aws-lc-rs with every key-exchange group it has: the defaults (x25519
+/// first, with its share; then P-256, P-384 and X25519MLKEM768), then
+/// SecP256r1MLKEM768, MLKEM768 and MLKEM1024, offered without a share, so a
+/// server accepting only ML-KEM alone is still reached (after a
+/// HelloRetryRequest) instead of reported as failing.
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::aws_lc_rs::kx_group;
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    for g in [kx_group::SECP256R1MLKEM768, kx_group::MLKEM768, kx_group::MLKEM1024] {
+        if !p.kx_groups.iter().any(|k| k.name() == g.name()) {
+            p.kx_groups.push(g);
+        }
+    }
+    p
+}
+
 /// A TLS 1.2/1.3 client that accepts any chain (see `danger`), offers `alpn`
 /// and never resumes: every probe must see the server's full handshake.
 pub fn observer_config(alpn: Vec<Vec<u8>>) -> Result<ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(provider());
     let verifier = Arc::new(AcceptAnyChain::new(&provider));
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -161,7 +177,9 @@ fn group_name(g: rustls::NamedGroup) -> String {
         G::FFDHE2048 => "ffdhe2048".into(),
         G::FFDHE3072 => "ffdhe3072".into(),
         G::FFDHE4096 => "ffdhe4096".into(),
-        other => format!("{:#06x}", u16::from(other)),
+        // The rest through the registry (`MLKEM768`, `SecP256r1MLKEM768`, …;
+        // hex when unknown).
+        other => crate::wire::NamedGroup(u16::from(other)).to_string(),
     }
 }
 

@@ -172,7 +172,14 @@ async fn server_preferred_pq_classical_and_pq_only() {
     .await;
     let (_c, classical) = server_order("classical only", vec![kx_group::X25519, kx_group::SECP256R1]).await;
     let (_d, hybrid_only) = server_order("hybrid only", vec![kx_group::X25519MLKEM768]).await;
-    let (p, c, n, h) = tokio::join!(one(pq_first), one(classical_first), one(classical), one(hybrid_only));
+    let (_e, kem_only) = server_order("ml-kem only", vec![kx_group::MLKEM768]).await;
+    let (p, c, n, h, k) = tokio::join!(
+        one(pq_first),
+        one(classical_first),
+        one(classical),
+        one(hybrid_only),
+        one(kem_only)
+    );
 
     let hy = strings(&["X25519MLKEM768"]);
     assert_eq!(
@@ -200,6 +207,14 @@ async fn server_preferred_pq_classical_and_pq_only() {
         h.key_exchange
     );
 
+    // ML-KEM alone: found, and reached by our own handshake too (it offers
+    // MLKEM768 without a share, so the server asks for it).
+    assert_eq!(
+        pq_view(&k),
+        (Some(true), vec![], strings(&["MLKEM768"]), None, Some(true)),
+        "{:#?}",
+        k.key_exchange
+    );
     // Every group accepted alone, in the record's order.
     let groups = |r: &EndpointRecord| r.key_exchange.as_ref().map(|k| k.groups.clone()).unwrap_or_default();
     assert_eq!(groups(&p), strings(&["x25519", "secp256r1", "X25519MLKEM768"]));
@@ -218,6 +233,8 @@ async fn server_preferred_pq_classical_and_pq_only() {
     assert_eq!(group(&c).as_deref(), Some("x25519"));
     assert_eq!(group(&n).as_deref(), Some("x25519"));
     assert_eq!(group(&h).as_deref(), Some("X25519MLKEM768"));
+    assert_eq!(group(&k).as_deref(), Some("MLKEM768"));
+    assert!(finding_ids(&k).contains(&"post_quantum_only"), "{:?}", k.findings);
     let default_group = |r: &EndpointRecord| r.key_exchange.as_ref().and_then(|k| k.default_group.clone());
     assert_eq!(default_group(&p).as_deref(), Some("X25519MLKEM768"));
     assert_eq!(default_group(&c).as_deref(), Some("x25519"));

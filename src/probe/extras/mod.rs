@@ -170,7 +170,7 @@ fn base(
 }
 
 fn all_schemes() -> Vec<SignatureScheme> {
-    rustls::crypto::aws_lc_rs::default_provider()
+    crate::probe::tls::provider()
         .signature_verification_algorithms
         .supported_schemes()
 }
@@ -325,7 +325,7 @@ async fn tls13_session(ctx: &Ctx, on: bool) -> Option<Session> {
     let store = Arc::new(RecordTickets::new());
     let mut c = base(
         &[&rustls::version::TLS13],
-        rustls::crypto::aws_lc_rs::default_provider(),
+        crate::probe::tls::provider(),
         Arc::new(RecordChain::new(all_schemes())),
     )?;
     c.client_auth_cert_resolver = request.clone();
@@ -364,7 +364,7 @@ async fn tls12_session(ctx: &Ctx, on: bool) -> Option<Session> {
     let request = Arc::new(RecordRequest::default());
     let mut c = base(
         &[&rustls::version::TLS12],
-        rustls::crypto::aws_lc_rs::default_provider(),
+        crate::probe::tls::provider(),
         Arc::new(RecordChain::new(all_schemes())),
     )?;
     c.client_auth_cert_resolver = request.clone();
@@ -402,7 +402,7 @@ async fn compression(ctx: &Ctx, on: bool) -> Vec<String> {
     let tries = algorithms.iter().map(|(d, name)| async move {
         let mut c = base(
             &[&rustls::version::TLS13],
-            rustls::crypto::aws_lc_rs::default_provider(),
+            crate::probe::tls::provider(),
             Arc::new(RecordChain::new(all_schemes())),
         )?;
         c.cert_decompressors = vec![*d];
@@ -438,7 +438,7 @@ async fn ech(ctx: &Ctx, on: bool) -> Option<Ech> {
     let list = crate::wire::ech::made_up_config_list(ECH_CONFIG_ID, ECH_PUBLIC_KEY, &outer);
     let config =
         rustls::client::EchConfig::new(list.into(), rustls::crypto::aws_lc_rs::hpke::ALL_SUPPORTED_SUITES).ok()?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crate::probe::tls::provider());
     let c = ClientConfig::builder_with_provider(provider)
         .with_ech(rustls::client::EchMode::Enable(config))
         .ok()?
@@ -476,7 +476,7 @@ async fn tls13_schemes(ctx: &Ctx, on: bool) -> Vec<(Option<String>, Seen)> {
         let verifier = Arc::new(RecordChain::new(vec![s]));
         let Some(c) = base(
             &[&rustls::version::TLS13],
-            rustls::crypto::aws_lc_rs::default_provider(),
+            crate::probe::tls::provider(),
             verifier.clone(),
         ) else {
             return (None, Vec::new());
@@ -504,7 +504,7 @@ async fn tls12_deployments(ctx: &Ctx, on: bool) -> Seen {
     }
     let kinds = [("ECDSA", "ECDHE_ECDSA"), ("RSA", "ECDHE_RSA")];
     let tries = kinds.iter().map(|&(label, prefix)| async move {
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        let mut provider = crate::probe::tls::provider();
         provider
             .cipher_suites
             .retain(|s| format!("{:?}", s.suite()).starts_with(&format!("TLS_{prefix}_")));

@@ -75,9 +75,13 @@ fn ech_server(dir: &Path, public_name: &str, config_id: u8) -> (support::Proc, S
     (proc, addr, list)
 }
 
+/// Scan by name: ECH's outer hello names the host, so address targets
+/// (which never send SNI) are not offered ECH.
 async fn one(addr: SocketAddr) -> EndpointRecord {
-    let records = scan(&[&addr.ip().to_string()], &[], &addr.port().to_string(), quick()).await;
-    find(&records, addr).clone()
+    let records = scan(&["localhost"], &[], &addr.port().to_string(), quick()).await;
+    let r = find(&records, addr).clone();
+    assert_eq!(r.hostname.as_deref(), Some("localhost"));
+    r
 }
 
 #[tokio::test]
@@ -160,4 +164,9 @@ async fn server_without_ech_says_not_supported() {
     assert_eq!(ech, Some(Ech::default()), "{:#?}", r.tls13);
     let text = netsensor::output::detail(&r);
     assert!(text.contains("ECH") && text.contains("not supported"), "{text}");
+
+    // An address target: no SNI anywhere, so no ECH offer and no answer.
+    let records = scan(&["127.0.0.1"], &[], &addr.port().to_string(), quick()).await;
+    let r = find(&records, addr);
+    assert_eq!(r.tls13.as_ref().map(|t| t.ech.clone()), Some(None), "{:#?}", r.tls13);
 }

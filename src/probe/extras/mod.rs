@@ -418,24 +418,22 @@ async fn compression(ctx: &Ctx, on: bool) -> Vec<String> {
 const ECH_CONFIG_ID: u8 = 0xa5;
 /// Its X25519 public key: any 32 bytes are one; nobody holds the private key.
 const ECH_PUBLIC_KEY: [u8; 32] = *b"netsensor ECH probe: no such key";
-/// The outer SNI when the target has no name (ECH needs a DNS name there).
-const ECH_OUTER_NAME: &str = "ech-probe.invalid";
-
 /// ECH: offer an encrypted ClientHello under a configuration the server
 /// cannot know. rustls then ends the handshake with
 /// `ServerRejectedEncryptedClientHello`, carrying the server's
 /// retry_configs when it supports ECH and nothing when it ignored the offer.
-/// `None` when the handshake failed otherwise (nothing learnt).
+/// `None` when the handshake failed otherwise (nothing learnt), and for an
+/// address target: ECH's outer hello must name a host (the config's public
+/// name, here the target's own name), and an address target never sends SNI.
 async fn ech(ctx: &Ctx, on: bool) -> Option<Ech> {
     use rustls::internal::msgs::codec::Codec;
     if !on {
         return None;
     }
-    let outer = match &ctx.name {
-        ServerName::DnsName(d) => d.as_ref().to_string(),
-        _ => ECH_OUTER_NAME.to_string(),
+    let ServerName::DnsName(outer) = &ctx.name else {
+        return None;
     };
-    let list = crate::wire::ech::made_up_config_list(ECH_CONFIG_ID, ECH_PUBLIC_KEY, &outer);
+    let list = crate::wire::ech::made_up_config_list(ECH_CONFIG_ID, ECH_PUBLIC_KEY, outer.as_ref());
     let config =
         rustls::client::EchConfig::new(list.into(), rustls::crypto::aws_lc_rs::hpke::ALL_SUPPORTED_SUITES).ok()?;
     let provider = Arc::new(crate::probe::tls::provider());

@@ -155,8 +155,8 @@ def pq_sslyze(port):
         except (OSError, ValueError, KeyError, IndexError):
             return {"groups": "error", "pq": "error", "pref": "error"}, secs
     if doc.get("connectivity_status") != "COMPLETED":
-        err = (doc.get("connectivity_error_trace") or "").strip().splitlines()
-        why = "could not connect" + (": " + err[-1][:80] if err else "")
+        err = re.findall(r"sslyze\.errors\.(\w+)", doc.get("connectivity_error_trace") or "")
+        why = "could not connect" + (f" ({err[-1]})" if err else "")
         return {"groups": why, "pq": "not checked", "pref": "not checked"}, secs
     ec = (((doc.get("scan_result") or {}).get("elliptic_curves") or {}).get("result") or {})
     names = [c.get("name", "?") for c in ec.get("supported_curves", [])]

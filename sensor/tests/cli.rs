@@ -287,6 +287,27 @@ fn bad_input_exits_2_and_names_what_is_wrong() {
 }
 
 #[test]
+fn a_bad_endpoint_budget_exits_2_and_names_the_flag() {
+    for (args, needle) in [
+        (vec!["scan", "127.0.0.1", "--endpoint-budget", "2h"], "longer than 1h"),
+        (
+            vec!["scan", "127.0.0.1", "--endpoint-budget", "soon"],
+            "does not start with a number",
+        ),
+        (vec!["grade", "127.0.0.1:1", "--endpoint-budget", "0s"], "zero"),
+    ] {
+        let out = sensor(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--endpoint-budget") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed results");
+    }
+}
+
+#[test]
 fn a_checkpointed_scan_resumes_only_as_the_same_scan() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("scan.ckpt");

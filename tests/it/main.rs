@@ -7,6 +7,7 @@
 mod pg;
 mod support;
 
+mod budget;
 mod central;
 mod ech;
 mod enumeration;

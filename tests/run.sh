@@ -28,6 +28,9 @@ command -v python3 >/dev/null || need+=(python3)
 # The console's browser tests (sensor/tests/console.rs): Debian's chromium and its WebDriver.
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# Host discovery against dark space (tests/it/hosts.rs): a network namespace, nftables counters.
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
 # The central inventory in PostgreSQL (tests/it/central.rs starts its own server).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,

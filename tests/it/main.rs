@@ -11,6 +11,7 @@ mod central;
 mod enumeration;
 mod fleet_store;
 mod grading;
+mod hosts;
 mod modern;
 mod proxy;
 mod scan;

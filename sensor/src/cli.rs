@@ -105,6 +105,20 @@ mod tests {
     }
 
     #[test]
+    fn nmaps_pn_is_no_host_discovery() {
+        for spelling in ["-Pn", "--no-host-discovery"] {
+            let line = normalise_args(args(&["sensor", "scan", spelling, "127.0.0.0/16"]).into_iter());
+            let off = match Cli::try_parse_from(line).unwrap().command {
+                Command::Scan(s) => s.no_host_discovery,
+                _ => false,
+            };
+            assert!(off, "{spelling}");
+        }
+        let line = normalise_args(args(&["sensor", "scan", "127.0.0.0/16"]).into_iter());
+        assert!(matches!(Cli::try_parse_from(line).unwrap().command, Command::Scan(s) if !s.no_host_discovery));
+    }
+
+    #[test]
     fn deprecated_spellings_are_named_once() {
         let w = deprecations(&args(&["sensor", "proxy", "--auth-token", "t"]));
         assert_eq!(

@@ -115,8 +115,9 @@ pub fn run_blocking(
     let mut probes = 0;
     match cfg.engine {
         Engine::Syn => {
+            let (syn_rate, echo_rate) = split_rate(cfg.rate, LIVENESS_PORTS.len() as u32);
             let syn_cfg = SynConfig {
-                rate: cfg.rate,
+                rate: syn_rate,
                 retries: cfg.retries,
                 per_host_rate: cfg.per_host_rate,
                 wait: cfg.timeout,
@@ -139,7 +140,7 @@ pub fn run_blocking(
                 let pinging = pinger.map(|icmp::Pinger { mut tx, rx }| {
                     let (done, alive) = (&done, &alive);
                     let receiver = scope.spawn(move || icmp::receive(&rx, key, done, alive));
-                    let sender = scope.spawn(move || icmp::send_all(&mut tx, targets, key, cfg.rate, stop));
+                    let sender = scope.spawn(move || icmp::send_all(&mut tx, targets, key, echo_rate, stop));
                     (sender, receiver)
                 });
                 let syn = syn::run_blocking(&plan, 0, &syn_cfg, &local, stop, None, |hit| {
@@ -195,6 +196,18 @@ pub fn run_blocking(
     })
 }
 
+/// The SYNs' and the echoes' shares of the rate: a ceiling stays a ceiling
+/// for both together (`ports` SYNs to one echo per address).
+fn split_rate(rate: Rate, ports: u32) -> (Rate, Rate) {
+    match rate {
+        Rate::Max(n) => {
+            let echo = (n / (ports + 1)).max(1);
+            (Rate::Max(n.saturating_sub(echo).max(1)), Rate::Max(echo))
+        }
+        other => (other, other),
+    }
+}
+
 /// A connect outcome that shows a host: it accepted, reset, or refused.
 fn answered(c: &Connect) -> bool {
     matches!(
@@ -221,6 +234,14 @@ mod tests {
         assert!(!answered(&Connect::Filtered {
             reason: "host-unreachable"
         }));
+    }
+
+    #[test]
+    fn a_rate_ceiling_is_shared_between_syns_and_echoes() {
+        assert_eq!(split_rate(Rate::Max(1000), 4), (Rate::Max(800), Rate::Max(200)));
+        assert_eq!(split_rate(Rate::Max(1), 4), (Rate::Max(1), Rate::Max(1)));
+        assert_eq!(split_rate(Rate::Auto, 4), (Rate::Auto, Rate::Auto));
+        assert_eq!(split_rate(Rate::Unlimited, 4), (Rate::Unlimited, Rate::Unlimited));
     }
 
     #[test]

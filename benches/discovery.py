@@ -179,6 +179,9 @@ def run(cmd, timeout):
         out, err = p.communicate()
         err = f"did not finish within {timeout} s (killed)"
     wall = time.perf_counter() - t0
+    for line in (err or "").splitlines():
+        if "host discovery:" in line:  # sensor's `N up, M down` summary
+            print(f"    {line.strip()}")
     ok = p.returncode == 0
     if not ok:
         print(f"    {cmd[0]} exited {p.returncode}: {err.strip()[-300:]}", file=sys.stderr)

@@ -27,6 +27,15 @@ fn main() -> ExitCode {
     let argv = cli::normalise_args(std::env::args_os());
     let deprecated = cli::deprecations(&argv);
     let args = cli::Cli::parse_from(argv);
+    // The crypto library's one-time set-up (its RNG's seeding above all) runs
+    // beside the runtime's start, the trust stores' load and the port scan,
+    // not inside the first handshake. Nothing waits for it.
+    if matches!(
+        args.command,
+        cli::Command::Scan(_) | cli::Command::Grade(_) | cli::Command::Demo(_) | cli::Command::Run(_)
+    ) {
+        netsensor::probe::tls::warm_up();
+    }
     // The daemon sets up its own logging from its configuration (text or JSON).
     if !matches!(args.command, cli::Command::Run(_)) {
         logging::init_logging(logging::level(args.verbose), logging::Style::Terminal);

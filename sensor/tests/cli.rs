@@ -287,6 +287,27 @@ fn bad_input_exits_2_and_names_what_is_wrong() {
 }
 
 #[test]
+fn a_bad_endpoint_budget_exits_2_and_names_the_flag() {
+    for (args, needle) in [
+        (vec!["scan", "127.0.0.1", "--endpoint-budget", "2h"], "longer than 1h"),
+        (
+            vec!["scan", "127.0.0.1", "--endpoint-budget", "soon"],
+            "does not start with a number",
+        ),
+        (vec!["grade", "127.0.0.1:1", "--endpoint-budget", "0s"], "zero"),
+    ] {
+        let out = sensor(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--endpoint-budget") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed results");
+    }
+}
+
+#[test]
 fn a_checkpointed_scan_resumes_only_as_the_same_scan() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("scan.ckpt");
@@ -602,4 +623,75 @@ fn host_discovery_is_summarised_and_pn_turns_it_off() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("host discovery"), "{off}: {err}");
     }
+}
+
+/// `sensor grade --endpoint-budget` on a server that answers the first
+/// handshake and then holds every connection without a byte in answer (a
+/// rustls server behind a loopback proxy): the run ends soon after the
+/// budget, the text says `not probed: budget (…)`, and the JSON record
+/// names the cut stages in `not_probed`, valid against the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn grade_names_what_the_endpoint_budget_cut() {
+    use tokio::io::AsyncReadExt;
+    let lab = lab().await;
+    let upstream = lab.tls;
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = proxy.local_addr().unwrap();
+    // Relay the next connection (each run's first handshake), hold the rest;
+    // the second run re-arms it.
+    let relay_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let relay = relay_next.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = proxy.accept().await {
+            let first = relay.swap(false, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if first {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                } else {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = client.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let out = sensor_async(vec![
+        "grade".into(),
+        addr.to_string(),
+        "--endpoint-budget".into(),
+        "1500ms".into(),
+    ])
+    .await;
+    let took = t0.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(text.contains("not probed: budget (enumeration"), "{text}");
+
+    relay_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = sensor_async(vec![
+        "grade".into(),
+        addr.to_string(),
+        "-o".into(),
+        "json".into(),
+        "--endpoint-budget".into(),
+        "1500ms".into(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record: Value = serde_json::from_slice(&out.stdout).expect("one JSON record");
+    assert_valid(&schema(), &record);
+    let cut: Vec<&str> = record["not_probed"]
+        .as_array()
+        .expect("not_probed")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(cut.contains(&"enumeration: budget"), "{cut:?}");
 }

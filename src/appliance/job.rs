@@ -75,6 +75,9 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     if let Some(p) = profile.per_host_connections {
         o.per_host = p;
     }
+    if let Some(b) = profile.endpoint_budget {
+        o.endpoint_budget = Some(b);
+    }
     o.starttls = profile.starttls;
     o.sni_names.extend(profile.sni.iter().cloned());
     let a = profile.analyses;
@@ -280,6 +283,10 @@ mod tests {
             handshake_timeout => Scan {
                 set: |p| p.handshake_timeout = Some(std::time::Duration::from_millis(77)),
                 seen: |o| format!("{:?}", o.handshake_timeout),
+            },
+            endpoint_budget => Scan {
+                set: |p| p.endpoint_budget = Some(std::time::Duration::from_secs(7)),
+                seen: |o| format!("{:?}", o.endpoint_budget),
             },
             analyses => Nested,
             schedule => Elsewhere("the scheduler: when a run starts and stops"),

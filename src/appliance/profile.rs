@@ -38,6 +38,9 @@ pub struct Profile {
     pub per_host_connections: Option<usize>,
     pub connect_timeout: Option<Duration>,
     pub handshake_timeout: Option<Duration>,
+    /// Time budget of one endpoint's examination (`endpoint_budget`); `None`
+    /// keeps the sensor's ([`crate::scan::DEFAULT_ENDPOINT_BUDGET`]).
+    pub endpoint_budget: Option<Duration>,
     pub analyses: Analyses,
     pub schedule: Option<Schedule>,
     pub shard: Option<Shard>,
@@ -161,6 +164,7 @@ struct Raw {
     per_host_connections: Option<usize>,
     connect_timeout: Option<String>,
     handshake_timeout: Option<String>,
+    endpoint_budget: Option<String>,
     analyses: Option<Vec<String>>,
     schedule: Option<RawSchedule>,
     shard: Option<String>,
@@ -291,6 +295,14 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
     };
     let connect_timeout = duration("connect_timeout", &raw.connect_timeout)?;
     let handshake_timeout = duration("handshake_timeout", &raw.handshake_timeout)?;
+    let endpoint_budget = raw
+        .endpoint_budget
+        .as_deref()
+        .map(|s| {
+            parse_duration_within(s, MAX_ENDPOINT_BUDGET)
+                .map_err(|m| err("endpoint_budget", m, "e.g. \"60s\", \"5m\"; at most \"1h\""))
+        })
+        .transpose()?;
     let analyses = match &raw.analyses {
         None => Analyses::FULL,
         Some(list) => {
@@ -342,6 +354,7 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         per_host_connections: raw.per_host_connections,
         connect_timeout,
         handshake_timeout,
+        endpoint_budget,
         analyses,
         schedule,
         shard,
@@ -423,6 +436,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 /// The longest connect or handshake deadline a profile may set.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The longest time budget of one endpoint (`endpoint_budget`,
+/// `--endpoint-budget`).
+pub const MAX_ENDPOINT_BUDGET: Duration = Duration::from_secs(3600);
 
 /// `1500ms`, `90s`, `30m`, `6h`, `1d`; at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -725,6 +742,25 @@ window = "22:00-06:00"
         assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
         assert!(parse_duration("18446744073709551615d").is_err());
         assert!(parse_duration("99999999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn endpoint_budget_is_read_and_bounded() {
+        let p = parse(
+            "name = \"x\"\ntargets = [\"::1\"]\nendpoint_budget = \"90s\"\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(p.endpoint_budget, Some(Duration::from_secs(90)));
+        let p = parse("name = \"x\"\ntargets = [\"::1\"]\n", "x.toml").unwrap();
+        assert_eq!(p.endpoint_budget, None);
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nendpoint_budget = \"2h\"\n");
+        assert!(
+            e.starts_with("p.toml:3: `endpoint_budget`: ") && e.contains("longer than 1h") && e.contains("fix:"),
+            "{e}"
+        );
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nendpoint_budget = \"0s\"\n");
+        assert!(e.contains("`endpoint_budget`") && e.contains("zero"), "{e}");
     }
 
     #[test]

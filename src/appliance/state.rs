@@ -260,6 +260,18 @@ impl Shared {
         }
     }
 
+    /// The pacing rate in force of each running scan, by profile name
+    /// ([`Progress::probe_rate`]: `Some(0)` before its engine started, `None`
+    /// when it runs unlimited), sorted by name.
+    pub fn probe_rates(&self) -> Vec<(String, Option<u64>)> {
+        let mut v: Vec<(String, Option<u64>)> = lock(&self.live)
+            .iter()
+            .map(|(name, (p, _))| (name.clone(), p.probe_rate()))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Probes finished and open ports found since start, running scans included.
     pub fn probes(&self) -> (u64, u64) {
         let (mut probes, mut open) = (

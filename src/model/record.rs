@@ -231,6 +231,12 @@ pub struct EndpointRecord {
     /// algorithms; present when the extras ran.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub certificate_deployments: Vec<CertificateDeployment>,
+    /// Stages of the analysis that did not finish, each `stage: why`
+    /// (`vulnerabilities: budget` when the endpoint's time budget,
+    /// `--endpoint-budget`, ran out first): what is missing from this record
+    /// is named here, never silently dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub not_probed: Vec<String>,
 }
 
 /// `none`, `optional` (a CertificateRequest, and the handshake goes on
@@ -429,6 +435,7 @@ impl EndpointRecord {
             resumption: None,
             tls13: None,
             certificate_deployments: Vec::new(),
+            not_probed: Vec::new(),
         }
     }
 }

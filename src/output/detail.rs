@@ -199,7 +199,27 @@ pub fn detail(r: &EndpointRecord) -> String {
     for e in &r.enumeration_errors {
         let _ = writeln!(s, "\nnote: {e}");
     }
+    for line in not_probed(&r.not_probed) {
+        let _ = writeln!(s, "\n{line}");
+    }
     s
+}
+
+/// The record's `not_probed` (`stage: why`) as lines grouped by why:
+/// `not probed: budget (vulnerabilities, tls_extras)`.
+pub fn not_probed(entries: &[String]) -> Vec<String> {
+    let mut by_why: Vec<(&str, Vec<&str>)> = Vec::new();
+    for e in entries {
+        let (stage, why) = e.split_once(": ").unwrap_or((e.as_str(), "not finished"));
+        match by_why.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, stages)) => stages.push(stage),
+            None => by_why.push((why, vec![stage])),
+        }
+    }
+    by_why
+        .into_iter()
+        .map(|(why, stages)| format!("not probed: {why} ({})", stages.join(", ")))
+        .collect()
 }
 
 /// Client authentication, resumption, TLS 1.3 extras, certificate deployments.
@@ -383,6 +403,26 @@ mod tests {
             ..Features::default()
         });
         r
+    }
+
+    #[test]
+    fn stages_the_budget_cut_read_not_probed_budget() {
+        let lines = not_probed(&[
+            "vulnerabilities: budget".into(),
+            "tls_extras: budget".into(),
+            "odd".into(),
+        ]);
+        assert_eq!(
+            lines,
+            [
+                "not probed: budget (vulnerabilities, tls_extras)",
+                "not probed: not finished (odd)"
+            ]
+        );
+        let mut r = tls13_only();
+        r.not_probed = vec!["http_headers: budget".into()];
+        assert!(detail(&r).contains("\nnot probed: budget (http_headers)\n"));
+        assert!(!detail(&tls13_only()).contains("not probed"));
     }
 
     #[test]

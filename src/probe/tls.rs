@@ -25,6 +25,31 @@ use crate::wire::CipherSuite;
 /// How many of the server's first bytes are kept for detection and banners.
 pub const FIRST_BYTES_CAP: usize = 2048;
 
+/// Pay the crypto library's one-time costs now, on a thread of its own, so
+/// that they run beside whatever the process does first (argument parsing,
+/// the trust stores, the port scan) instead of inside the first handshake:
+/// aws-lc seeds its random generator on first use (with its CPU-jitter
+/// entropy source, tens of milliseconds of CPU; see `.cargo/config.toml`)
+/// and sets up each key-exchange group's tables. Once per process; later
+/// calls return at once. Results never depend on it: a handshake that
+/// comes first simply waits for the same initialisation.
+pub fn warm_up() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let spawned = std::thread::Builder::new().name("netsensor-warmup".into()).spawn(|| {
+            let provider = rustls::crypto::aws_lc_rs::default_provider();
+            let mut seed = [0u8; 32];
+            let _ = provider.secure_random.fill(&mut seed);
+            for group in provider.kx_groups {
+                let _ = group.start();
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::debug!("no warm-up thread ({e}): the first handshake initialises the crypto library");
+        }
+    });
+}
+
 /// A rustls client configured for observation; build once, use for every probe.
 #[derive(Clone)]
 pub struct TlsProber {

@@ -12,10 +12,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
+
+use budget::{Budget, Stage};
 use tokio::task::JoinSet;
 
 pub mod after_syn;
+pub mod budget;
 mod extras;
+pub mod trust;
 
 use crate::cpu;
 use crate::discover::checkpoint::Tracker;
@@ -75,6 +79,10 @@ pub struct ScanOptions {
     pub vulnerabilities: bool,
     /// Trust anchors for chain validation (web roots, system, private CAs).
     pub trust: Arc<TrustStores>,
+    /// Trust stores still being loaded ([`trust::TrustLater`], what the
+    /// binary uses so the load runs beside discovery): when set, grading
+    /// waits for them and uses them instead of `trust`.
+    pub trust_later: Option<trust::TrustLater>,
     pub policy: Policy,
     /// Which in-band upgrades (STARTTLS) to try.
     pub starttls: StarttlsMode,
@@ -92,7 +100,17 @@ pub struct ScanOptions {
     /// ([`crate::discover::hosts`]): `Auto` (the default) on large ranges
     /// where it saves probes, `Off` for `-Pn`.
     pub host_discovery: HostDiscovery,
+    /// The time budget of one endpoint's examination, from its start
+    /// (`--endpoint-budget`, profile key `endpoint_budget`): the stages
+    /// still running then are dropped and named in the record's
+    /// `not_probed` ([`budget`]). `None`: no budget.
+    pub endpoint_budget: Option<Duration>,
 }
+
+/// The endpoint budget when nothing says otherwise: a full analysis of a
+/// healthy server takes well under a second, of a single-threaded legacy
+/// one a few seconds; a minute is a server that should not hold a scan.
+pub const DEFAULT_ENDPOINT_BUDGET: Duration = Duration::from_secs(60);
 
 impl Default for ScanOptions {
     fn default() -> Self {
@@ -111,12 +129,14 @@ impl Default for ScanOptions {
             http_headers: true,
             vulnerabilities: true,
             trust: Arc::new(TrustStores::web_roots()),
+            trust_later: None,
             policy: Policy::default(),
             starttls: StarttlsMode::Auto,
             sni_names: Vec::new(),
             sni_from_sans: false,
             tls_extras: true,
             host_discovery: HostDiscovery::Auto,
+            endpoint_budget: Some(DEFAULT_ENDPOINT_BUDGET),
         }
     }
 }
@@ -236,15 +256,11 @@ async fn run_inner(
     let engine_type = resolve_scan_type(opts.scan_type)?;
     let positions = u64::try_from(plan.len().saturating_sub(start)).unwrap_or(u64::MAX);
     progress.total.store(positions, std::sync::atomic::Ordering::Relaxed);
+    // The crypto library's one-time set-up runs while the port scan does
+    // (at once when the binary already started it), not when the first open
+    // port is waiting for its ClientHello.
+    tls::warm_up();
     let prober = TlsProber::new()?;
-    // The crypto library initialises itself (self-tests, tables) on first use,
-    // which costs tens of milliseconds: pay that while the port scan runs,
-    // not when the first open port is waiting for its ClientHello.
-    tokio::task::spawn_blocking(|| {
-        for group in rustls::crypto::aws_lc_rs::default_provider().kx_groups {
-            let _ = group.start();
-        }
-    });
     let opts = Arc::new(opts);
     // The connect engine runs on its own threads and hands over outcomes
     // worth examining; a full channel slows it down rather than buffering.
@@ -398,6 +414,7 @@ async fn enumerate_into(
     opts: &ScanOptions,
     target: &Target,
     upgrade: Option<Starttls>,
+    slots: &Arc<Semaphore>,
 ) -> Option<Enumeration> {
     if !opts.enumerate {
         return None;
@@ -409,6 +426,7 @@ async fn enumerate_into(
             proto,
             host: target.hostname.as_deref().map(str::to_string),
         }),
+        slots: Some(slots.clone()),
         ..EnumConfig::default()
     };
     let addr = SocketAddr::new(target.addr, target.port);
@@ -423,19 +441,26 @@ async fn enumerate_into(
 }
 
 /// The active vulnerability checks, on servers that answered the enumeration.
-async fn vulnerabilities(opts: &ScanOptions, target: &Target, e: Option<&Enumeration>) -> Option<VulnReport> {
+async fn vulnerabilities(
+    opts: &ScanOptions,
+    target: &Target,
+    e: Option<&Enumeration>,
+    slots: &Arc<Semaphore>,
+) -> Option<VulnReport> {
     let e = e.filter(|e| opts.vulnerabilities && grading(opts) && !e.stalled && !e.versions.is_empty())?;
     let addr = SocketAddr::new(target.addr, target.port);
     let cfg = VulnConfig {
         deadline: opts.handshake_timeout,
+        slots: Some(slots.clone()),
         ..VulnConfig::default()
     };
     Some(vulns::check(addr, target.hostname.as_deref(), e, &cfg).await)
 }
 
 /// `GET /` over TLS; `None` when the endpoint does not answer in HTTP.
-async fn http_headers(opts: &ScanOptions, target: &Target) -> Option<HttpHeaders> {
+async fn http_headers(opts: &ScanOptions, target: &Target, slots: &Semaphore) -> Option<HttpHeaders> {
     let connector = http::client().ok()?;
+    let _permit = slots.acquire().await.ok()?;
     let addr = SocketAddr::new(target.addr, target.port);
     http::get_head(&connector, addr, target.hostname.as_deref(), opts.handshake_timeout)
         .await
@@ -467,7 +492,11 @@ async fn grade_into(
     let seen = record.clone();
     let (der, ocsp, http) = (der.to_vec(), ocsp.map(<[u8]>::to_vec), http.cloned());
     let vulnerabilities = vulns.map(|v| v.vulnerabilities).unwrap_or_default();
-    let (trust, policy) = (opts.trust.clone(), opts.policy.clone());
+    let trust = match &opts.trust_later {
+        Some(later) => later.get().await.unwrap_or_else(|| opts.trust.clone()),
+        None => opts.trust.clone(),
+    };
+    let policy = opts.policy.clone();
     let now = time::OffsetDateTime::now_utc();
     let judged = cpu::run(move || {
         let obs = Observation {
@@ -528,6 +557,7 @@ pub async fn examine(
     connect: Connect,
 ) -> Option<EndpointRecord> {
     let now = rfc3339(time::OffsetDateTime::now_utc());
+    let budget = Budget::start(opts.endpoint_budget);
     let hostname = target.hostname.as_deref().map(str::to_string);
     let reason = connect.reason();
     let connect = match connect {
@@ -584,7 +614,7 @@ pub async fn examine(
     record.port_reason = reason.to_string();
     let mut stream = stream;
     if let Some(proto) = opts.starttls.for_port(target.port) {
-        let upgrade = try_starttls(prober, opts, &target, stream, proto, &mut record).await;
+        let upgrade = try_starttls(prober, opts, &target, stream, proto, &mut record, &budget).await;
         match upgrade {
             Upgrade::Done => return Some(record),
             Upgrade::Fallback(e) => match reconnect(opts, &target).await {
@@ -603,7 +633,7 @@ pub async fn examine(
     }
     let attempt = tls::handshake(prober, stream, target.hostname.as_deref(), opts.handshake_timeout).await;
     if attempt.completed() {
-        tls_endpoint(&mut record, opts, &target, attempt, None).await;
+        tls_endpoint(&mut record, opts, &target, attempt, None, &budget).await;
         return Some(record);
     }
     let mut handshake: Handshake = attempt.handshake;
@@ -616,7 +646,7 @@ pub async fn examine(
                 handshake.protocol = Some("SSLv2".into());
             }
             record.handshake = Some(handshake);
-            refused_tls_endpoint(&mut record, opts, &target, None).await;
+            refused_tls_endpoint(&mut record, opts, &target, None, &budget).await;
             return Some(record);
         }
         Answer::Plain => {
@@ -624,7 +654,7 @@ pub async fn examine(
             record.transport = Transport::Plain;
             handshake.error_kind = Some(FailureKind::NotTls);
             let info = detect::identify(&attempt.first_bytes);
-            if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &mut record, &info.name).await {
+            if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &mut record, &info.name, &budget).await {
                 return Some(upgraded);
             }
             record.service = Some(info.name.clone());
@@ -647,7 +677,9 @@ pub async fn examine(
                 .await;
                 if !bytes.is_empty() && detect::classify(&bytes) == Answer::Plain {
                     let info = detect::identify(&bytes);
-                    if let Some(upgraded) = upgrade_by_banner(prober, opts, &target, &mut record, &info.name).await {
+                    if let Some(upgraded) =
+                        upgrade_by_banner(prober, opts, &target, &mut record, &info.name, &budget).await
+                    {
                         return Some(upgraded);
                     }
                     record.transport = Transport::Plain;
@@ -689,6 +721,7 @@ async fn upgrade_by_banner(
     target: &Target,
     record: &mut EndpointRecord,
     service: &str,
+    budget: &Budget,
 ) -> Option<EndpointRecord> {
     let proto = Starttls::for_service(service).filter(|_| opts.starttls == StarttlsMode::Auto)?;
     let Some(stream) = reconnect(opts, target).await else {
@@ -698,7 +731,7 @@ async fn upgrade_by_banner(
         return None;
     };
     let mut upgraded = record.clone();
-    match try_starttls(prober, opts, target, stream, proto, &mut upgraded).await {
+    match try_starttls(prober, opts, target, stream, proto, &mut upgraded, budget).await {
         Upgrade::Done if upgraded.transport.is_tls() => Some(upgraded),
         Upgrade::Done => match upgraded.handshake.as_ref().and_then(|h| h.error.clone()) {
             // Throttled: the service said who it is and to come back later.
@@ -790,6 +823,7 @@ async fn try_starttls(
     stream: tokio::net::TcpStream,
     proto: Starttls,
     record: &mut EndpointRecord,
+    budget: &Budget,
 ) -> Upgrade {
     let started = std::time::Instant::now();
     let host = target.hostname.as_deref();
@@ -822,21 +856,27 @@ async fn try_starttls(
     record.plain = Some(service_info(proto, up.greeting.as_deref()));
     let attempt = tls::handshake(prober, up.stream, host, opts.handshake_timeout).await;
     if attempt.completed() {
-        tls_endpoint(record, opts, target, attempt, Some(proto)).await;
+        tls_endpoint(record, opts, target, attempt, Some(proto), budget).await;
     } else {
         record.handshake = Some(attempt.handshake);
-        refused_tls_endpoint(record, opts, target, Some(proto)).await;
+        refused_tls_endpoint(record, opts, target, Some(proto), budget).await;
     }
     Upgrade::Done
 }
 
 /// The analysis of an endpoint whose rustls handshake completed.
+///
+/// The `GET /` runs beside the enumeration; the active checks and the
+/// extras, which need the enumeration's answer, beside each other after it.
+/// All of them share one cap of `per_host` connections to the endpoint and
+/// the endpoint's [`Budget`].
 async fn tls_endpoint(
     record: &mut EndpointRecord,
     opts: &ScanOptions,
     target: &Target,
     attempt: tls::TlsAttempt,
     upgrade: Option<Starttls>,
+    budget: &Budget,
 ) {
     if upgrade.is_none() {
         record.transport = Transport::Tls;
@@ -850,28 +890,61 @@ async fn tls_endpoint(
         record.chain = chain;
     }
     record.handshake = Some(attempt.handshake);
-    let e = enumerate_into(record, opts, target, upgrade).await;
+    let slots = Arc::new(Semaphore::new(opts.per_host.max(1)));
+    let mut cuts = Vec::new();
     // The HTTP GET and the active checks speak implicit TLS only.
-    let (http, vulns) = match upgrade {
-        Some(_) => (None, None),
-        None => {
-            let http = async {
-                match opts.http_headers && grading(opts) {
-                    true => http_headers(opts, target).await,
-                    false => None,
-                }
-            };
-            let (http, vulns, x) = tokio::join!(
-                http,
-                vulnerabilities(opts, target, e.as_ref()),
-                extras::probe(opts, target, record, e.as_ref())
-            );
-            if let Some(x) = x {
-                extras::apply(record, x);
-            }
-            (http, vulns)
+    let implicit = upgrade.is_none();
+    let http = async {
+        match implicit && opts.http_headers && grading(opts) {
+            true => Some(budget.run(http_headers(opts, target, &slots)).await),
+            false => None,
         }
     };
+    let rest = async {
+        let e = budget
+            .run(Box::pin(enumerate_into(record, opts, target, upgrade, &slots)))
+            .await;
+        let Some(e) = e else {
+            return (Err(()), None);
+        };
+        if !implicit {
+            return (Ok(e), None);
+        }
+        let (vulns, x) = tokio::join!(
+            budget.run(Box::pin(vulnerabilities(opts, target, e.as_ref(), &slots))),
+            budget.run(Box::pin(extras::probe(opts, target, record, e.as_ref())))
+        );
+        (Ok(e), Some((vulns, x)))
+    };
+    let (http, (e, after)) = tokio::join!(Box::pin(http), Box::pin(rest));
+    let http = match http {
+        Some(None) => {
+            cuts.push(Stage::HttpHeaders);
+            None
+        }
+        Some(Some(h)) => h,
+        None => None,
+    };
+    let e = match e {
+        Ok(e) => e,
+        Err(()) => {
+            cuts.push(Stage::Enumeration);
+            cuts.extend(later_stages(opts, upgrade));
+            None
+        }
+    };
+    let mut vulns = None;
+    if let Some((v, x)) = after {
+        match v {
+            Some(v) => vulns = v,
+            None => cuts.push(Stage::Vulnerabilities),
+        }
+        match x {
+            Some(Some(x)) => extras::apply(record, x),
+            Some(None) => {}
+            None => cuts.push(Stage::TlsExtras),
+        }
+    }
     let der = match (&e, attempt.chain.is_empty()) {
         (Some(e), true) => e.chain.clone(),
         _ => attempt.chain,
@@ -879,6 +952,41 @@ async fn tls_endpoint(
     let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
     grade_into(record, opts, &der, ocsp, http.as_ref(), vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
+    note_cuts(record, &cuts);
+}
+
+/// The stages after the enumeration that would have run on this endpoint:
+/// cut with it when the budget ran out during the enumeration.
+fn later_stages(opts: &ScanOptions, upgrade: Option<Starttls>) -> Vec<Stage> {
+    let mut v = Vec::new();
+    if upgrade.is_none() && opts.enumerate && opts.vulnerabilities && grading(opts) {
+        v.push(Stage::Vulnerabilities);
+    }
+    if upgrade.is_none() && opts.tls_extras && opts.certificates {
+        v.push(Stage::TlsExtras);
+    }
+    v
+}
+
+/// Name the stages the budget cut, and say so on the verdicts they owed.
+fn note_cuts(record: &mut EndpointRecord, cuts: &[Stage]) {
+    if cuts.is_empty() {
+        return;
+    }
+    budget::name_cuts(&mut record.not_probed, cuts);
+    if cuts.contains(&Stage::Vulnerabilities) {
+        for v in record.vulnerabilities.iter_mut().filter(|v| !v.inferred) {
+            if v.status == grade::VulnStatus::NotTested {
+                v.evidence = "not probed: the endpoint's time budget (--endpoint-budget) ran out first".into();
+            }
+        }
+    }
+    tracing::info!(
+        addr = %record.address,
+        port = record.port,
+        cut = %record.not_probed.join(", "),
+        "endpoint budget ran out"
+    );
 }
 
 /// An endpoint that answers in TLS but not in anything rustls accepts.
@@ -887,11 +995,29 @@ async fn refused_tls_endpoint(
     opts: &ScanOptions,
     target: &Target,
     upgrade: Option<Starttls>,
+    budget: &Budget,
 ) {
-    let e = enumerate_into(record, opts, target, upgrade).await;
-    let vulns = match upgrade {
-        Some(_) => None,
-        None => vulnerabilities(opts, target, e.as_ref()).await,
+    let slots = Arc::new(Semaphore::new(opts.per_host.max(1)));
+    let mut cuts = Vec::new();
+    let e = match budget.run(enumerate_into(record, opts, target, upgrade, &slots)).await {
+        Some(e) => e,
+        None => {
+            cuts.push(Stage::Enumeration);
+            if upgrade.is_none() && opts.enumerate && opts.vulnerabilities && grading(opts) {
+                cuts.push(Stage::Vulnerabilities);
+            }
+            None
+        }
+    };
+    let vulns = match (upgrade, cuts.is_empty()) {
+        (None, true) => match budget.run(vulnerabilities(opts, target, e.as_ref(), &slots)).await {
+            Some(v) => v,
+            None => {
+                cuts.push(Stage::Vulnerabilities);
+                None
+            }
+        },
+        _ => None,
     };
     let (der, ocsp) = match &e {
         Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
@@ -899,6 +1025,7 @@ async fn refused_tls_endpoint(
     };
     grade_into(record, opts, der, ocsp, None, vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
+    note_cuts(record, &cuts);
 }
 
 /// Say why the active checks have no verdict on a STARTTLS endpoint.

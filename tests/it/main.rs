@@ -7,6 +7,7 @@
 mod pg;
 mod support;
 
+mod budget;
 mod central;
 mod enumeration;
 mod fleet_store;

@@ -75,6 +75,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     prepared.options.trust = std::sync::Arc::new(trust);
+    prepared.options.trust_later = None;
     if args.serve {
         prepared.kept = Some(Vec::new());
     }

@@ -34,6 +34,11 @@ pub struct GradeArgs {
     /// Skip the active vulnerability checks (Heartbleed, CCS injection, ROBOT, Ticketbleed, renegotiation).
     #[arg(long)]
     pub no_vulns: bool,
+    /// Time budget of the endpoint's examination (enumeration, `GET /`, active checks, extras), e.g.
+    /// `60s`, `500ms`, `5m` (at most 1h), or `none`; what is not finished then is shown as
+    /// `not probed: budget`.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub endpoint_budget: String,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -86,7 +91,9 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
     options.per_host = args.per_host;
     options.vulnerabilities = !args.no_vulns;
     options.starttls = args.starttls;
-    options.trust = Arc::new(crate::cmd::scan::load_trust(&args.ca_bundles)?);
+    options.endpoint_budget = crate::cmd::scan::endpoint_budget(&args.endpoint_budget)?;
+    // Loaded beside the connect and the enumeration; grading waits for it.
+    options.trust_later = Some(crate::cmd::scan::trust_later(&args.ca_bundles)?);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let job = tokio::spawn(scan::run(Arc::new(plan), 0, options, Arc::new(Progress::default()), tx));
     let mut records = Vec::new();

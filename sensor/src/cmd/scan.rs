@@ -24,6 +24,7 @@ use netsensor::grade::{Policy, TrustConfig, TrustStores};
 use netsensor::model::record::EndpointRecord;
 use netsensor::output::{self, Format, ScanMeta};
 use netsensor::probe::starttls::dialogue::StarttlsMode;
+use netsensor::scan::trust::TrustLater;
 use netsensor::scan::{self, ScanOptions};
 
 use crate::bar;
@@ -118,6 +119,11 @@ pub struct ScanArgs {
     /// TLS 1.3 signature schemes, every certificate deployment): ~17 fewer handshakes per endpoint.
     #[arg(long)]
     pub no_tls_extras: bool,
+    /// Time budget of one endpoint's examination (enumeration, `GET /`, active checks, extras), e.g.
+    /// `60s`, `500ms`, `5m` (at most 1h), or `none`; what is not finished then is named in the
+    /// record's `not_probed` (`vulnerabilities: budget`).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub endpoint_budget: String,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -249,13 +255,16 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         } else {
             HostDiscovery::Auto
         },
+        endpoint_budget: endpoint_budget(&args.endpoint_budget)?,
         starttls: args.starttls,
         sni_names: match &args.sni_list {
             Some(file) => read_sni_list(file)?,
             None => Vec::new(),
         },
         sni_from_sans: args.sni_from_sans,
-        trust: Arc::new(load_trust(&args.ca_bundles)?),
+        // Loaded beside the port scan; grading waits for it.
+        trust: Arc::new(TrustStores::empty()),
+        trust_later: Some(trust_later(&args.ca_bundles)?),
         policy: Policy {
             expiry_warning_days: args.expiry_warning_days,
             ..Policy::default()
@@ -275,6 +284,26 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         parts,
         kept: None,
     })
+}
+
+/// `--endpoint-budget`: a duration up to an hour, or `none`.
+pub fn endpoint_budget(text: &str) -> anyhow::Result<Option<Duration>> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    netsensor::appliance::profile::parse_duration_within(text, netsensor::appliance::profile::MAX_ENDPOINT_BUDGET)
+        .map(Some)
+        .map_err(|e| usage(format!("--endpoint-budget: {e}; write e.g. 60s, 500ms, 5m or none")))
+}
+
+/// [`load_trust`] on a thread of its own: the bundles are read (and refused)
+/// now, the rest while the scan starts.
+pub fn trust_later(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustLater> {
+    let config = TrustConfig {
+        ca_bundles: ca_bundles.to_vec(),
+        ..TrustConfig::default()
+    };
+    TrustLater::start(&config).map_err(|e| usage(format!("--ca-bundle: {e}")))
 }
 
 /// Web roots, the system store, and the user's private CA bundles.

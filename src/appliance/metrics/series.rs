@@ -76,6 +76,15 @@ fn scheduler(e: &mut Exposition, s: &Shared) {
         "Connect probes finished (rate() gives probes/s).",
         probes as f64,
     );
+    e.family(
+        "netsensor_probe_rate",
+        Kind::Gauge,
+        "The discovery rate in force of each running scan, probes per second (+Inf: no limit; 0: not started).",
+    );
+    for (profile, rate) in s.probe_rates() {
+        let v = rate.map_or(f64::INFINITY, |r| r as f64);
+        e.sample("netsensor_probe_rate", &[("profile", &profile)], v);
+    }
     e.single(
         "netsensor_open_ports_total",
         Kind::Counter,
@@ -290,6 +299,41 @@ mod tests {
     use super::*;
     use crate::report::outbox::Limits;
     use crate::store::inventory::Inventory;
+
+    #[test]
+    fn the_probe_rate_of_each_running_scan_is_on_the_page() {
+        let d = tempfile::tempdir().unwrap();
+        let inv = Inventory::open(&d.path().join("inventory.sqlite")).unwrap();
+        let s = Shared::new(
+            "s1".into(),
+            None,
+            "2026-11-24T12:00:00Z".into(),
+            d.path().into(),
+            Arc::new(Mutex::new(inv)),
+            None,
+        );
+        let text = page(&s);
+        assert!(!text.contains("netsensor_probe_rate"), "nothing runs: {text}");
+        let paced = Arc::new(crate::discover::connect::Progress::default());
+        paced.set_rate(Some(12_500.4));
+        let unlimited = Arc::new(crate::discover::connect::Progress::default());
+        unlimited.set_rate(None);
+        s.scan_started("lab", paced.clone());
+        s.scan_started("wide", unlimited);
+        let text = page(&s);
+        assert!(
+            text.contains("netsensor_probe_rate{profile=\"lab\"} 12500.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE netsensor_probe_rate gauge\n"), "{text}");
+        // OpenMetrics says +Inf; the crate writes `inf`, which Prometheus reads as the same.
+        assert!(text.contains("netsensor_probe_rate{profile=\"wide\"} inf\n"), "{text}");
+        paced.set_rate(Some(800.0));
+        assert!(page(&s).contains("netsensor_probe_rate{profile=\"lab\"} 800.0\n"));
+        s.scan_ended("lab");
+        s.scan_ended("wide");
+        assert!(!page(&s).contains("netsensor_probe_rate{"));
+    }
 
     #[test]
     fn the_page_names_every_family_once() {

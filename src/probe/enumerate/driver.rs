@@ -50,6 +50,10 @@ pub struct EnumConfig {
     /// After this many throttling answers the enumeration stops: a server
     /// that says "later" is not hammered.
     pub max_throttles: usize,
+    /// The endpoint's connection cap, shared with the stages that run beside
+    /// the enumeration (the `GET /`, the active checks); `None`: a cap of
+    /// `per_host` of its own.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl Default for EnumConfig {
@@ -63,6 +67,7 @@ impl Default for EnumConfig {
             preamble: None,
             throttle_backoff: Duration::from_secs(1),
             max_throttles: 4,
+            slots: None,
         }
     }
 }
@@ -75,7 +80,7 @@ struct Ctx {
     addr: SocketAddr,
     sni: Option<String>,
     cfg: EnumConfig,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     connections: AtomicUsize,
     timeouts: AtomicUsize,
     throttles: AtomicUsize,
@@ -210,7 +215,10 @@ pub async fn enumerate(addr: SocketAddr, sni: Option<&str>, cfg: EnumConfig) -> 
     let ctx = Arc::new(Ctx {
         addr,
         sni: sni.map(str::to_string),
-        slots: Semaphore::new(cfg.per_host.max(1)),
+        slots: cfg
+            .slots
+            .clone()
+            .unwrap_or_else(|| Arc::new(Semaphore::new(cfg.per_host.max(1)))),
         cfg,
         connections: AtomicUsize::new(0),
         timeouts: AtomicUsize::new(0),

@@ -54,6 +54,9 @@ pub struct ExtrasConfig {
     /// How long to wait after a TLS 1.3 handshake for the server's tickets or
     /// its certificate_required alert.
     pub linger: Duration,
+    /// The endpoint's connection cap, shared with the other stages; `None`:
+    /// a cap of `per_host` of its own.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl Default for ExtrasConfig {
@@ -62,6 +65,7 @@ impl Default for ExtrasConfig {
             deadline: Duration::from_secs(5),
             per_host: 4,
             linger: Duration::from_millis(1000),
+            slots: None,
         }
     }
 }
@@ -93,7 +97,10 @@ struct Outcome {
 
 /// Run every extra against `addr` (implicit TLS only).
 pub async fn probe(addr: SocketAddr, sni: Option<&str>, spoken: Spoken, cfg: &ExtrasConfig) -> Extras {
-    let slots = Semaphore::new(cfg.per_host.max(1));
+    let slots = cfg
+        .slots
+        .clone()
+        .unwrap_or_else(|| Arc::new(Semaphore::new(cfg.per_host.max(1))));
     let ctx = Ctx {
         addr,
         name: server_name(addr, sni),
@@ -141,7 +148,7 @@ struct Ctx {
     addr: SocketAddr,
     name: ServerName<'static>,
     cfg: ExtrasConfig,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
 }
 
 fn server_name(addr: SocketAddr, sni: Option<&str>) -> ServerName<'static> {

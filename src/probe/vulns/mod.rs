@@ -30,8 +30,14 @@
 //!   the others stop inside the handshake.
 //! - The Heartbleed probe asks for a short over-read (4 KiB by default, not
 //!   the 16 KiB exploits use), and leaked bytes are counted, never stored.
-//! - Checks run one after another, never in parallel, so a single-threaded
-//!   server sees one connection at a time and no timing is skewed by us.
+//! - By default checks run one after another. Given the endpoint's
+//!   connection cap ([`VulnConfig::slots`], as the scan does) they run side
+//!   by side, each holding one of its slots for its whole conversation, so
+//!   the server never sees more connections than the cap the enumeration
+//!   already kept to. A single-threaded server serves one connection to the
+//!   end before it accepts the next: a check waiting in its backlog has not
+//!   sent its probe yet, so no reply wait is spent there and no verdict
+//!   changes (the checks' deadlines start at the connect, and are seconds).
 //! - Every check has its own deadline ([`VulnConfig`]) and every wait for an
 //!   answer is bounded; every buffer filled from the network is the
 //!   deframer's, which is capped.
@@ -52,8 +58,12 @@ mod reneg;
 mod robot;
 mod ticketbleed;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use crate::model::observed::Vulnerabilities;
 use crate::probe::enumerate::Enumeration;
@@ -83,6 +93,10 @@ pub struct VulnConfig {
     pub robot: bool,
     pub ticketbleed: bool,
     pub insecure_renegotiation: bool,
+    /// The endpoint's connection cap shared with the scan's other stages:
+    /// with it the checks run side by side, one slot each; `None`, one
+    /// after another.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl Default for VulnConfig {
@@ -97,6 +111,7 @@ impl Default for VulnConfig {
             robot: true,
             ticketbleed: true,
             insecure_renegotiation: true,
+            slots: None,
         }
     }
 }
@@ -178,47 +193,57 @@ impl Target {
     }
 }
 
-/// Run the active checks against `addr`, one after another, using what the
-/// enumeration `e` learnt (versions and suites the server accepts) to build
-/// hellos it will answer. `sni` is sent when it is a DNS name.
+/// Run the active checks against `addr` (one after another, or side by side
+/// under [`VulnConfig::slots`]), using what the enumeration `e` learnt
+/// (versions and suites the server accepts) to build hellos it will answer.
+/// `sni` is sent when it is a DNS name. The report lists the checks in the
+/// same order either way.
 pub async fn check(addr: SocketAddr, sni: Option<&str>, e: &Enumeration, cfg: &VulnConfig) -> VulnReport {
     let t = Target {
         addr,
         sni: sni.map(str::to_string),
     };
+    let (hb, ccs, robot, tb, reneg) = match &cfg.slots {
+        None => (
+            one(None, cfg.heartbleed, heartbleed::check(&t, e, cfg)).await,
+            one(None, cfg.ccs_injection, ccs::check(&t, e, cfg)).await,
+            one(None, cfg.robot, robot::check(&t, e, cfg)).await,
+            one(None, cfg.ticketbleed, ticketbleed::check(&t, e, cfg)).await,
+            one(None, cfg.insecure_renegotiation, reneg::check(&t, e, cfg)).await,
+        ),
+        // Boxed: five conversations' state side by side is too big for a
+        // worker's stack while the joined future is built.
+        Some(slots) => tokio::join!(
+            Box::pin(one(Some(slots), cfg.heartbleed, heartbleed::check(&t, e, cfg))),
+            Box::pin(one(Some(slots), cfg.ccs_injection, ccs::check(&t, e, cfg))),
+            Box::pin(one(Some(slots), cfg.robot, robot::check(&t, e, cfg))),
+            Box::pin(one(Some(slots), cfg.ticketbleed, ticketbleed::check(&t, e, cfg))),
+            Box::pin(one(Some(slots), cfg.insecure_renegotiation, reneg::check(&t, e, cfg))),
+        ),
+    };
     let mut report = VulnReport::default();
-    let off = || Verdict::untested("disabled in the configuration".into(), 0);
-
-    let hb = match cfg.heartbleed {
-        true => heartbleed::check(&t, e, cfg).await,
-        false => off(),
-    };
     report.vulnerabilities.heartbleed = record(&mut report, "heartbleed", hb);
-
-    let ccs = match cfg.ccs_injection {
-        true => ccs::check(&t, e, cfg).await,
-        false => off(),
-    };
     report.vulnerabilities.ccs_injection = record(&mut report, "ccs_injection", ccs);
-
-    let robot = match cfg.robot {
-        true => robot::check(&t, e, cfg).await,
-        false => off(),
-    };
     report.vulnerabilities.robot = record(&mut report, "robot", robot);
-
-    let tb = match cfg.ticketbleed {
-        true => ticketbleed::check(&t, e, cfg).await,
-        false => off(),
-    };
     report.vulnerabilities.ticketbleed = record(&mut report, "ticketbleed", tb);
-
-    let reneg = match cfg.insecure_renegotiation {
-        true => reneg::check(&t, e, cfg).await,
-        false => off(),
-    };
     report.vulnerabilities.insecure_renegotiation = record(&mut report, "insecure_renegotiation", reneg);
     report
+}
+
+/// One check when it is switched on, holding one slot of the cap (when
+/// there is one) from its first connection to its verdict.
+async fn one(slots: Option<&Arc<Semaphore>>, on: bool, check: impl Future<Output = Verdict>) -> Verdict {
+    if !on {
+        return Verdict::untested("disabled in the configuration".into(), 0);
+    }
+    let _permit = match slots {
+        Some(s) => match s.acquire().await {
+            Ok(p) => Some(p),
+            Err(_) => return Verdict::untested("the endpoint's connection slots were closed".into(), 0),
+        },
+        None => None,
+    };
+    check.await
 }
 
 fn record(report: &mut VulnReport, id: &str, v: Verdict) -> Option<bool> {

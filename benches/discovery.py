@@ -7,6 +7,9 @@ Scenarios:
   b) namespace: 10.251.0.0/20 (4,096 addresses, every one answers) x ports 443,8443
   c) namespace: 10.251.0.0/16 (65,536 addresses: the /20 above answers, the other 61,440 are
      dark, so every probe to them waits out its timeout) x ports 443,8443
+  d) host discovery (issue 18), defaults only: the /16 of c) x the default 12-port list: sensor
+     with default flags (host discovery on: more than 256 addresses, 12 ports > 5 liveness
+     probes), sensor -Pn, nmap -sS -T5 -n (nmap's own host discovery) and nmap -sS -T5 -n -Pn
 
 The namespace network is built here: a network namespace with a veth pair (host 10.250.0.1/30,
 namespace 10.250.0.2/30), 10.251.0.0/16 routed into it, 10.251.0.0/20 made local inside it (so
@@ -176,6 +179,9 @@ def run(cmd, timeout):
         out, err = p.communicate()
         err = f"did not finish within {timeout} s (killed)"
     wall = time.perf_counter() - t0
+    for line in (err or "").splitlines():
+        if "host discovery:" in line:  # sensor's `N up, M down` summary
+            print(f"    {line.strip()}")
     ok = p.returncode == 0
     if not ok:
         print(f"    {cmd[0]} exited {p.returncode}: {err.strip()[-300:]}", file=sys.stderr)
@@ -238,8 +244,25 @@ def rustscan_open(out):
     return found
 
 
+DEFAULT_PORTS = "25,110,143,389,443,465,587,636,993,995,3389,8443"
+
+
+def host_discovery_tools(args, targets):
+    """Scenario d: default flags only, with and without host discovery, beside nmap's."""
+    sensor = [args.sensor, "scan", *targets, "-o", "csv", "--no-progress"]
+    nmap = ["nmap", "-sS", "-T5", "-n", "-p", DEFAULT_PORTS, "-oG", "-", *targets]
+    return [
+        ("sensor", sensor, sensor_open),
+        ("sensor-Pn", sensor + ["-Pn"], sensor_open),
+        ("nmap-sS", nmap, nmap_open),
+        ("nmap-sS-Pn", nmap[:4] + ["-Pn"] + nmap[4:], nmap_open),
+    ]
+
+
 def tools(args, targets, ports, scenario, router_mac):
     """(name, argv, parser) for every tool on one scenario."""
+    if scenario == "d":
+        return host_discovery_tools(args, targets)
     rate = str(args.rate)
     # One timeout for everyone that takes one: sensor's connect deadline (also its SYN wait for
     # late replies) and RustScan's; masscan's --wait counts whole seconds, so it gets 1 s;
@@ -252,6 +275,11 @@ def tools(args, targets, ports, scenario, router_mac):
     common = [args.sensor, "scan", *targets, "-p", ports, "--rate", rate, "--max-in-flight", "4096",
               "--connect-timeout", str(wait_ms), "-o", "csv", "--no-progress", "--timeout", str(wait_ms)]
     t.append(("sensor-syn", common + ["--scan-type", "syn"], sensor_open))
+    if scenario == "c":
+        # Default flags (auto: SYN as root; the 1.5 s ceiling; 2 ports, so no host discovery):
+        # issue 18's target is ceiling + 0.5 s with full recall.
+        t.append(("sensor-defaults", [args.sensor, "scan", *targets, "-p", ports, "-o", "csv", "--no-progress"],
+                  sensor_open))
     t.append(("sensor-connect", common + ["--scan-type", "connect"], sensor_open))
     t.append(("nmap-sS", ["nmap", "-sS", "-T5", "-n", "-Pn", "-p", portarg, "-oG", "-", *targets], nmap_open))
     t.append(("nmap-sT", ["nmap", "-sT", "-T5", "-n", "-Pn", "-p", portarg, "-oG", "-", *targets], nmap_open))
@@ -279,7 +307,7 @@ def main():
     ap.add_argument("--rate", type=int, default=0, help="sensor --rate (0: unlimited)")
     ap.add_argument("--masscan-rates", default="1000000,300000,100000,30000,10000",
                     help="masscan --rate values, tried fastest first until recall is full")
-    ap.add_argument("--only", default="a,b,c")
+    ap.add_argument("--only", default="a,b,c,d")
     ap.add_argument("--tool-timeout", type=int, default=180, help="seconds before a tool run is killed")
     ap.add_argument("--tools", default="", help="comma list to run a subset (e.g. sensor-syn,masscan)")
     target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/netsensor-target"))
@@ -312,6 +340,7 @@ def main():
         "a": ("127.0.0.1 x 65,535 ports", ["127.0.0.1"], "1-65535", 65535, lo_pairs),
         "b": ("4,096 addresses x 2 ports", [LIVE], "443,8443", 4096 * 2, ns_pairs),
         "c": ("65,536 addresses x 2 ports", [ROUTED], "443,8443", 65536 * 2, ns_pairs),
+        "d": ("65,536 addresses x 12 ports", [ROUTED], DEFAULT_PORTS, 65536 * 12, ns_pairs),
     }
     wanted = set(args.tools.split(",")) if args.tools else None
     print(f"{'scenario':27} {'tool':15} {'wall s':>7} {'probes/s':>10} {'cpu s':>6} {'RSS MiB':>8} "
@@ -350,7 +379,7 @@ def main():
             print(f"{name:27} {tool:15} {wall:7.2f} {probes / wall:10.0f} {cpu:6.2f} {rss / 1024:8.1f} "
                   f"{len(found):5} {recall:7.0%}{extra}", flush=True)
             rows.append((name, tool, wall, probes / wall, cpu, rss / 1024, len(found), hits, len(present), ok))
-        for base in ("sensor-syn", "sensor-connect"):
+        for base in ("sensor-syn", "sensor-connect", "sensor"):
             if base not in results:
                 continue
             ratios = ", ".join(f"{t} {w / results[base]:.2f}x" for t, w in results.items() if t != base)

@@ -32,6 +32,9 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
+# Host discovery against dark space (tests/it/hosts.rs): a network namespace, nftables counters.
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
 # The central inventory in PostgreSQL (tests/it/central.rs starts its own server).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The packaging test (tests/packaging.sh): cargo-deb's $auto Depends, strip,

@@ -29,6 +29,10 @@ pub struct Snapshot {
     pub oldest: Option<Duration>,
     /// The pacing rate in force (`--rate auto` learns it); `None`: no limit.
     pub pacing: Option<u64>,
+    /// Host discovery: running now, and the hosts found up and down.
+    pub discovering: bool,
+    pub hosts_up: u64,
+    pub hosts_down: u64,
 }
 
 /// The deadlines the words quote.
@@ -41,7 +45,17 @@ pub struct Deadlines {
 /// The message beside the bar: during the walk, what was found; after it,
 /// what the scan still waits for.
 pub fn stage(s: &Snapshot, d: &Deadlines) -> String {
-    let found = format!("{} open, {}", human::count(s.open), human::plural(s.found, "endpoint"));
+    if s.discovering {
+        return format!("host discovery: {} up so far", human::plural(s.hosts_up, "host"));
+    }
+    let mut found = format!("{} open, {}", human::count(s.open), human::plural(s.found, "endpoint"));
+    if s.hosts_up + s.hosts_down > 0 {
+        found = format!(
+            "{} up, {} down; {found}",
+            human::plural(s.hosts_up, "host"),
+            human::count(s.hosts_down)
+        );
+    }
     if s.walked < s.total {
         return match s.pacing {
             Some(0) => found,
@@ -108,6 +122,9 @@ pub fn update(bar: &ProgressBar, progress: &Arc<Progress>, found: u64, deadlines
         examining: progress.examining.in_flight(),
         oldest: progress.examining.oldest(),
         pacing: progress.probe_rate(),
+        discovering: progress.discovering_hosts.load(Ordering::Relaxed),
+        hosts_up: progress.hosts_up.load(Ordering::Relaxed),
+        hosts_down: progress.hosts_down.load(Ordering::Relaxed),
     };
     let walk_done = s.walked >= s.total;
     if walk_done && bar.length() != Some(0) {
@@ -150,7 +167,26 @@ mod tests {
             examining,
             oldest: oldest.map(Duration::from_millis),
             pacing: Some(0),
+            discovering: false,
+            hosts_up: 0,
+            hosts_down: 0,
         }
+    }
+
+    #[test]
+    fn host_discovery_is_shown_while_it_runs_and_after() {
+        let running = Snapshot {
+            discovering: true,
+            hosts_up: 4,
+            ..snap(0, 0, None, 0)
+        };
+        assert_eq!(stage(&running, &D), "host discovery: 4 hosts up so far");
+        let after = Snapshot {
+            hosts_up: 1,
+            hosts_down: 65_535,
+            ..snap(10, 0, None, 2)
+        };
+        assert_eq!(stage(&after, &D), "1 host up, 65,535 down; 3 open, 2 endpoints");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The command line: the top-level parser, the invalid-input error class,
-//! and the spellings clap cannot take as they are (nmap's `-iL`) or that are
+//! and the spellings clap cannot take as they are (nmap's `-iL`, `-Pn`) or that are
 //! on their way out (deprecated aliases, still accepted with a warning).
 
 use std::ffi::OsString;
@@ -65,10 +65,15 @@ pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
-/// clap has no single-dash long options; accept nmap's `-iL FILE` anyway.
+/// clap has no single-dash long options; accept nmap's `-iL FILE` and
+/// `-Pn` (`--no-host-discovery`) anyway.
 pub fn normalise_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    args.map(|a| if a == "-iL" { OsString::from("--input-list") } else { a })
-        .collect()
+    args.map(|a| match a.to_str() {
+        Some("-iL") => OsString::from("--input-list"),
+        Some("-Pn") => OsString::from("--no-host-discovery"),
+        _ => a,
+    })
+    .collect()
 }
 
 /// Old flag names that still work (as clap aliases) and the name to use
@@ -97,6 +102,20 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn nmaps_pn_is_no_host_discovery() {
+        for spelling in ["-Pn", "--no-host-discovery"] {
+            let line = normalise_args(args(&["sensor", "scan", spelling, "127.0.0.0/16"]).into_iter());
+            let off = match Cli::try_parse_from(line).unwrap().command {
+                Command::Scan(s) => s.no_host_discovery,
+                _ => false,
+            };
+            assert!(off, "{spelling}");
+        }
+        let line = normalise_args(args(&["sensor", "scan", "127.0.0.0/16"]).into_iter());
+        assert!(matches!(Cli::try_parse_from(line).unwrap().command, Command::Scan(s) if !s.no_host_discovery));
     }
 
     #[test]

@@ -590,6 +590,41 @@ async fn a_resumed_scan_prints_the_whole_result() {
     }
 }
 
+#[test]
+fn host_discovery_is_summarised_and_pn_turns_it_off() {
+    // 512 loopback addresses (every one alive) x 6 closed ports: the rule turns host discovery on.
+    let closed: Vec<String> = (0..6)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.2.1:0").unwrap();
+            l.local_addr().unwrap().port().to_string()
+        })
+        .collect();
+    let ports = closed.join(",");
+    let base = [
+        "scan",
+        "127.0.2.0/23",
+        "-p",
+        &ports,
+        "--scan-type",
+        "connect",
+        "-o",
+        "csv",
+        "--no-progress",
+    ];
+    let out = sensor(&base);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("host discovery: 512 up, 0 down"), "{err}");
+    for off in ["-Pn", "--no-host-discovery"] {
+        let mut args = base.to_vec();
+        args.push(off);
+        let out = sensor(&args);
+        assert!(out.status.success(), "{off}: {}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("host discovery"), "{off}: {err}");
+    }
+}
+
 /// `sensor grade --endpoint-budget` on a server that answers the first
 /// handshake and then holds every connection without a byte in answer (a
 /// rustls server behind a loopback proxy): the run ends soon after the

@@ -60,6 +60,9 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     if let Some(t) = profile.scan_type {
         o.scan_type = t;
     }
+    if let Some(h) = profile.host_discovery {
+        o.host_discovery = crate::discover::hosts::HostDiscovery::from_setting(Some(h));
+    }
     if let Some(c) = profile.max_concurrency {
         o.portscan.max_in_flight = c;
     }
@@ -266,6 +269,10 @@ mod tests {
             scan_type => Scan {
                 set: |p| p.scan_type = Some(crate::discover::syn::ScanType::Syn),
                 seen: |o| format!("{:?}", o.scan_type),
+            },
+            host_discovery => Scan {
+                set: |p| p.host_discovery = Some(false),
+                seen: |o| format!("{:?}", o.host_discovery),
             },
             max_concurrency => Scan { set: |p| p.max_concurrency = Some(3), seen: |o| o.portscan.max_in_flight.to_string() },
             per_host_connections => Scan { set: |p| p.per_host_connections = Some(9), seen: |o| o.per_host.to_string() },

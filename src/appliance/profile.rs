@@ -30,6 +30,10 @@ pub struct Profile {
     pub rate: Option<u32>,
     /// Discovery engine (`scan_type = "syn" | "connect" | "auto"`); `None` keeps the sensor's.
     pub scan_type: Option<crate::discover::syn::ScanType>,
+    /// Host discovery before the port list (`host_discovery = true | false`);
+    /// `None` keeps the rule (on for ranges of more than 256 addresses where
+    /// it saves probes, [`crate::discover::hosts::rule`]).
+    pub host_discovery: Option<bool>,
     pub max_concurrency: Option<usize>,
     pub per_host_connections: Option<usize>,
     pub connect_timeout: Option<Duration>,
@@ -155,6 +159,7 @@ struct Raw {
     starttls: Option<String>,
     rate: Option<u32>,
     scan_type: Option<String>,
+    host_discovery: Option<bool>,
     max_concurrency: Option<usize>,
     per_host_connections: Option<usize>,
     connect_timeout: Option<String>,
@@ -344,6 +349,7 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         starttls,
         rate: raw.rate,
         scan_type,
+        host_discovery: raw.host_discovery,
         max_concurrency: raw.max_concurrency,
         per_host_connections: raw.per_host_connections,
         connect_timeout,
@@ -617,6 +623,16 @@ window = "22:00-06:00"
         assert_eq!(p.starttls, StarttlsMode::Auto);
         assert!(p.schedule.is_none());
         assert_eq!(p.scan_type, None);
+    }
+
+    #[test]
+    fn host_discovery_is_a_boolean() {
+        let p = parse("name = \"x\"\ntargets = [\"::1\"]\nhost_discovery = false\n", "x.toml").unwrap();
+        assert_eq!(p.host_discovery, Some(false));
+        let p = parse("name = \"x\"\ntargets = [\"::1\"]\n", "x.toml").unwrap();
+        assert_eq!(p.host_discovery, None);
+        let e = error("name = \"x\"\ntargets = [\"::1\"]\nhost_discovery = \"no\"\n");
+        assert!(e.contains("`host_discovery`"), "{e}");
     }
 
     #[test]

@@ -360,6 +360,16 @@ async fn mark(shared: &Arc<Shared>, ip: IpAddr) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn fleet_definitions_take_host_discovery_as_profiles_do() {
+        use serde_json::json;
+        let body = |v: serde_json::Value| json!({"name": "lab", "targets": ["127.0.0.0/16"], "sensors": ["a"], "host_discovery": v});
+        let d = crate::fleet::definition::parse(&body(json!(false)), &profile_check).unwrap();
+        assert_eq!(d.profile["host_discovery"], json!(false));
+        let e = crate::fleet::definition::parse(&body(json!("off")), &profile_check).unwrap_err();
+        assert_eq!(e.field, "host_discovery", "{e:?}");
+    }
+
     fn shared() -> Arc<Shared> {
         let dir = tempfile::tempdir().unwrap();
         let inv = crate::store::inventory::Inventory::open(&dir.path().join("i.sqlite")).unwrap();

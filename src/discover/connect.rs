@@ -139,6 +139,11 @@ pub struct Progress {
     /// Connect probes finished.
     pub probed: AtomicU64,
     pub open: AtomicU64,
+    /// Host discovery ([`crate::discover::hosts`]): running now, and the
+    /// addresses found up (as they are found) and down (at its end).
+    pub discovering_hosts: AtomicBool,
+    pub hosts_up: AtomicU64,
+    pub hosts_down: AtomicU64,
     /// The pacing rate in force, probes per second ([`Progress::probe_rate`]).
     rate: AtomicU64,
 }

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod connect;
 pub mod examining;
+pub mod hosts;
 pub mod pacing;
 pub mod permute;
 pub mod rtt;

@@ -24,6 +24,7 @@ pub mod trust;
 use crate::cpu;
 use crate::discover::checkpoint::Tracker;
 use crate::discover::connect::{self, Connect, PortState, PortscanConfig, Progress};
+use crate::discover::hosts::{self, HostDiscovery};
 use crate::discover::syn::{self, ScanType, SynConfig, SynError, SynHit};
 use crate::discover::targets::{ScanPlan, Target};
 use crate::grade::{self, HttpHeaders, Observation, Policy, TrustStores};
@@ -95,6 +96,10 @@ pub struct ScanOptions {
     /// schemes, every certificate deployment. About 17 more handshakes per
     /// implicit-TLS endpoint (with `certificates`).
     pub tls_extras: bool,
+    /// Ask which addresses are alive before probing the port list
+    /// ([`crate::discover::hosts`]): `Auto` (the default) on large ranges
+    /// where it saves probes, `Off` for `-Pn`.
+    pub host_discovery: HostDiscovery,
     /// The time budget of one endpoint's examination, from its start
     /// (`--endpoint-budget`, profile key `endpoint_budget`): the stages
     /// still running then are dropped and named in the record's
@@ -130,6 +135,7 @@ impl Default for ScanOptions {
             sni_names: Vec::new(),
             sni_from_sans: false,
             tls_extras: true,
+            host_discovery: HostDiscovery::Auto,
             endpoint_budget: Some(DEFAULT_ENDPOINT_BUDGET),
         }
     }
@@ -143,6 +149,8 @@ pub enum ScanError {
     Engine(String),
     #[error(transparent)]
     Syn(#[from] SynError),
+    #[error(transparent)]
+    Hosts(#[from] hosts::HostsError),
 }
 
 /// The engine a scan type means on this host: `Auto` tries the raw sockets
@@ -263,6 +271,7 @@ async fn run_inner(
         tokio::task::spawn_blocking(move || -> Result<(), ScanError> {
             let show_closed = opts.show_closed;
             let tracker = tracker.as_deref();
+            let plan = only_live_hosts(plan, &opts, engine_type, &progress, &stop)?;
             match engine_type {
                 ScanType::Syn => {
                     let cfg = SynConfig {
@@ -346,6 +355,57 @@ async fn run_inner(
     while tasks.join_next().await.is_some() {}
     engine.await.map_err(|e| ScanError::Engine(e.to_string()))??;
     Ok(())
+}
+
+/// Host discovery before the port list, when the rule says so
+/// ([`hosts::decide`]): the plan with only the live addresses' positions.
+fn only_live_hosts(
+    plan: Arc<ScanPlan>,
+    opts: &ScanOptions,
+    engine: ScanType,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Result<Arc<ScanPlan>, ScanError> {
+    use std::sync::atomic::Ordering;
+    let cfg = hosts::LivenessConfig {
+        engine: if engine == ScanType::Syn {
+            hosts::Engine::Syn
+        } else {
+            hosts::Engine::Connect
+        },
+        rate: opts.portscan.rate,
+        timeout: opts.portscan.connect_timeout,
+        retries: opts.portscan.retries,
+        per_host_rate: opts.per_host_rate,
+        max_in_flight: opts.portscan.max_in_flight,
+        threads: opts.portscan.threads,
+        seed: plan.seed(),
+    };
+    let shards = plan.shard().map_or(1, |s| s.count);
+    let decision = hosts::decide(
+        opts.host_discovery,
+        plan.targets().probed_len(),
+        hosts::rule::port_probes(plan.ports().len(), shards),
+        cfg.probes_per_address(),
+    );
+    tracing::debug!(on = decision.on, why = decision.why, "host discovery");
+    if !decision.on {
+        return Ok(plan);
+    }
+    progress.discovering_hosts.store(true, Ordering::Relaxed);
+    let census = hosts::run_blocking(plan.targets(), &cfg, progress, stop);
+    progress.discovering_hosts.store(false, Ordering::Relaxed);
+    let census = census?;
+    tracing::info!(
+        up = census.up,
+        down = census.down,
+        probes = census.probes,
+        took_ms = census.took.as_millis() as u64,
+        "host discovery: {} up, {} down (-Pn probes every address)",
+        census.up,
+        census.down
+    );
+    Ok(Arc::new((*plan).clone().with_live(Some(Arc::new(census.live)))))
 }
 
 /// Run the hand-built-hello enumeration on a TLS endpoint, when asked to.

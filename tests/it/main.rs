@@ -13,6 +13,7 @@ mod ech;
 mod enumeration;
 mod fleet_store;
 mod grading;
+mod hosts;
 mod modern;
 mod proxy;
 mod scan;

@@ -16,6 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use netsensor::discover::checkpoint::{Checkpoint, Tracker};
 use netsensor::discover::connect::{self, PortscanConfig, Progress};
+use netsensor::discover::hosts::HostDiscovery;
 use netsensor::discover::pacing::Rate;
 use netsensor::discover::syn::ScanType;
 use netsensor::discover::targets::{self, PortSet, ScanPlan, Shard, TargetSet, TargetSpec};
@@ -58,6 +59,12 @@ pub struct ScanArgs {
     /// 0 removes the limit.
     #[arg(long, default_value = "auto", value_name = "auto|N")]
     pub rate: Rate,
+    /// Probe every address's ports, without asking first which hosts are up (also `-Pn`, nmap's
+    /// name). By default host discovery runs on ranges of more than 256 addresses whose port list
+    /// is longer than the liveness probes (SYN to 443,80,22,3389 and ICMP echo; connects without
+    /// raw sockets): a host that answers none of them is reported down and its ports not probed.
+    #[arg(long)]
+    pub no_host_discovery: bool,
     /// Per-host probe budget (SYN): at most N probes per second to any one address; 0 = none.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub host_rate: u32,
@@ -243,6 +250,11 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         grade: !args.no_grade,
         vulnerabilities: !args.no_vulns,
         tls_extras: !args.no_tls_extras,
+        host_discovery: if args.no_host_discovery {
+            HostDiscovery::Off
+        } else {
+            HostDiscovery::Auto
+        },
         endpoint_budget: endpoint_budget(&args.endpoint_budget)?,
         starttls: args.starttls,
         sni_names: match &args.sni_list {
@@ -491,7 +503,20 @@ pub async fn run_scan(
         }
     }
     result?;
+    let (up, down) = (
+        progress.hosts_up.load(Ordering::Relaxed),
+        progress.hosts_down.load(Ordering::Relaxed),
+    );
+    if up + down > 0 {
+        eprintln!(
+            "sensor: host discovery: {} up, {} down (ports probed on hosts up only; -Pn probes every address)",
+            netsensor::output::human::count(up),
+            netsensor::output::human::count(down)
+        );
+    }
     tracing::info!(
+        hosts_up = up,
+        hosts_down = down,
         probed = progress.probed.load(Ordering::Relaxed),
         open = progress.open.load(Ordering::Relaxed),
         rate = %p.options.portscan.rate,

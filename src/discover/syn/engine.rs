@@ -115,6 +115,8 @@ struct Shared<'a> {
     answers: AtomicU64,
     /// Report closed and unanswered ports too.
     report_unanswered: bool,
+    /// Report closed ports too.
+    report_closed: bool,
     /// The engine's watermark: every position below it was sent at least `wait` ago.
     watermark: Mutex<u128>,
     tracker: Option<&'a Tracker>,
@@ -235,6 +237,7 @@ where
         live: Mutex::new(HashSet::new()),
         answers: AtomicU64::new(0),
         report_unanswered: cfg.report_unanswered,
+        report_closed: cfg.report_closed,
         watermark: Mutex::new(start),
         tracker,
         finished: AtomicBool::new(false),
@@ -450,7 +453,7 @@ fn receive<F: Fn(SynHit)>(rx: UdpSocket, shared: &Shared<'_>, progress: &Progres
             if open {
                 progress.open.fetch_add(1, Ordering::Relaxed);
             }
-            if open || shared.report_unanswered {
+            if open || shared.report_unanswered || shared.report_closed {
                 shared.report(report, addr, port, state, if open { "syn-ack" } else { "reset" });
             }
         }

@@ -124,6 +124,9 @@ pub struct SynConfig {
     pub key: CookieKey,
     /// Also report closed (RST) and filtered (no answer) ports.
     pub report_unanswered: bool,
+    /// Also report closed (RST) ports, without the filtered ones (host
+    /// discovery: a RST shows a host).
+    pub report_closed: bool,
 }
 
 impl Default for SynConfig {
@@ -136,6 +139,7 @@ impl Default for SynConfig {
             source_ports: DEFAULT_SOURCE_PORTS,
             key: CookieKey::random(),
             report_unanswered: false,
+            report_closed: false,
         }
     }
 }

@@ -13,11 +13,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod live;
 pub mod plan;
 pub mod ports;
 pub mod set;
 pub mod spec;
 
+pub use live::{LiveMarks, LiveSet};
 pub use plan::*;
 pub use ports::*;
 pub use set::*;
@@ -349,5 +351,55 @@ mod tests {
         let grown = rss_kib().saturating_sub(before);
         assert!(checksum > 0);
         assert!(grown < 16 * 1024, "RSS grew by {grown} KiB while walking");
+    }
+
+    #[test]
+    fn indices_of_and_probed_len_count_blocks_and_exclusions() {
+        let s = set(
+            &["127.0.0.0/24", "127.0.1.0-127.0.1.9"],
+            &["127.0.0.0/30", "127.0.0.2-127.0.0.5"],
+        );
+        assert_eq!(s.len(), 266);
+        // Overlapping exclusions count once: .0-.5 is 6 addresses.
+        assert_eq!(s.probed_len(), 260);
+        let ip: IpAddr = "127.0.1.3".parse().unwrap();
+        let idx: Vec<u128> = s.indices_of(ip).collect();
+        assert_eq!(idx.len(), 1);
+        assert_eq!(s.get(idx[0]).unwrap().0, ip);
+        assert_eq!(s.indices_of("10.0.0.1".parse().unwrap()).count(), 0);
+        let named = TargetSet::new(
+            &["127.0.0.0/24".parse().unwrap(), "host.test".parse().unwrap()],
+            &[],
+            |_| Ok(vec!["127.0.0.7".parse().unwrap()]),
+        )
+        .unwrap();
+        let both: Vec<u128> = named.indices_of("127.0.0.7".parse().unwrap()).collect();
+        assert_eq!(both.len(), 2, "the address and the name resolving to it");
+        assert!(both.iter().all(|&i| named.get(i).unwrap().0.to_string() == "127.0.0.7"));
+    }
+
+    #[test]
+    fn a_live_filter_keeps_positions_and_drops_dead_addresses() {
+        let s = set(&["127.0.0.0/28"], &[]);
+        let plan = ScanPlan::new(s.clone(), "1,2,3".parse().unwrap(), 9).unwrap();
+        let marks = LiveMarks::new(s.len());
+        for ip in ["127.0.0.3", "127.0.0.9"] {
+            for i in s.indices_of(ip.parse().unwrap()) {
+                marks.mark(i);
+            }
+        }
+        let filtered = plan.clone().with_live(Some(Arc::new(marks.freeze())));
+        assert_eq!(filtered.fingerprint(), plan.fingerprint(), "a checkpoint still fits");
+        assert_eq!(filtered.len(), plan.len());
+        let mut kept = 0;
+        for i in 0..plan.len() {
+            let t = plan.at(i).unwrap();
+            let live = ["127.0.0.3", "127.0.0.9"].contains(&t.addr.to_string().as_str());
+            // Same position, same target when live; nothing otherwise.
+            assert_eq!(filtered.at(i), live.then_some(t));
+            kept += usize::from(live);
+        }
+        assert_eq!(kept, 6);
+        assert_eq!(filtered.live().map(LiveSet::count), Some(2));
     }
 }

@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
+use super::live::LiveSet;
 use crate::discover::permute::Permutation;
 
 use super::{PortSet, Target, TargetError, TargetSet};
@@ -46,6 +48,8 @@ pub struct ScanPlan {
     perm: Permutation,
     seed: u64,
     shard: Option<Shard>,
+    /// After host discovery: only these addresses' positions have targets.
+    live: Option<Arc<LiveSet>>,
 }
 
 impl ScanPlan {
@@ -66,12 +70,28 @@ impl ScanPlan {
             targets,
             ports,
             shard: None,
+            live: None,
         })
     }
 
     pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
         self.shard = shard;
         self
+    }
+
+    /// The same walk where only the addresses in `live` (by index in the
+    /// target set) have targets: the positions of the others read as
+    /// excluded, so both engines skip them and checkpoints mark them done.
+    /// The fingerprint does not change: position `i` is still the same
+    /// (address, port), which a checkpoint relies on.
+    pub fn with_live(mut self, live: Option<Arc<LiveSet>>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The live addresses, when host discovery filtered the plan.
+    pub fn live(&self) -> Option<&LiveSet> {
+        self.live.as_deref()
     }
 
     /// Number of (address, port) indices, before exclusions and sharding.
@@ -128,6 +148,11 @@ impl ScanPlan {
         }
         let n = self.perm.apply(index);
         let nports = self.ports.len() as u128;
+        if let Some(live) = &self.live
+            && !live.contains(n / nports)
+        {
+            return None;
+        }
         let (addr, hostname) = self.targets.get(n / nports)?;
         if self.targets.is_excluded(addr) {
             return None;

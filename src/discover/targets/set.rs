@@ -208,6 +208,42 @@ impl TargetSet {
     pub fn is_excluded(&self, ip: IpAddr) -> bool {
         self.exclude.iter().any(|iv| iv.contains(ip))
     }
+
+    /// The indices ([`TargetSet::get`]) at which `ip` is in the set: one per
+    /// block holding it (an address and a name that resolves to it are two).
+    pub fn indices_of(&self, ip: IpAddr) -> impl Iterator<Item = u128> + '_ {
+        let v = super::ip_to_u128(ip);
+        self.blocks.iter().enumerate().filter_map(move |(b, block)| {
+            let before = if b == 0 { 0 } else { self.ends[b - 1] };
+            block.range.contains(ip).then(|| before + (v - block.range.first))
+        })
+    }
+
+    /// Addresses that are probed: [`TargetSet::len`] less the excluded ones.
+    pub fn probed_len(&self) -> u128 {
+        // Exclusions may overlap each other: merge them first.
+        let mut ex = self.exclude.clone();
+        ex.sort_by_key(|iv| (iv.v6, iv.first));
+        let mut merged: Vec<Interval> = Vec::new();
+        for iv in ex {
+            match merged.last_mut() {
+                Some(prev) if prev.v6 == iv.v6 && iv.first <= prev.last.saturating_add(1) => {
+                    prev.last = prev.last.max(iv.last);
+                }
+                _ => merged.push(iv),
+            }
+        }
+        let mut excluded: u128 = 0;
+        for b in &self.blocks {
+            for e in merged.iter().filter(|e| e.v6 == b.range.v6) {
+                let (lo, hi) = (b.range.first.max(e.first), b.range.last.min(e.last));
+                if lo <= hi {
+                    excluded = excluded.saturating_add(hi - lo + 1);
+                }
+            }
+        }
+        self.len().saturating_sub(excluded)
+    }
 }
 
 /// One (address, port) to probe, with the name to send as SNI.

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 pub mod after_syn;
 mod extras;
+pub mod revocation;
 
 use crate::cpu;
 use crate::discover::checkpoint::Tracker;
@@ -87,6 +88,10 @@ pub struct ScanOptions {
     /// schemes, every certificate deployment. About 17 more handshakes per
     /// implicit-TLS endpoint (with `certificates`).
     pub tls_extras: bool,
+    /// The live revocation check of each graded leaf (OCSP, then CRL), with
+    /// its allowlist and caches: one [`revocation::Checker`] for the scan's
+    /// life. `None`: not checked (the default for one-shot scans).
+    pub revocation: Option<Arc<revocation::Checker>>,
 }
 
 impl Default for ScanOptions {
@@ -111,6 +116,7 @@ impl Default for ScanOptions {
             sni_names: Vec::new(),
             sni_from_sans: false,
             tls_extras: true,
+            revocation: None,
         }
     }
 }
@@ -385,6 +391,16 @@ async fn http_headers(opts: &ScanOptions, target: &Target) -> Option<HttpHeaders
 /// Whether TLS endpoints are judged: grading needs the chain.
 fn grading(opts: &ScanOptions) -> bool {
     opts.grade && opts.certificates
+}
+
+/// The live revocation check, when asked for and the chain is graded.
+async fn check_revocation(record: &mut EndpointRecord, opts: &ScanOptions, der: &[Vec<u8>]) {
+    if let Some(checker) = &opts.revocation
+        && grading(opts)
+        && !der.is_empty()
+    {
+        record.revocation = Some(checker.check(der).await);
+    }
 }
 
 /// Judge what was observed: chain, rating, findings, the upstream's shape.
@@ -817,6 +833,7 @@ async fn tls_endpoint(
         _ => attempt.chain,
     };
     let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
+    check_revocation(record, opts, &der).await;
     grade_into(record, opts, &der, ocsp, http.as_ref(), vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
 }
@@ -837,6 +854,7 @@ async fn refused_tls_endpoint(
         Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
         None => (&[][..], None),
     };
+    check_revocation(record, opts, der).await;
     grade_into(record, opts, der, ocsp, None, vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
 }

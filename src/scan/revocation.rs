@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::grade::revocation::{
-    self as rules, Allowlist, Answer, CertKey, CrlIndex, Permit, Revocation, RevocationStatus, Target,
+    self as rules, AllowError, Allowlist, Answer, CertKey, CrlIndex, Permit, Revocation, RevocationStatus, Target,
 };
 
 /// Deadlines and caps of the fetches.
@@ -76,6 +76,17 @@ impl Checker {
             crl: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
         }
+    }
+
+    /// The checker a scan's settings ask for: `None` when `enabled` is off.
+    pub fn configured<S: AsRef<str>>(enabled: bool, allow: &[S]) -> Result<Option<Arc<Checker>>, AllowError> {
+        let allow = Allowlist::parse(allow)?;
+        Ok(enabled.then(|| Arc::new(Checker::new(allow, Limits::default()))))
+    }
+
+    /// Where fetches may go.
+    pub fn allowlist(&self) -> &Allowlist {
+        &self.allow
     }
 
     /// HTTP requests made so far (cache hits make none).

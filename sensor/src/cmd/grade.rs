@@ -41,6 +41,8 @@ pub struct GradeArgs {
     /// Trust this PEM bundle of private CAs too when validating the chain (repeatable).
     #[arg(long = "ca-bundle", value_name = "FILE")]
     pub ca_bundles: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub revocation: crate::cmd::scan::RevocationFlags,
 }
 
 pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
@@ -87,6 +89,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
     options.vulnerabilities = !args.no_vulns;
     options.starttls = args.starttls;
     options.trust = Arc::new(crate::cmd::scan::load_trust(&args.ca_bundles)?);
+    options.revocation = args.revocation.checker()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let job = tokio::spawn(scan::run(Arc::new(plan), 0, options, Arc::new(Progress::default()), tx));
     let mut records = Vec::new();

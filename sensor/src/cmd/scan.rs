@@ -111,6 +111,8 @@ pub struct ScanArgs {
     /// TLS 1.3 signature schemes, every certificate deployment): ~17 fewer handshakes per endpoint.
     #[arg(long)]
     pub no_tls_extras: bool,
+    #[command(flatten)]
+    pub revocation: RevocationFlags,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -244,6 +246,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         },
         sni_from_sans: args.sni_from_sans,
         trust: Arc::new(load_trust(&args.ca_bundles)?),
+        revocation: args.revocation.checker()?,
         policy: Policy {
             expiry_warning_days: args.expiry_warning_days,
             ..Policy::default()
@@ -266,6 +269,27 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
 }
 
 /// Web roots, the system store, and the user's private CA bundles.
+/// The live revocation check's flags, shared by `sensor scan` and `sensor grade`.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RevocationFlags {
+    /// Check each graded leaf's revocation live: OCSP to its AIA responder, else the CRL from its
+    /// distribution point (5 s deadline; 64 KiB / 10 MiB caps; one fetch per issuer and URL). Only
+    /// to responders `--revocation-allow` covers; anything else is reported as not checked.
+    #[arg(long)]
+    pub revocation: bool,
+    /// Allow revocation fetches (HTTP(S) only) to this network, address or host name
+    /// (repeatable): every address a responder's host resolves to must be allowed.
+    #[arg(long = "revocation-allow", value_name = "CIDR_OR_HOST", requires = "revocation")]
+    pub revocation_allow: Vec<String>,
+}
+
+impl RevocationFlags {
+    pub fn checker(&self) -> anyhow::Result<Option<Arc<netsensor::scan::revocation::Checker>>> {
+        netsensor::scan::revocation::Checker::configured(self.revocation, &self.revocation_allow)
+            .map_err(|e| usage(format!("--revocation-allow: {e}")))
+    }
+}
+
 pub fn load_trust(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustStores> {
     let config = TrustConfig {
         ca_bundles: ca_bundles.to_vec(),

@@ -147,7 +147,12 @@ impl Checker {
                 "the leaf names no OCSP responder and no CRL distribution point".to_string(),
             )
         } else if refused.len() == tried {
-            let hosts: Vec<&str> = refused.iter().map(|(_, h)| h.as_str()).collect();
+            let mut hosts: Vec<&str> = Vec::new();
+            for (_, h) in &refused {
+                if !hosts.contains(&h.as_str()) {
+                    hosts.push(h);
+                }
+            }
             (
                 RevocationStatus::NotChecked,
                 format!("not allowed: {}", hosts.join(", ")),

@@ -13,6 +13,7 @@ mod fleet_store;
 mod grading;
 mod modern;
 mod proxy;
+mod revocation;
 mod scan;
 mod sni;
 mod starttls;

@@ -316,4 +316,23 @@ mod tests {
         }
         assert!(status(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
+
+    proptest::proptest! {
+        /// Any byte changed, dropped or appended in a valid response: the
+        /// parser answers or refuses, never panics, and the stapled verdict
+        /// agrees with the full parse.
+        #[test]
+        fn mutated_responses_never_panic(at in 0usize..400, byte in proptest::num::u8::ANY, cut in 0usize..400, tail in proptest::collection::vec(proptest::num::u8::ANY, 0..8)) {
+            let revoked = der(0xa1, &[der(0x18, b"20261101000000Z"), der(0xa0, &der(0x0a, &[1]))].concat());
+            let mut r = response(&revoked);
+            let at = at % r.len();
+            r[at] = byte;
+            r.truncate(r.len() - cut % r.len());
+            r.extend_from_slice(&tail);
+            match parse(&r) {
+                Ok(b) => proptest::prop_assert_eq!(status(&r).ok(), b.responses.first().map(|s| s.status)),
+                Err(_) => proptest::prop_assert!(status(&r).is_err()),
+            }
+        }
+    }
 }

@@ -683,7 +683,10 @@ mod tests {
             subject(&[chain[0].clone(), other.der.clone()]),
             Err(RevocationError::NoIssuer)
         ));
-        assert!(matches!(subject(std::slice::from_ref(&ca.der)), Err(RevocationError::SelfSigned)));
+        assert!(matches!(
+            subject(std::slice::from_ref(&ca.der)),
+            Err(RevocationError::SelfSigned)
+        ));
     }
 
     #[test]

@@ -36,7 +36,7 @@ Proxy settings for the concurrency test: the sensor gets --max-tunnels and
 max_filedescriptors 4N+64. The soft RLIMIT_NOFILE is raised to the hard limit for this script
 and its children; N is cut to what the limit allows.
 
-Usage: python3 benches/proxy.py [--mib 512] [--reps 3] [--tunnels 1000] [--sensor PATH]
+Usage: python3 benches/proxy.py [--mib 512] [--reps 3] [--tunnels 1000] [--sensor PATH] [--baseline OLD_SENSOR]
 Needs: tinyproxy and squid (apt-get install -y tinyproxy squid), a release build
 (cargo build --release -p sensor; default path $CARGO_TARGET_DIR or target/release/sensor).
 """
@@ -239,6 +239,21 @@ def tree(pid):
         out.append(q)
         todo.extend(kids.get(q, []))
     return out
+
+
+def anon_kib(pid):
+    """RssAnon KiB summed over the process tree: the heap and stacks, without the program's own
+    file-backed pages (which grow with the binary's size, not with the tunnels)."""
+    anon = 0
+    for q in tree(pid):
+        try:
+            with open(f"/proc/{q}/status") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        anon += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return anon
 
 
 def proc_stats(pid):
@@ -551,6 +566,9 @@ def main():
     ap.add_argument("--window", type=int, default=256, help="tunnels being opened at once")
     ap.add_argument("--sensor", default=None)
     ap.add_argument("--only", default="sensor,tinyproxy,squid")
+    ap.add_argument("--baseline", metavar="PATH",
+                    help="an older sensor binary to run beside the current one in the same run "
+                         "(row 'sensor-baseline'), e.g. one built from the commit before a change")
     ap.add_argument("--uploads", type=int, default=256, help="unauthenticated 16 MiB uploads (0: skip)")
     args = ap.parse_args()
 
@@ -598,6 +616,10 @@ def main():
             "tinyproxy": lambda: start_tinyproxy(tmp, (dport, eport), n),
             "squid": lambda: start_squid(tmp, (dport, eport), n),
         }
+        if args.baseline:
+            starters["sensor-baseline"] = lambda: start_sensor(args.baseline, tmp, (dport, eport), n)
+            if "sensor-baseline" not in args.only:
+                args.only = args.only.replace("sensor", "sensor,sensor-baseline", 1)
         results = {}
         for name in [x for x in args.only.split(",") if x]:
             r = results[name] = {}
@@ -618,8 +640,10 @@ def main():
             p, port = starters[name]()
             try:
                 idle_hwm, idle_rss, cpu0 = proc_stats(p.pid)
+                idle_anon = anon_kib(p.pid)
                 ok, wall, t_open, est, errors = concurrent(port, eport, n, args.timeout, args.window)
                 hwm, rss_open, cpu1 = proc_stats(p.pid)
+                r.update(idle_anon=idle_anon, held_anon=anon_kib(p.pid))
                 for s in est:
                     s.close()
                 r.update(ok=ok, wall=wall, t_open=t_open, hwm=hwm, idle_rss=idle_rss,
@@ -630,7 +654,8 @@ def main():
                 stop(p)
             print(f"{name}: {r.get('ok')}/{n} tunnels in {r.get('wall', 0):.2f} s "
                   f"(open {r.get('t_open', 0):.2f} s), peak RSS {r.get('hwm', 0) / 1024:.1f} MiB "
-                  f"(idle {r.get('idle_rss', 0) / 1024:.1f}), CPU {r.get('cpu', 0):.2f} s "
+                  f"(idle {r.get('idle_rss', 0) / 1024:.1f}), anonymous {r.get('idle_anon', 0) / 1024:.1f} "
+                  f"idle / {r.get('held_anon', 0) / 1024:.1f} MiB with the tunnels held, CPU {r.get('cpu', 0):.2f} s "
                   f"{r.get('errors', '')} {r.get('conc_err', '')}", flush=True)
             time.sleep(0.5)
     finally:
@@ -654,13 +679,17 @@ def main():
     print(f"{args.mib} MiB through one tunnel (median of {args.reps}); {n} concurrent tunnels × 4 KiB "
           f"round trip ({args.window} opening at once); direct client→sink ceiling {direct / 1e6:,.0f} MB/s")
     print()
-    print("| proxy | MB/s | vs tinyproxy | tunnels ok | wall s (open s) | peak RSS MiB | RSS vs tinyproxy | CPU s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| proxy | MB/s | vs tinyproxy | tunnels ok | wall s (open s) | peak RSS MiB | RSS vs tinyproxy "
+          "| idle RSS MiB | anon MiB idle → held | KiB anon per tunnel | CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r.get('mbps', 0):,.0f} | {ratio(r.get('mbps'), base.get('mbps'))} "
               f"| {r.get('ok', 0)}/{n} | {r.get('wall', 0):.2f} ({r.get('t_open', 0):.2f}) "
               f"| {r.get('hwm', 0) / 1024:.1f} "
-              f"| {ratio(r.get('hwm'), base.get('hwm'))} | {r.get('cpu', 0):.2f} |")
+              f"| {ratio(r.get('hwm'), base.get('hwm'))} | {r.get('idle_rss', 0) / 1024:.1f} "
+              f"| {r.get('idle_anon', 0) / 1024:.1f} → {r.get('held_anon', 0) / 1024:.1f} "
+              f"| {(r.get('held_anon', 0) - r.get('idle_anon', 0)) / max(r.get('ok') or 1, 1):.1f} "
+              f"| {r.get('cpu', 0):.2f} |")
 
 
 if __name__ == "__main__":

@@ -87,10 +87,32 @@ impl Inventory {
         // The daemon writes while `sensor inventory` reads (or, on a fresh
         // store, migrates): wait for the other's lock instead of failing.
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(&db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(&db)?;
+        wal_mode(&conn).map_err(&db)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(&db)?;
         let mut inv = Inventory { conn, path: shown };
         inv.migrate()?;
         Ok(inv)
+    }
+}
+
+/// Switching a fresh file to WAL takes an exclusive lock, and SQLite answers
+/// a second opener doing the same at the same instant with SQLITE_BUSY
+/// without consulting the busy handler; so the switch is retried, bounded in
+/// count and time (about 10 s, as the busy timeout).
+fn wal_mode(conn: &Connection) -> rusqlite::Result<()> {
+    let mut attempts = 0u32;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempts < 200 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }

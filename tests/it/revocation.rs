@@ -249,6 +249,11 @@ impl Pki {
     /// Readiness is its "ACCEPT" line, not a probe connection: OpenSSL 3.0's
     /// responder hangs on a connection that closes without a request.
     async fn responder(&self, port: u16) -> Proc {
+        self.responder_signing(port, "ocsp").await
+    }
+
+    /// The same, signing with `signer.pem` / `signer.key`.
+    async fn responder_signing(&self, port: u16, signer: &str) -> Proc {
         let log = std::fs::File::create(self.dir.join("ocsp.log")).expect("log");
         let child = Command::new("openssl")
             .args([
@@ -262,9 +267,9 @@ impl Pki {
             ])
             .args([
                 "-rsigner",
-                "ocsp.pem",
+                &format!("{signer}.pem"),
                 "-rkey",
-                "ocsp.key",
+                &format!("{signer}.key"),
                 "-nmin",
                 "60",
                 "-ignore_err",
@@ -542,4 +547,42 @@ async fn an_oversized_crl_stops_at_the_cap() {
         "{v:#?}"
     );
     assert_ne!(r[0].grade.as_ref().map(|g| g.letter), Some(Letter::F));
+}
+
+#[tokio::test]
+async fn an_answer_signed_by_the_ca_counts_and_one_by_an_undelegated_key_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path());
+    let lo = "127.0.0.1".parse().unwrap();
+    let (by_ca, by_other) = (support::free_port(lo), support::free_port(lo));
+    let (ca_url, other_url) = (
+        format!("http://127.0.0.1:{by_ca}/"),
+        format!("http://127.0.0.1:{by_other}/"),
+    );
+    pki.leaf("revoked", REVOKED, Some(&ca_url), None);
+    pki.leaf("good", GOOD, Some(&other_url), None);
+    // A certificate of the same CA without the OCSP-signing purpose: not a delegated responder.
+    pki.leaf("impostor", "1005", None, None);
+    let _a = pki.responder_signing(by_ca, "ca").await;
+    let _b = pki.responder_signing(by_other, "impostor").await;
+    let (_r, revoked) = pki.server("revoked").await;
+    let (_g, good) = pki.server("good").await;
+    let c = checker(&["127.0.0.0/8"], Limits::default());
+    let r = scan_all(&[revoked, good], pki.options(&c)).await;
+    let v = revocation(&r[0]);
+    assert_eq!(
+        (v.status, v.source.as_deref(), v.revoked_at.as_deref()),
+        (RevocationStatus::Revoked, Some("ocsp"), Some(REVOKED_AT)),
+        "{v:#?}"
+    );
+    let v = revocation(&r[1]);
+    assert_eq!(
+        (v.status, v.detail.clone()),
+        (
+            RevocationStatus::Error,
+            format!("ocsp {other_url}: the OCSP response is not signed by the issuer or a responder it delegated to")
+        ),
+        "{v:#?}"
+    );
+    assert_ne!(r[1].grade.as_ref().map(|g| g.letter), Some(Letter::F));
 }

@@ -18,6 +18,15 @@ reports, whether it calls the server post-quantum, and the preference. sslyze
 
     python3 benches/conformance/modern.py [--only openssl|pq] [--markdown FILE]
 
+A second table, revocation: a CA made with `openssl req`, a leaf it revoked (keyCompromise) whose
+AIA names an `openssl ocsp` responder and whose CDP names the CA's CRL (`openssl ca -gencrl`)
+served by `python3 -m http.server` on 127.0.0.1, presented by `openssl s_server` with its CA. We
+run with `--revocation --revocation-allow 127.0.0.0/8`; sslyze (`--certinfo`) and testssl.sh
+(`-S --phone-out --add-ca ca.pem`: its live CRL/OCSP check runs only for a chain it trusts) beside
+us.
+
+    python3 benches/conformance/modern.py [--markdown FILE] [--revocation-only]
+
 Our binary: $SENSOR, else $CARGO_TARGET_DIR/debug/sensor. Loopback only; never port 2024.
 """
 import argparse, json, os, re, shutil, socket, subprocess, sys, tempfile, time
@@ -226,11 +235,94 @@ def pq_rows():
     return head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
 
 
+def revocation_table():
+    """The revoked leaf, asked live: ours, sslyze, testssl.sh."""
+    work = Path(tempfile.mkdtemp(prefix="revocation-"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    def ossl(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=work)
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Bench Revocation CA", "-days", "30",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ocsp_port, crl_port, tls_port = free_port(), free_port(), free_port()
+    (work / "leaf.cnf").write_text(
+        "subjectAltName=DNS:revoked.test\n"
+        f"authorityInfoAccess=OCSP;URI:http://127.0.0.1:{ocsp_port}/\n"
+        f"crlDistributionPoints=URI:http://127.0.0.1:{crl_port}/ca.crl\n")
+    ossl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=revoked.test")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "0x1002",
+         "-days", "20", "-extfile", "leaf.cnf", "-out", "leaf.pem")
+    (work / "index.txt").write_text("R\t301231000000Z\t261101000000Z,keyCompromise\t1002\tunknown\t/CN=revoked.test\n")
+    (work / "crlnumber").write_text("01\n")
+    (work / "ca.cnf").write_text("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
+                                 "default_md = sha256\ndefault_crl_days = 7\ncertificate = ca.pem\nprivate_key = ca.key\n")
+    ossl("ca", "-gencrl", "-config", "ca.cnf", "-out", "ca.crl.pem")
+    ossl("crl", "-in", "ca.crl.pem", "-outform", "DER", "-out", "ca.crl")
+    procs = []
+    rows = []
+    try:
+        # openssl ocsp binds every address (OpenSSL 3.0 takes no host): a free port, asked on 127.0.0.1 only.
+        procs.append(subprocess.Popen(["openssl", "ocsp", "-port", str(ocsp_port), "-index", "index.txt", "-CA", "ca.pem",
+                                       "-rsigner", "ca.pem", "-rkey", "ca.key", "-nmin", "60", "-ignore_err"],
+                                      cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(crl_port)],
+                                      cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{tls_port}", "-cert", "leaf.pem",
+                                       "-key", "leaf.key", "-cert_chain", "ca.pem", "-www", "-quiet"],
+                                      cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)
+        sensor = os.environ.get("SENSOR") or str(Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "debug/sensor")
+        text, secs = run([sensor, "grade", f"127.0.0.1:{tls_port}", "-o", "json", "--no-vulns", "--ca-bundle",
+                          str(work / "ca.pem"), "--revocation", "--revocation-allow", "127.0.0.0/8"])
+        try:
+            r = json.loads(text[text.index("{"):])
+            v = r.get("revocation") or {}
+            said = (f"{v.get('status')} via {v.get('source')} {v.get('url')}, since {v.get('revoked_at')} "
+                    f"({v.get('reason')}); grade {(r.get('grade') or {}).get('letter')}")
+        except ValueError:
+            said = "error: " + text[:200]
+        rows.append(("netsensor", said, f"{secs:.1f}"))
+        exe = shutil.which("sslyze") or str(Path.home() / ".cache/bench-tools/venv/bin/sslyze")
+        if Path(exe).exists():
+            j = work / "sslyze.json"
+            text, secs = run([exe, "--certinfo", f"--json_out={j}", "--quiet", f"127.0.0.1:{tls_port}"])
+            try:
+                doc = json.loads(j.read_text())["server_scan_results"][0]
+                dep = doc["scan_result"]["certificate_info"]["result"]["certificate_deployments"][0]
+                said = (f"ocsp_response {dep.get('ocsp_response')!s:.40} (stapled only); "
+                        f"ocsp_response_is_trusted {dep.get('ocsp_response_is_trusted')}")
+            except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+                said = f"error {e}"
+            rows.append(("sslyze", said, f"{secs:.1f}"))
+        exe = shutil.which("testssl") or shutil.which("testssl.sh")
+        if exe:
+            cmd = [exe, "-S", "--phone-out", "--add-ca", str(work / "ca.pem"), "--color", "0", "--warnings", "off", f"127.0.0.1:{tls_port}"]
+            if Path(LO_DNS).exists():
+                cmd = ["bash", LO_DNS] + cmd
+            text, secs = run(cmd, timeout=300)
+            got = [m.strip() for m in re.findall(r"(?m)^\s*(Certificate Revocation List.*|OCSP URI.*|Overall Grade.*)$", text)]
+            rows.append(("testssl.sh", "; ".join(re.sub(r"\s+", " ", g) for g in got) or "not shown", f"{secs:.1f}"))
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=5)
+    for r in rows:
+        print(" | ".join(r), flush=True)
+    head = "| tool (revoked leaf, live check) | says | seconds |\n|---|---|---|\n"
+    return head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--markdown")
     ap.add_argument("--only", choices=["openssl", "pq"])
+    ap.add_argument("--revocation-only", action="store_true")
     args = ap.parse_args()
+    if args.revocation_only:
+        table = revocation_table()
+        print(table)
+        if args.markdown:
+            Path(args.markdown).write_text(table)
+        return 0
     pq_table = ""
     if args.only in (None, "pq"):
         pq_table = pq_rows()
@@ -275,6 +367,7 @@ def main():
             p.wait(timeout=5)
     head = "| server | tool | client authentication | certificates held | resumption | seconds |\n|---|---|---|---|---|---|\n"
     table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    table += "\n" + revocation_table()
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + ("\n" + pq_table if pq_table else ""))

@@ -475,6 +475,62 @@ async fn grade_says_a_plaintext_port_is_not_tls_and_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn grade_with_revocation_records_the_check_in_the_schema_and_refuses_a_bad_allowlist() {
+    let lab = lab().await;
+    let tls = lab.tls.to_string();
+    let grade = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["grade".into(), tls.clone(), "--no-vulns".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        sensor_async(args)
+    };
+    // The testbed leaf names no responder: nothing to ask, said in words.
+    let out = grade(&["--revocation", "--revocation-allow", "127.0.0.0/8", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        record["revocation"],
+        serde_json::json!({
+            "status": "unknown",
+            "source": null,
+            "url": null,
+            "detail": "the leaf names no OCSP responder and no CRL distribution point"
+        })
+    );
+    let v = schema();
+    assert_valid(&v, &record);
+    let mut revoked = record.clone();
+    revoked["revocation"] = serde_json::json!({
+        "status": "revoked", "source": "crl", "url": "http://127.0.0.1:9/ca.crl",
+        "revoked_at": "2026-11-01T00:00:00Z", "reason": "keyCompromise", "detail": "crl: revoked"
+    });
+    assert_valid(&v, &revoked);
+    revoked["revocation"]["status"] = Value::from("maybe");
+    revoked["revocation"]["source"] = Value::from("ldap");
+    assert_eq!(v.iter_errors(&revoked).count(), 2);
+    // Without the flag there is no field; the text view has a line.
+    let out = grade(&["-o", "json"]).await;
+    let record: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(record.get("revocation").is_none(), "{record:#}");
+    let out = grade(&["--revocation"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Revocation    unknown: the leaf names no OCSP responder and no CRL distribution point"),
+        "{text}"
+    );
+    // Bad input is a usage error naming the flag.
+    let out = grade(&["--revocation-allow", "10.0.0.0/8"]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--revocation"), "{out:?}");
+    let out = grade(&["--revocation", "--revocation-allow", "10.0.0.0/33"]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--revocation-allow") && err.contains("`10.0.0.0/33`"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn scan_output_keeps_only_certificates_expiring_within_the_days_asked() {
     let lab = lab().await;
     let scan = |days: &str| {

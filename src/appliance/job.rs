@@ -87,6 +87,13 @@ pub fn options(profile: &Profile, base: &ScanOptions) -> ScanOptions {
     o.http_headers = a.http_headers;
     o.grade = a.grade;
     o.tls_extras = a.tls_extras;
+    // A checker per run: its caches live as long as the scan.
+    o.revocation = profile.revocation.then(|| {
+        std::sync::Arc::new(crate::scan::revocation::Checker::new(
+            profile.revocation_allow.clone(),
+            crate::scan::revocation::Limits::default(),
+        ))
+    });
     o
 }
 
@@ -292,6 +299,14 @@ mod tests {
             schedule => Elsewhere("the scheduler: when a run starts and stops"),
             shard => Plan { set: |p| p.shard = Some("2/2".parse().unwrap()) },
             tags => Elsewhere("the inventory: attached to every endpoint found"),
+            revocation => Scan { set: |p| p.revocation = true, seen: |o| format!("{:?}", o.revocation.is_some()) },
+            revocation_allow => Scan {
+                set: |p| {
+                    p.revocation = true;
+                    p.revocation_allow = crate::grade::revocation::Allowlist::parse(&["127.0.0.0/8"]).unwrap();
+                },
+                seen: |o| format!("{:?}", o.revocation.as_ref().map(|c| c.allowlist().clone())),
+            },
         })
     }
 
@@ -339,6 +354,37 @@ mod tests {
                 Elsewhere(who) => assert!(!who.is_empty(), "`{field}`"),
             }
         }
+    }
+
+    #[test]
+    fn revocation_is_off_unless_the_profile_asks_and_the_allowlist_needs_it_on() {
+        assert!(with("").revocation.is_none());
+        let o = with("revocation = true\nrevocation_allow = [\"127.0.0.0/8\", \"ocsp.pki.internal\"]");
+        let allow = o.revocation.as_ref().unwrap().allowlist().clone();
+        assert_eq!(
+            allow,
+            crate::grade::revocation::Allowlist::parse(&["127.0.0.0/8", "ocsp.pki.internal"]).unwrap()
+        );
+        // Each run gets its own checker (caches live as long as one scan).
+        let p = profile::parse(&format!("{PLAIN}revocation = true\n"), "p.toml").unwrap();
+        let (a, b) = (
+            options(&p, &ScanOptions::default()),
+            options(&p, &ScanOptions::default()),
+        );
+        assert!(!std::sync::Arc::ptr_eq(
+            a.revocation.as_ref().unwrap(),
+            b.revocation.as_ref().unwrap()
+        ));
+        let e = profile::parse(&format!("{PLAIN}revocation_allow = [\"10.0.0.0/8\"]\n"), "p.toml").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("revocation_allow"));
+        assert!(e.to_string().contains("revocation = true"), "{e}");
+        let e = profile::parse(
+            &format!("{PLAIN}revocation = true\nrevocation_allow = [\"10.0.0.0/33\"]\n"),
+            "p.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("revocation_allow"));
+        assert!(e.to_string().contains("`10.0.0.0/33`"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct Profile {
     pub shard: Option<Shard>,
     /// Attached to every endpoint this profile finds.
     pub tags: Vec<String>,
+    /// Check each graded leaf's revocation live (OCSP, then CRL).
+    pub revocation: bool,
+    /// Where those fetches may go (`revocation_allow`): networks, addresses, host names.
+    pub revocation_allow: crate::grade::revocation::Allowlist,
 }
 
 /// Which analyses run on what is found.
@@ -170,6 +174,10 @@ struct Raw {
     shard: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    revocation: bool,
+    #[serde(default)]
+    revocation_allow: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +348,20 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         .map(str::parse::<Shard>)
         .transpose()
         .map_err(|e| err("shard", e.to_string(), "e.g. \"1/4\""))?;
+    let revocation_allow = crate::grade::revocation::Allowlist::parse(&raw.revocation_allow).map_err(|e| {
+        err(
+            "revocation_allow",
+            e.to_string(),
+            "e.g. [\"10.0.0.0/8\", \"ocsp.pki.internal\"]",
+        )
+    })?;
+    if !raw.revocation && !raw.revocation_allow.is_empty() {
+        return Err(err(
+            "revocation_allow",
+            "is set but `revocation` is not on".into(),
+            "add `revocation = true`, or remove `revocation_allow`",
+        ));
+    }
     Ok(Profile {
         name: raw.name,
         targets,
@@ -359,6 +381,8 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
         schedule,
         shard,
         tags: raw.tags,
+        revocation: raw.revocation,
+        revocation_allow,
     })
 }
 
@@ -806,6 +830,12 @@ window = "22:00-06:00"
     fn the_readmes_example_profile_starts_at_once_and_says_its_schedule_in_hours() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scan-profiles");
         let p = load(&dir.join("loopback-scheduled.toml")).unwrap();
+        // The appliance example checks revocation, and only on loopback.
+        assert!(p.revocation);
+        assert_eq!(
+            p.revocation_allow,
+            crate::grade::revocation::Allowlist::parse(&["127.0.0.0/8", "::1"]).unwrap()
+        );
         let s = p.schedule.as_ref().unwrap();
         assert_eq!(s.to_string(), "every 6h");
         for now in [

@@ -25,6 +25,7 @@ pub use crate::model::assessment::{
     CertChainDetail, CertDetail, CertificateChain, ChainIssue, ChainReport, OcspStatus, StoreVerdict,
 };
 use crate::model::cert::CertInfo;
+use crate::model::record::{Revocation, RevocationStatus};
 
 /// What chain analysis needs from the observation.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +38,8 @@ pub struct ChainInput<'a> {
     pub hostname: Option<&'a str>,
     pub address: IpAddr,
     pub ocsp: Option<OcspStatus>,
+    /// The live revocation check's answer (`record.revocation`), when one ran.
+    pub revocation: Option<&'a Revocation>,
 }
 
 /// Analyse the presented chain against `trust` at `now`.
@@ -132,7 +135,16 @@ pub fn analyze(input: &ChainInput<'_>, trust: &TrustStores, policy: &Policy, now
             too_long_issue(leaf, policy, &mut issues);
         }
     }
-    if input.ocsp == Some(OcspStatus::Revoked) {
+    let live = input.revocation.filter(|r| r.status == RevocationStatus::Revoked);
+    if let Some(r) = live {
+        issues.push(issue(
+            "revoked",
+            Some(0),
+            Severity::Critical,
+            true,
+            revoked_detail(&label(0, leaf), r),
+        ));
+    } else if input.ocsp == Some(OcspStatus::Revoked) {
         issues.push(issue(
             "revoked",
             Some(0),
@@ -622,6 +634,25 @@ fn best_error(stores: &[StoreVerdict]) -> Option<(&str, &str)> {
         .or_else(|| errors().next())
 }
 
+/// The evidence of a live check's "revoked": source, URL, time, reason.
+fn revoked_detail(leaf: &str, r: &Revocation) -> String {
+    let source = match r.source.as_deref() {
+        Some("crl") => "the CRL",
+        _ => "the OCSP responder",
+    };
+    let mut out = format!(
+        "{source} {} says the leaf {leaf} is revoked",
+        r.url.as_deref().unwrap_or("?")
+    );
+    if let Some(at) = &r.revoked_at {
+        out.push_str(&format!(" since {at}"));
+    }
+    if let Some(why) = &r.reason {
+        out.push_str(&format!(" ({why})"));
+    }
+    out
+}
+
 // ---- The seed's shape -------------------------------------------------------
 
 /// The presented chain in the seed's shape, one chain (id 1).
@@ -643,7 +674,8 @@ pub fn certificate_chain(
         .map(|(i, c)| {
             let from = parse_time(&c.valid_from);
             let to = parse_time(&c.valid_to);
-            let status = if i == 0 && ocsp == Some(OcspStatus::Revoked) {
+            let revoked = ocsp == Some(OcspStatus::Revoked) || report.issues_on(0).any(|x| x.id == "revoked");
+            let status = if i == 0 && revoked {
                 "Revoked"
             } else if to.is_some_and(|t| t < now) {
                 "Expired"
@@ -786,6 +818,7 @@ mod tests {
         fn diagnosis(der: &[Vec<u8>]) -> ChainIssue {
             let certs: Vec<CertInfo> = der.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
             let input = ChainInput {
+                revocation: None,
                 certs: &certs,
                 der,
                 hostname: Some("a.test"),

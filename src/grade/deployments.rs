@@ -42,6 +42,8 @@ pub fn assess_each(
         let mut record = obs.record.clone();
         record.certificate = d.chain.first().cloned();
         record.chain = d.chain.clone();
+        // The live revocation check asked about the main leaf only.
+        record.revocation = None;
         let other = Observation {
             record: &record,
             chain_der: &d.der,

@@ -30,6 +30,7 @@ pub mod names;
 pub mod ocsp;
 pub mod rating;
 pub mod report;
+pub mod revocation;
 pub mod strength;
 pub mod trust;
 pub mod vulns;
@@ -131,6 +132,7 @@ pub fn assess(obs: &Observation<'_>, trust: &TrustStores, policy: &Policy, now: 
         hostname: record.hostname.as_deref(),
         address: record.address,
         ocsp: obs.ocsp,
+        revocation: record.revocation.as_ref(),
     };
     let chain = chain::analyze(&input, trust, policy, now);
     let certificate_chain = chain::certificate_chain(&certs, &chain, obs.ocsp, now);
@@ -152,6 +154,7 @@ pub fn assess(obs: &Observation<'_>, trust: &TrustStores, policy: &Policy, now: 
     let mut findings = findings(&chain, &vulnerabilities, http.as_ref(), policy);
     findings.extend(modern::findings(record));
     findings.extend(modern::transparency(&chain, certs.first()));
+    findings.extend(modern::revocation(record));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut a = Assessment {
         grade,

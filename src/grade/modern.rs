@@ -25,6 +25,25 @@ pub fn transparency(chain: &ChainReport, leaf: Option<&CertInfo>) -> Option<Find
     })
 }
 
+/// A live revocation check that could not conclude (the "revoked" verdict
+/// is a chain issue, `revoked`): the operator learns why and where.
+pub fn revocation(record: &EndpointRecord) -> Option<Finding> {
+    use crate::model::record::RevocationStatus as S;
+    let r = record.revocation.as_ref()?;
+    let (id, severity, title) = match r.status {
+        S::NotChecked => ("revocation_not_checked", Severity::Info, "Revocation not checked"),
+        S::Error => ("revocation_check_failed", Severity::Low, "Revocation check failed"),
+        S::Unknown => ("revocation_unknown", Severity::Info, "Revocation status unknown"),
+        S::Good | S::Revoked => return None,
+    };
+    Some(Finding {
+        id: id.into(),
+        severity,
+        title: title.into(),
+        evidence: r.detail.clone(),
+    })
+}
+
 /// The post-quantum notes for one record.
 pub fn findings(record: &EndpointRecord) -> Vec<Finding> {
     let mut out = Vec::new();

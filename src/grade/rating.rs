@@ -310,6 +310,9 @@ pub fn rate(input: &RatingInput<'_>) -> Result<Grade, String> {
         match i.id.as_str() {
             "md5_signature" | "md2_signature" if on_path => cap(Letter::F, &i.id, Area::Certificate, i.detail.clone()),
             "rsa_exponent_1" => cap(Letter::F, &i.id, Area::Certificate, i.detail.clone()),
+            // SSL Labs: a revoked certificate is an F, not a trust question
+            // an operator's own trust store could answer.
+            "revoked" => cap(Letter::F, &i.id, Area::Certificate, i.detail.clone()),
             _ => {}
         }
     }
@@ -397,7 +400,7 @@ pub fn rate(input: &RatingInput<'_>) -> Result<Grade, String> {
     }
 
     // ---- T and M ----
-    for i in input.chain.trust_breaking() {
+    for i in input.chain.trust_breaking().filter(|i| i.id != "revoked") {
         cap(Letter::T, &i.id, Area::Certificate, i.detail.clone());
     }
     for i in input.chain.chain_issues.iter().filter(|i| i.id == "hostname_mismatch") {

@@ -1001,6 +1001,7 @@ fn cert_input(certs: &[CertInfo]) -> ChainInput<'_> {
         hostname: Some("a.test"),
         address: "127.0.0.1".parse().unwrap(),
         ocsp: None,
+        revocation: None,
     }
 }
 
@@ -1226,6 +1227,7 @@ fn analyze_der(
         hostname,
         address: "127.0.0.1".parse().unwrap(),
         ocsp,
+        revocation: None,
     };
     (chain::analyze(&input, &pki.stores, &Policy::default(), NOW), certs)
 }
@@ -1533,17 +1535,66 @@ fn revoked_by_stapled_ocsp() {
     let (r, certs) = analyze_der(&pki, &der, Some("a.test"), Some(OcspStatus::Revoked));
     let i = issue(&r, "revoked");
     assert_eq!((i.severity, i.breaks_trust), (Severity::Critical, true));
-    assert_t(
-        &r,
-        "revoked",
-        "stapled OCSP response says the leaf #0 (a.test) is revoked",
-    );
+    assert_f_revoked(&r, "stapled OCSP response says the leaf #0 (a.test) is revoked");
     assert_eq!(r.trusted, Some(false));
     let seed = chain::certificate_chain(&certs, &r, Some(OcspStatus::Revoked), NOW);
     assert_eq!(seed.cert_chain_details[0].cert_details[0].status, "Revoked");
     assert!(!seed.cert_chain_details[0].is_valid_chain);
     let (r, _) = analyze_der(&pki, &der, Some("a.test"), Some(OcspStatus::Good));
     assert_eq!(r.trusted, Some(true));
+}
+
+/// A revoked leaf is an F (SSL Labs), shown as F rather than T.
+fn assert_f_revoked(r: &ChainReport, evidence: &str) {
+    let g = rate_full(&modern(), &rsa_leaf(2048), r, Vulnerabilities::default(), Some(YEAR));
+    assert_eq!((g.letter, g.if_trusted), (Letter::F, None), "{:#?}", g.caps);
+    assert_cap(&g, Letter::F, "revoked", evidence);
+    assert!(!g.caps.iter().any(|c| c.letter == Letter::T), "{:#?}", g.caps);
+}
+
+#[test]
+fn revoked_by_a_live_check_names_source_url_time_and_reason() {
+    use crate::model::record::{Revocation, RevocationStatus};
+    let pki = pki();
+    let der = vec![sign(&leaf_params(&["a.test"]), &pki.inter), pki.inter.der.clone()];
+    let certs: Vec<CertInfo> = der.iter().map(|d| crate::model::cert::parse_lossy(d)).collect();
+    let live = |status| Revocation {
+        status,
+        source: Some("crl".into()),
+        url: Some("http://127.0.0.1:9/ca.crl".into()),
+        revoked_at: (status == RevocationStatus::Revoked).then(|| "2026-11-01T00:00:00Z".into()),
+        reason: (status == RevocationStatus::Revoked).then(|| "keyCompromise".into()),
+        detail: String::new(),
+    };
+    let analyze = |r: &Revocation| {
+        let input = ChainInput {
+            certs: &certs,
+            der: &der,
+            hostname: Some("a.test"),
+            address: "127.0.0.1".parse().unwrap(),
+            ocsp: None,
+            revocation: Some(r),
+        };
+        chain::analyze(&input, &pki.stores, &Policy::default(), NOW)
+    };
+    let r = analyze(&live(RevocationStatus::Revoked));
+    assert_eq!(
+        issue(&r, "revoked").detail,
+        "the CRL http://127.0.0.1:9/ca.crl says the leaf #0 (a.test) is revoked since 2026-11-01T00:00:00Z (keyCompromise)"
+    );
+    assert_f_revoked(&r, "the CRL http://127.0.0.1:9/ca.crl says");
+    let seed = chain::certificate_chain(&certs, &r, None, NOW);
+    assert_eq!(seed.cert_chain_details[0].cert_details[0].status, "Revoked");
+    for s in [
+        RevocationStatus::Good,
+        RevocationStatus::Unknown,
+        RevocationStatus::NotChecked,
+        RevocationStatus::Error,
+    ] {
+        let r = analyze(&live(s));
+        assert_eq!(r.trusted, Some(true), "{s:?}");
+        assert!(!ids(&r).contains(&"revoked"), "{s:?}");
+    }
 }
 
 #[test]
@@ -1561,6 +1612,7 @@ fn no_trust_store_means_untrusted_with_the_reason() {
         hostname: Some("a.test"),
         address: "127.0.0.1".parse().unwrap(),
         ocsp: None,
+        revocation: None,
     };
     let r = chain::analyze(&input, &TrustStores::empty(), &Policy::default(), NOW);
     assert!(issue(&r, "unknown_issuer").detail.contains("no store configured"));

@@ -237,6 +237,61 @@ pub struct EndpointRecord {
     /// is named here, never silently dropped.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub not_probed: Vec<String>,
+    /// The live revocation check of the leaf (`--revocation`, profile key
+    /// `revocation`): OCSP to the AIA responder, else the CRL from the CDP.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub revocation: Option<Revocation>,
+}
+
+/// What a live revocation check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationStatus {
+    /// The responder or the CRL says the leaf is not revoked.
+    Good,
+    /// Revoked, with the evidence in `source`, `url`, `revoked_at`, `reason`.
+    Revoked,
+    /// The responder does not know the certificate, or nothing could be
+    /// concluded (no responder, no CRL, no issuer presented).
+    Unknown,
+    /// Nothing was fetched: the operator's allowlist does not cover the
+    /// responder (or the URL is not HTTP(S)).
+    NotChecked,
+    /// A fetch or a check failed: deadline, size cap, bad signature, HTTP error.
+    Error,
+}
+
+impl RevocationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationStatus::Good => "good",
+            RevocationStatus::Revoked => "revoked",
+            RevocationStatus::Unknown => "unknown",
+            RevocationStatus::NotChecked => "not_checked",
+            RevocationStatus::Error => "error",
+        }
+    }
+}
+
+/// The leaf's revocation status from a live OCSP or CRL check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub status: RevocationStatus,
+    /// `ocsp` or `crl`: where the answer came from (null when nothing answered).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The responder's or the CRL's URL the answer came from (or was refused for).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// RFC 3339 UTC revocation time, when revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// RFC 5280 CRLReason (`keyCompromise`, `superseded`, …), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was tried and why it ended so, in words.
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// `none`, `optional` (a CertificateRequest, and the handshake goes on
@@ -452,6 +507,7 @@ impl EndpointRecord {
             tls13: None,
             certificate_deployments: Vec::new(),
             not_probed: Vec::new(),
+            revocation: None,
         }
     }
 }

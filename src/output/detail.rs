@@ -75,6 +75,9 @@ pub fn detail(r: &EndpointRecord) -> String {
             r.grade.as_ref().map(why_rated).unwrap_or_default()
         );
     }
+    if let Some(v) = &r.revocation {
+        let _ = writeln!(s, "Revocation    {}", revocation(v));
+    }
     if let Some(sr) = r.security_rating_info.as_ref().and_then(|i| i.security_rating.as_ref()) {
         let _ = writeln!(s, "\nRating criteria");
         for c in sr.criteria() {
@@ -347,6 +350,32 @@ fn legacy_tls(r: &EndpointRecord) -> bool {
     })
 }
 
+/// The live revocation check in one line: `revoked (crl http://…): since …, keyCompromise`.
+fn revocation(v: &crate::model::record::Revocation) -> String {
+    use crate::model::record::RevocationStatus as S;
+    let from = match (&v.source, &v.url) {
+        (Some(src), Some(url)) => format!(" ({src} {url})"),
+        _ => String::new(),
+    };
+    match v.status {
+        S::Good => format!("good{from}"),
+        S::Revoked => {
+            let mut out = format!("REVOKED{from}");
+            let when: Vec<&str> = [v.revoked_at.as_deref(), v.reason.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !when.is_empty() {
+                out.push_str(&format!(": since {}", when.join(", ")));
+            }
+            out
+        }
+        S::NotChecked => format!("not checked ({})", v.detail),
+        S::Unknown => format!("unknown: {}", v.detail),
+        S::Error => format!("error: {}", v.detail),
+    }
+}
+
 /// Why a T or M grade rates as it does, in one clause after the level:
 /// `: untrusted root (not in any trust store); A if trusted`.
 fn why_rated(g: &crate::model::assessment::Grade) -> String {
@@ -474,6 +503,34 @@ mod tests {
             version: None,
         });
         insta::assert_snapshot!("detail_plaintext", detail(&r));
+    }
+
+    #[test]
+    fn revocation_reads_as_one_line() {
+        use crate::model::record::{Revocation, RevocationStatus as S};
+        let v = |status, detail: &str| Revocation {
+            status,
+            source: (status == S::Revoked).then(|| "ocsp".into()),
+            url: Some("http://127.0.0.1:9/".into()),
+            revoked_at: (status == S::Revoked).then(|| "2026-11-01T00:00:00Z".into()),
+            reason: (status == S::Revoked).then(|| "keyCompromise".into()),
+            detail: detail.into(),
+        };
+        assert_eq!(
+            revocation(&v(S::Revoked, "")),
+            "REVOKED (ocsp http://127.0.0.1:9/): since 2026-11-01T00:00:00Z, keyCompromise"
+        );
+        assert_eq!(
+            revocation(&v(S::NotChecked, "not allowed: 127.0.0.1")),
+            "not checked (not allowed: 127.0.0.1)"
+        );
+        let mut r = tls13_only();
+        r.revocation = Some(v(S::Error, "crl http://x/: HTTP 404"));
+        assert!(
+            detail(&r).contains("Revocation    error: crl http://x/: HTTP 404\n"),
+            "{}",
+            detail(&r)
+        );
     }
 
     #[test]

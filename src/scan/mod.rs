@@ -20,6 +20,7 @@ pub mod after_syn;
 pub mod budget;
 mod extras;
 pub mod trust;
+pub mod revocation;
 
 use crate::cpu;
 use crate::discover::checkpoint::Tracker;
@@ -105,6 +106,10 @@ pub struct ScanOptions {
     /// still running then are dropped and named in the record's
     /// `not_probed` ([`budget`]). `None`: no budget.
     pub endpoint_budget: Option<Duration>,
+    /// The live revocation check of each graded leaf (OCSP, then CRL), with
+    /// its allowlist and caches: one [`revocation::Checker`] for the scan's
+    /// life. `None`: not checked (the default for one-shot scans).
+    pub revocation: Option<Arc<revocation::Checker>>,
 }
 
 /// The endpoint budget when nothing says otherwise: a full analysis of a
@@ -137,6 +142,7 @@ impl Default for ScanOptions {
             tls_extras: true,
             host_discovery: HostDiscovery::Auto,
             endpoint_budget: Some(DEFAULT_ENDPOINT_BUDGET),
+            revocation: None,
         }
     }
 }
@@ -470,6 +476,16 @@ async fn http_headers(opts: &ScanOptions, target: &Target, slots: &Semaphore) ->
 /// Whether TLS endpoints are judged: grading needs the chain.
 fn grading(opts: &ScanOptions) -> bool {
     opts.grade && opts.certificates
+}
+
+/// The live revocation check, when asked for and the chain is graded.
+async fn check_revocation(record: &mut EndpointRecord, opts: &ScanOptions, der: &[Vec<u8>]) {
+    if let Some(checker) = &opts.revocation
+        && grading(opts)
+        && !der.is_empty()
+    {
+        record.revocation = Some(checker.check(der).await);
+    }
 }
 
 /// Judge what was observed: chain, rating, findings, the upstream's shape.
@@ -957,6 +973,7 @@ async fn tls_endpoint(
         _ => attempt.chain,
     };
     let ocsp = e.as_ref().and_then(|e| e.ocsp_response.as_deref());
+    check_revocation(record, opts, &der).await;
     grade_into(record, opts, &der, ocsp, http.as_ref(), vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
     note_cuts(record, &cuts);
@@ -1030,6 +1047,7 @@ async fn refused_tls_endpoint(
         Some(e) => (e.chain.as_slice(), e.ocsp_response.as_deref()),
         None => (&[][..], None),
     };
+    check_revocation(record, opts, der).await;
     grade_into(record, opts, der, ocsp, None, vulns.as_ref()).await;
     note_starttls_limits(record, upgrade);
     note_cuts(record, &cuts);

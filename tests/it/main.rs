@@ -16,6 +16,7 @@ mod grading;
 mod hosts;
 mod modern;
 mod proxy;
+mod revocation;
 mod scan;
 mod sni;
 mod starttls;

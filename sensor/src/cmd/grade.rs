@@ -46,6 +46,8 @@ pub struct GradeArgs {
     /// Trust this PEM bundle of private CAs too when validating the chain (repeatable).
     #[arg(long = "ca-bundle", value_name = "FILE")]
     pub ca_bundles: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub revocation: crate::cmd::scan::RevocationFlags,
 }
 
 pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
@@ -94,6 +96,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
     options.endpoint_budget = crate::cmd::scan::endpoint_budget(&args.endpoint_budget)?;
     // Loaded beside the connect and the enumeration; grading waits for it.
     options.trust_later = Some(crate::cmd::scan::trust_later(&args.ca_bundles)?);
+    options.revocation = args.revocation.checker()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let job = tokio::spawn(scan::run(Arc::new(plan), 0, options, Arc::new(Progress::default()), tx));
     let mut records = Vec::new();

@@ -124,6 +124,8 @@ pub struct ScanArgs {
     /// record's `not_probed` (`vulnerabilities: budget`).
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub endpoint_budget: String,
+    #[command(flatten)]
+    pub revocation: RevocationFlags,
     /// STARTTLS: `auto` (by port, then by banner), a protocol for every port (smtp, imap, pop3, ftp,
     /// ldap, postgres, xmpp, xmpp-server, mysql, rdp), or `none` (implicit TLS only).
     #[arg(long, default_value = "auto", value_name = "auto|PROTO|none")]
@@ -265,6 +267,7 @@ pub fn prepare(args: &ScanArgs) -> anyhow::Result<Prepared> {
         // Loaded beside the port scan; grading waits for it.
         trust: Arc::new(TrustStores::empty()),
         trust_later: Some(trust_later(&args.ca_bundles)?),
+        revocation: args.revocation.checker()?,
         policy: Policy {
             expiry_warning_days: args.expiry_warning_days,
             ..Policy::default()
@@ -307,6 +310,27 @@ pub fn trust_later(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustLater> {
 }
 
 /// Web roots, the system store, and the user's private CA bundles.
+/// The live revocation check's flags, shared by `sensor scan` and `sensor grade`.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RevocationFlags {
+    /// Check each graded leaf's revocation live: OCSP to its AIA responder, else the CRL from its
+    /// distribution point (5 s deadline; 64 KiB / 10 MiB caps; one fetch per issuer and URL). Only
+    /// to responders `--revocation-allow` covers; anything else is reported as not checked.
+    #[arg(long)]
+    pub revocation: bool,
+    /// Allow revocation fetches (HTTP(S) only) to this network, address or host name
+    /// (repeatable): every address a responder's host resolves to must be allowed.
+    #[arg(long = "revocation-allow", value_name = "CIDR_OR_HOST", requires = "revocation")]
+    pub revocation_allow: Vec<String>,
+}
+
+impl RevocationFlags {
+    pub fn checker(&self) -> anyhow::Result<Option<Arc<netsensor::scan::revocation::Checker>>> {
+        netsensor::scan::revocation::Checker::configured(self.revocation, &self.revocation_allow)
+            .map_err(|e| usage(format!("--revocation-allow: {e}")))
+    }
+}
+
 pub fn load_trust(ca_bundles: &[PathBuf]) -> anyhow::Result<TrustStores> {
     let config = TrustConfig {
         ca_bundles: ca_bundles.to_vec(),

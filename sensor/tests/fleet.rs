@@ -665,13 +665,22 @@ fn reports_fail_over_to_the_second_central_when_the_first_is_killed() {
     });
     let token = a.enrollment_token();
     let mut s1 = member_of(d, "s1", &[&ua, &ub], &token);
-    eventually("s1 online", 60, || b.sensors().get("s1").is_some_and(|v| v["status"] == "online"));
-    let ports = before.iter().chain(&after).map(u16::to_string).collect::<Vec<_>>().join(",");
+    eventually("s1 online", 60, || {
+        b.sensors().get("s1").is_some_and(|v| v["status"] == "online")
+    });
+    let ports = before
+        .iter()
+        .chain(&after)
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let (status, created) = b.admin(
         "POST",
         "/api/v1/scans",
-        Some(json!({"name": "fo", "targets": ["127.0.0.1"], "ports": ports, "connect_timeout": "300ms",
-                    "analyses": ["certificates"], "schedule": {"every": "2s"}, "sensors": ["s1"]})),
+        Some(
+            json!({"name": "fo", "targets": ["127.0.0.1"], "ports": ports, "connect_timeout": "300ms",
+                    "analyses": ["certificates"], "schedule": {"every": "2s"}, "sensors": ["s1"]}),
+        ),
     );
     assert_eq!(status, 201, "{created}");
     let ports_in = |api: &Api| -> Option<BTreeMap<u16, usize>> {
@@ -749,7 +758,9 @@ fn a_window_pause_and_a_suspension_say_why() {
     let token = api.enrollment_token();
     let mut s1 = member(d, "s1", &base, &token);
     let a = &api;
-    eventually("s1 online", 60, || a.sensors().get("s1").is_some_and(|v| v["status"] == "online"));
+    eventually("s1 online", 60, || {
+        a.sensors().get("s1").is_some_and(|v| v["status"] == "online")
+    });
 
     // A window that is open now and closes at the next minute (or the one
     // after, when this one is nearly over); a walk far longer than that.
@@ -764,9 +775,11 @@ fn a_window_pause_and_a_suspension_say_why() {
     let (status, created) = api.admin(
         "POST",
         "/api/v1/scans",
-        Some(json!({"name": "night", "targets": ["127.0.0.1"], "ports": "1-1500", "rate": 10,
+        Some(
+            json!({"name": "night", "targets": ["127.0.0.1"], "ports": "1-1500", "rate": 10,
                     "connect_timeout": "300ms", "schedule": {"every": "1h", "window": window},
-                    "sensors": ["s1"]})),
+                    "sensors": ["s1"]}),
+        ),
     );
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();

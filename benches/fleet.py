@@ -8,17 +8,17 @@ sensor, on the embedded SQLite store and on PostgreSQL, with one central process
 with two on the same database, the sensors split between them. Two loads per setup:
 
 - sustained: each sensor sends --sustained-batches batches (default 4) at a steady pace, the
-  sensors' sends spread evenly in time, so that the fleet offers --rate events/s (default 5,000)
-  in all: how real sensors report (each after its own runs), and what the acknowledgement latency
-  target (p99 < 1 s) is about;
+  sensors' sends spread evenly in time, so that the fleet offers each of --rates events/s in all
+  (default 5,000, then 10,000): how real sensors report (each after its own runs), and what the
+  acknowledgement latency target (p99 < 1 s) is about;
 - burst: each sensor sends --batches batches (default 2) one after the other, all sensors in the
   same instant (50 x 2 x 500 = 50,000 events at once): the worst case, where p99 is about the wall
   time whatever the throughput, and the capacity figure.
 
 Printed per load: events applied per second (all events / wall time from the first send to the
 last acknowledgement; in the sustained load, the offered rate when the central keeps up), p50 and
-p99 acknowledgement latency, and where the CPU went (seconds of CPU of the central processes and
-of PostgreSQL during the load, against the wall time x cores). Per setup, the exactly-once check:
+p99 acknowledgement latency, and where the CPU went (seconds of CPU of the central processes, of
+PostgreSQL and of this script's clients during the load, against the wall time x cores). Per setup, the exactly-once check:
 every batch acknowledged `applied` once, and the central inventory holds exactly the events'
 distinct endpoints for every sensor (read back through GET /api/v1/endpoints). Two centrals on one
 SQLite file are not run: the embedded store is one process's (docs/fleet.md).
@@ -28,7 +28,7 @@ stopped on exit; every wait is bounded. Bodies are built and gzip'd before the c
 the client's Python does not weigh on the figures; the clients are threads (the GIL is released
 while they wait for answers).
 
-Usage: python3 benches/fleet.py [--sensors 50] [--batches 2] [--events 500] [--rate 5000]
+Usage: python3 benches/fleet.py [--sensors 50] [--batches 2] [--events 500] [--rates 5000,10000]
                                 [--sustained-batches 4] [--sensor PATH]
 Needs: a release build (cargo build --release -p sensor), PostgreSQL (postgresql package).
 """
@@ -39,6 +39,7 @@ import gzip
 import http.client
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -247,7 +248,8 @@ def run_load(args, creds, bodies, applied, errors, period, central_roots, pg_roo
     threads = [threading.Thread(target=client, args=(i,) + c) for i, c in enumerate(creds)]
     for t in threads:
         t.start()
-    cpu0 = [cpu_seconds(s) for s in central_roots], (cpu_seconds(pg_root) if pg_root else 0.0)
+    me = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
+    cpu0 = [cpu_seconds(s) for s in central_roots], (cpu_seconds(pg_root) if pg_root else 0.0), me()
     start[0] = t0 = time.perf_counter()
     go.set()
     for t in threads:
@@ -255,13 +257,14 @@ def run_load(args, creds, bodies, applied, errors, period, central_roots, pg_roo
     wall = time.perf_counter() - t0
     central_cpu = sum(cpu_seconds(s) for s in central_roots) - sum(cpu0[0])
     pg_cpu = (cpu_seconds(pg_root) - cpu0[1]) if pg_root else 0.0
+    client_cpu = me() - cpu0[2]
     total = sum(len(b) for b in bodies.values()) * args.events
     lat = sorted(latencies)
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     cores = os.cpu_count()
     return (f"{total / wall:8,.0f} events/s  p50 {p(0.50) * 1000:6.0f} ms  p99 {p(0.99) * 1000:6.0f} ms  "
-            f"wall {wall:5.1f} s  CPU: central {central_cpu:5.1f} s, PostgreSQL {pg_cpu:5.1f} s "
-            f"of {wall * cores:5.1f} s")
+            f"wall {wall:5.1f} s  CPU s: central {central_cpu:4.1f}, PostgreSQL {pg_cpu:4.1f}, "
+            f"clients {client_cpu:4.1f}, of {wall * cores:5.1f} (load avg {os.getloadavg()[0]:.1f})")
 
 
 def run_setup(args, sensor, record, store, centrals):
@@ -284,20 +287,22 @@ def run_setup(args, sensor, record, store, centrals):
             creds.append((sid, got["credential"], ports[i % centrals]))
         central_roots = [p.pid for p in PROCS[-centrals:]]
         pg_root = PROCS[0].pid if url else None
-        sustained = {sid: build_bodies(record, sid, args.sustained_batches, args.events)
-                     for sid, _, _ in creds}
-        burst = {sid: build_bodies(record, sid, args.batches, args.events, args.sustained_batches * args.events)
-                 for sid, _, _ in creds}
         applied, errors = [], []
-        # The sustained load: every sensor one batch per `period`, the sensors' sends spread evenly.
-        period = args.sensors * args.events / args.rate
-        line = run_load(args, creds, sustained, applied, errors, period, central_roots, pg_root)
-        print(f"{store:<10} centrals={centrals}  sustained, {args.rate:,} events/s offered: {line}", flush=True)
-        line = run_load(args, creds, burst, applied, errors, None, central_roots, pg_root)
-        print(f"{store:<10} centrals={centrals}  burst, all at once:            {line}", flush=True)
-        per_sensor = (args.sustained_batches + args.batches) * args.events
+        first = 0
+        for rate in args.rates:
+            bodies = {sid: build_bodies(record, sid, args.sustained_batches, args.events, first) for sid, _, _ in creds}
+            first += args.sustained_batches * args.events
+            # Every sensor one batch per `period`, the sensors' sends spread evenly.
+            period = args.sensors * args.events / rate
+            line = run_load(args, creds, bodies, applied, errors, period, central_roots, pg_root)
+            print(f"{store:<10} centrals={centrals}  sustained, {rate:>6,} events/s offered: {line}", flush=True)
+        bodies = {sid: build_bodies(record, sid, args.batches, args.events, first) for sid, _, _ in creds}
+        line = run_load(args, creds, bodies, applied, errors, None, central_roots, pg_root)
+        print(f"{store:<10} centrals={centrals}  burst, all at once:                 {line}", flush=True)
+        sent = args.batches + args.sustained_batches * len(args.rates)
+        per_sensor = sent * args.events
         batches = [b for b, a, _ in applied if a]
-        once = len(batches) == len(set(batches)) == args.sensors * (args.batches + args.sustained_batches)
+        once = len(batches) == len(set(batches)) == args.sensors * sent
         stored_ok = True
         for sid, _, _ in creds:
             st, page = request(ports[0], "GET", f"/api/v1/endpoints?sensor={sid}&limit=1", ADMIN)
@@ -319,18 +324,19 @@ def main():
     ap.add_argument("--sensors", type=int, default=50)
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--events", type=int, default=500)
-    ap.add_argument("--rate", type=int, default=5000, help="events/s the sustained load offers")
+    ap.add_argument("--rates", default="5000,10000", help="events/s the sustained loads offer, comma-separated")
     ap.add_argument("--sustained-batches", type=int, default=4, help="batches per sensor, sustained")
     target = os.environ.get("CARGO_TARGET_DIR", "target")
     ap.add_argument("--sensor", default=os.path.join(target, "release", "sensor"))
     args = ap.parse_args()
+    args.rates = [int(r) for r in args.rates.split(",") if r]
     if not os.path.exists(args.sensor):
         raise SystemExit(f"{args.sensor}: build it first (cargo build --release -p sensor)")
     tmp = tempfile.mkdtemp(prefix="fleet-bench-rec-")
     record = sample_record(args.sensor, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"{args.sensors} sensors x {args.events} events a batch; sustained: {args.sustained_batches} batches each "
-          f"at {args.rate:,} events/s in all; burst: {args.batches} batches each at once; {os.cpu_count()} cores",
+          f"at {', '.join(f'{r:,}' for r in args.rates)} events/s in all; burst: {args.batches} batches each at once; {os.cpu_count()} cores",
           flush=True)
     for store, centrals in (("sqlite", 1), ("postgresql", 1), ("postgresql", 2)):
         run_setup(args, args.sensor, record, store, centrals)

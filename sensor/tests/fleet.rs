@@ -621,3 +621,195 @@ fn two_centrals_on_postgresql_serve_one_fleet_through_a_sigkill() {
     }
     drop(rt);
 }
+
+/// Report delivery fails over too (not only assignments and heartbeats):
+/// a sensor with two centrals on one PostgreSQL reports through the first
+/// until it is SIGKILLed (and stays down), then through the second; the
+/// shared inventory has every server once.
+#[test]
+fn reports_fail_over_to_the_second_central_when_the_first_is_killed() {
+    let Some(db) = pg::start_postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Two servers up before the kill, two more only after it.
+    let before: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let after: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let mut servers = rt.block_on(async {
+        let mut s = Vec::new();
+        for (i, p) in before.iter().enumerate() {
+            s.push(tls_server(*p, &format!("before {i}")).await);
+        }
+        s
+    });
+    let extra = format!("\n[inventory]\nurl = \"{}\"\n", db.url());
+    let (pa, pb) = (free_port(), free_port());
+    let mut ca = central_named(d, "central-a", pa, &extra);
+    let mut cb = central_named(d, "central-b", pb, &extra);
+    let (ua, ub) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+    let client = || reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let a = Api {
+        base: ua.clone(),
+        http: client(),
+    };
+    let b = Api {
+        base: ub.clone(),
+        http: client(),
+    };
+    eventually("both centrals listening", 30, || {
+        a.call("GET", "/healthz", "", None).0 == 200 && b.call("GET", "/healthz", "", None).0 == 200
+    });
+    let token = a.enrollment_token();
+    let mut s1 = member_of(d, "s1", &[&ua, &ub], &token);
+    eventually("s1 online", 60, || {
+        b.sensors().get("s1").is_some_and(|v| v["status"] == "online")
+    });
+    let ports = before
+        .iter()
+        .chain(&after)
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (status, created) = b.admin(
+        "POST",
+        "/api/v1/scans",
+        Some(
+            json!({"name": "fo", "targets": ["127.0.0.1"], "ports": ports, "connect_timeout": "300ms",
+                    "analyses": ["certificates"], "schedule": {"every": "2s"}, "sensors": ["s1"]}),
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let ports_in = |api: &Api| -> Option<BTreeMap<u16, usize>> {
+        let (s, page) = api.admin("GET", "/api/v1/endpoints?limit=1000", None);
+        (s == 200).then(|| {
+            let mut n = BTreeMap::new();
+            for e in page["items"].as_array().unwrap() {
+                *n.entry(e["port"].as_u64().unwrap() as u16).or_insert(0) += 1;
+            }
+            n
+        })
+    };
+    eventually("the first servers reported through A", 90, || {
+        ports_in(&b).is_some_and(|n| before.iter().all(|p| n.contains_key(p)))
+    });
+    let log_a = std::fs::read_to_string(d.join("central-a.log")).unwrap();
+    assert!(
+        log_a.contains("report applied") && log_a.contains("s1"),
+        "s1 reported through A first: {log_a}"
+    );
+
+    // A is gone for good; the next servers' reports must reach B.
+    kill9(&mut ca);
+    servers.extend(rt.block_on(async {
+        let mut s = Vec::new();
+        for (i, p) in after.iter().enumerate() {
+            s.push(tls_server(*p, &format!("after {i}")).await);
+        }
+        s
+    }));
+    let mut seen = BTreeMap::new();
+    eventually("the later servers reported through B", 90, || {
+        seen = ports_in(&b).unwrap_or_default();
+        after.iter().all(|p| seen.contains_key(p))
+    });
+    let all: BTreeSet<u16> = before.iter().chain(&after).copied().collect();
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), all, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "each endpoint once: {seen:?}");
+    let log_s1 = std::fs::read_to_string(d.join("s1.log")).unwrap();
+    assert!(
+        log_s1.contains("report delivery failed over to this upstream"),
+        "{log_s1}"
+    );
+    let log_b = std::fs::read_to_string(d.join("central-b.log")).unwrap();
+    assert!(
+        log_b.contains("report applied") && log_b.contains("s1"),
+        "s1's reports reach B: {log_b}"
+    );
+    term(&mut s1);
+    term(&mut cb);
+    for s in servers {
+        s.abort();
+    }
+    drop(rt);
+}
+
+/// Refusals and pauses say why: a run stopped by its schedule window is
+/// reported `paused` with the window (API and `sensor fleet scans show`),
+/// and a suspended sensor's report gets a 403 naming the sensor and what
+/// ends it.
+#[test]
+fn a_window_pause_and_a_suspension_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let mut central = central(d, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let api = Api {
+        base: base.clone(),
+        http: reqwest::blocking::Client::builder().no_proxy().build().unwrap(),
+    };
+    eventually("the central listening", 30, || {
+        api.call("GET", "/healthz", "", None).0 == 200
+    });
+    let token = api.enrollment_token();
+    let mut s1 = member(d, "s1", &base, &token);
+    let a = &api;
+    eventually("s1 online", 60, || {
+        a.sensors().get("s1").is_some_and(|v| v["status"] == "online")
+    });
+
+    // A window that is open now and closes at the next minute (or the one
+    // after, when this one is nearly over); a walk far longer than that.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = (now / 60) % 1440;
+    let end = (minute + if now % 60 < 40 { 1 } else { 2 }) % 1440;
+    let hm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    let window = format!("{}-{}", hm(minute), hm(end));
+    let (status, created) = api.admin(
+        "POST",
+        "/api/v1/scans",
+        Some(
+            json!({"name": "night", "targets": ["127.0.0.1"], "ports": "1-1500", "rate": 10,
+                    "connect_timeout": "300ms", "schedule": {"every": "1h", "window": window},
+                    "sensors": ["s1"]}),
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let want = format!("outside window {window} UTC");
+    let mut run = Value::Null;
+    eventually("the run paused by its window", 180, || {
+        let (s, b) = a.admin("GET", &format!("/api/v1/scans/{id}"), None);
+        run = b["sensors"][0]["last_run"].clone();
+        s == 200 && run["state"] == "paused"
+    });
+    assert_eq!(run["reason"], want.as_str(), "{run}");
+    let out = sensor()
+        .args(["fleet", "--central", &base, "--token", ADMIN, "scans", "show", &id])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && shown.contains(&want), "{shown}");
+
+    // Suspended: its report is refused, and the answer says why.
+    let cred = std::fs::read_to_string(d.join("s1-state/fleet.credential")).unwrap();
+    let (s, _) = api.admin("POST", "/api/v1/sensors/s1/suspend", None);
+    assert_eq!(s, 200);
+    let (s, body) = api.call("POST", "/api/v1/reports", cred.trim(), None);
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(
+        body["error"],
+        "sensor s1 is suspended by an administrator; reports are refused until it is resumed"
+    );
+    // It still reads its assignments (none run while suspended).
+    assert_eq!(api.call("GET", "/api/v1/assignments", cred.trim(), None).0, 200);
+    term(&mut s1);
+    term(&mut central);
+}

@@ -180,7 +180,9 @@ impl Daemon {
                     up.token = Some(credential);
                     up.token_file = None;
                 }
-                let r = upstream::reporting(&up, &settings.sensor_id, c.sensor.name.as_deref())?;
+                let mut r = upstream::reporting(&up, &settings.sensor_id, c.sensor.name.as_deref())?;
+                // The fleet's other centrals: reports fail over too.
+                r.upstream.fallback_urls = settings.fallback_urls.clone();
                 // A bad URL, CA or identity is an error now, not at the first report.
                 let client = Client::new(&r.upstream).map_err(StartError::Delivery)?;
                 if member::read_credential(dir)?.is_some() {
@@ -316,7 +318,13 @@ impl Daemon {
                     Plan::Busy { stop, skipped } => {
                         let Some(r) = running.get_mut(&p.name) else { continue };
                         if stop && !r.requested {
-                            tracing::info!("profile `{}`: window closed, stopping the run", p.name);
+                            let why = p
+                                .schedule
+                                .as_ref()
+                                .and_then(|s| schedule::pause_reason(s, now))
+                                .unwrap_or_else(|| "its window closed".into());
+                            tracing::info!("profile `{}`: {why}, stopping the run", p.name);
+                            self.shared.profile(&p.name, |st| st.paused_because = Some(why));
                             r.stop.store(true, Ordering::Relaxed);
                             r.view.stopping = true;
                         }
@@ -493,7 +501,10 @@ impl Daemon {
             running.len(),
             grace.as_secs()
         );
-        for r in running.values() {
+        for (name, r) in &running {
+            self.shared.profile(name, |st| {
+                st.paused_because.get_or_insert_with(|| "the sensor stopped".into());
+            });
             r.stop.store(true, Ordering::Relaxed);
         }
         let mut stopped = Stopped::default();
@@ -687,6 +698,7 @@ mod tests {
         assert!(fired.elapsed() < Duration::from_secs(5), "took {:?}", fired.elapsed());
         let lab = shared.profiles().into_iter().find(|p| p.name == "lab").unwrap();
         assert_eq!(lab.last_outcome.as_deref(), Some("paused"), "{lab:?}");
+        assert_eq!(lab.paused_because.as_deref(), Some("the sensor stopped"), "{lab:?}");
         let inv = shared.inventory.lock().unwrap();
         assert!(
             inv.has_scan_state("lab").unwrap(),

@@ -311,7 +311,14 @@ impl Member {
                 let outcome = p.last_outcome.clone().unwrap_or_default();
                 states.push(match outcome.as_str() {
                     "finished" => ("finished".into(), None),
-                    "paused" => ("paused".into(), Some("its window closed or the sensor stopped".into())),
+                    "paused" => (
+                        "paused".into(),
+                        Some(
+                            p.paused_because
+                                .clone()
+                                .unwrap_or_else(|| "its window closed or the sensor stopped".into()),
+                        ),
+                    ),
                     o => (
                         "failed".into(),
                         Some(o.strip_prefix("failed: ").unwrap_or(o).to_string()),

@@ -129,6 +129,7 @@ pub async fn run_profile(
         s.running = true;
         s.runs += 1;
         s.last_started = Some(now.clone());
+        s.paused_because = None;
     });
     let result = scan_part(&profile, &base, &progress, &stop, &mut paused).await;
     shared.scan_ended(&profile.name);
@@ -137,6 +138,10 @@ pub async fn run_profile(
         shared.profile(&profile.name, |s| {
             s.running = false;
             s.last_finished = Some(rfc3339(OffsetDateTime::now_utc()));
+            // Why it was stopped, kept only when it did stop part-way.
+            if outcome != "paused" {
+                s.paused_because = None;
+            }
             s.last_outcome = Some(outcome);
             s.last_endpoints = endpoints;
             s.last_changes = changes;

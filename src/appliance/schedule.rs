@@ -52,7 +52,6 @@ fn slot(schedule: &Schedule, last: Option<OffsetDateTime>, now: OffsetDateTime) 
 /// startup line and `sensor status`: its window, its interval, or its
 /// cron slot. `None` when it is due now.
 pub fn why_waiting(schedule: &Schedule, last: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<String> {
-    let window = |(a, b): (u16, u16)| format!("{:02}:{:02}-{:02}:{:02} UTC", a / 60, a % 60, b / 60, b % 60);
     match due(schedule, last, now) {
         Due::Now => None,
         Due::Never => Some("its cron expression has no next time".into()),
@@ -76,6 +75,19 @@ pub fn why_waiting(schedule: &Schedule, last: Option<OffsetDateTime>, now: Offse
             })
         }
     }
+}
+
+/// A window as people read it: `22:00-06:00 UTC`.
+pub fn window((a, b): (u16, u16)) -> String {
+    format!("{:02}:{:02}-{:02}:{:02} UTC", a / 60, a % 60, b / 60, b % 60)
+}
+
+/// Why a run of `schedule` was stopped part-way at `now`, when its window
+/// is the reason (`outside window 22:00-06:00 UTC`): what a paused run
+/// reports (`sensor status`, the fleet's run state).
+pub fn pause_reason(schedule: &Schedule, now: OffsetDateTime) -> Option<String> {
+    let w = schedule.window?;
+    (!in_window(w, now)).then(|| format!("outside window {}", window(w)))
 }
 
 /// Whether a run still going at `now` may continue (runs pause at a
@@ -207,5 +219,16 @@ mod tests {
             next_window_open(day, datetime!(2026-11-24 17:00 UTC)),
             datetime!(2026-11-25 09:00 UTC)
         );
+    }
+
+    #[test]
+    fn a_run_stopped_by_its_window_says_which_window() {
+        let s = every(1, Some((22 * 60, 6 * 60)));
+        assert_eq!(
+            pause_reason(&s, datetime!(2026-11-25 06:00 UTC)).as_deref(),
+            Some("outside window 22:00-06:00 UTC")
+        );
+        assert_eq!(pause_reason(&s, datetime!(2026-11-25 05:59 UTC)), None, "still inside");
+        assert_eq!(pause_reason(&every(1, None), datetime!(2026-11-25 06:00 UTC)), None);
     }
 }

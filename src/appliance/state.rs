@@ -32,6 +32,10 @@ pub struct ProfileStatus {
     pub last_started: Option<String>,
     pub last_finished: Option<String>,
     pub last_outcome: Option<String>,
+    /// Why the last run paused, when it did (`outside window 22:00-06:00
+    /// UTC`, `the sensor stopped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_because: Option<String>,
     pub last_endpoints: usize,
     pub last_changes: usize,
     /// When the next run starts (RFC 3339), `now`, or absent when none is scheduled.

@@ -53,15 +53,16 @@ pub fn routes(api: Arc<Api>, tokens: &Arc<Tokens>) -> Router {
 pub fn lookup(api: Arc<Api>) -> Lookup {
     Arc::new(move |token| match api.caller(token) {
         Ok(Some(Caller::Sensor(s))) => {
-            let scopes = match s.state {
-                SensorState::Active => Scopes::of(&[Scope::Report, Scope::Member]),
-                SensorState::Suspended => Scopes::of(&[Scope::Member]),
+            let (scopes, withheld) = match s.state {
+                SensorState::Active => (Scopes::of(&[Scope::Report, Scope::Member]), None),
+                SensorState::Suspended => (Scopes::of(&[Scope::Member]), Some(suspended(&s.name))),
                 SensorState::Voided => return Err(Refusal::Revoked),
             };
             Ok(Some(Principal {
                 name: s.id.clone(),
                 sensor: Some(s.id),
                 scopes,
+                withheld,
             }))
         }
         // Administrators are in the registry already.
@@ -71,6 +72,11 @@ pub fn lookup(api: Arc<Api>) -> Lookup {
             Err(Refusal::Unavailable)
         }
     })
+}
+
+/// The 403 a suspended sensor's report gets: why, and what ends it.
+pub fn suspended(name: &str) -> String {
+    format!("sensor {name} is suspended by an administrator; reports are refused until it is resumed")
 }
 
 async fn call(State(api): State<Arc<Api>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

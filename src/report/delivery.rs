@@ -11,6 +11,14 @@
 //! it is logged and parked in the outbox (kept, visible, not retried forever)
 //! and delivery goes on with the next one.
 //!
+//! Several upstream URLs (`--upstream` repeated: central processes of one
+//! fleet on one database) are tried in turn within one attempt: a URL that
+//! does not connect or answers 5xx hands the batch to the next, and the
+//! one that took it is tried first from then on. A batch the first central
+//! applied but could not acknowledge reaches the next under the same
+//! `batch_id`, which the shared store recognises: acknowledged, not applied
+//! twice.
+//!
 //! TLS: reqwest with rustls; upstream's certificate is verified against the
 //! system store, or only against a configured CA bundle. A client identity
 //! (mTLS) is optional. `http://` is accepted for tests and labs, with a
@@ -36,6 +44,8 @@ const ERROR_BODY_CAP: usize = 512;
 pub struct UpstreamConfig {
     /// Base URL, e.g. `https://central.example:48999`.
     pub url: String,
+    /// More base URLs of the same fleet, tried after `url` (failover).
+    pub fallback_urls: Vec<String>,
     pub token: String,
     /// Verify upstream only against these PEM CAs (instead of the system store).
     pub ca_file: Option<PathBuf>,
@@ -55,6 +65,7 @@ impl UpstreamConfig {
     pub fn new(url: &str, token: &str) -> UpstreamConfig {
         UpstreamConfig {
             url: url.to_string(),
+            fallback_urls: Vec::new(),
             token: token.to_string(),
             ca_file: None,
             client_cert: None,
@@ -175,37 +186,49 @@ fn random_u32() -> u32 {
     u32::from_str_radix(&id[..8], 16).unwrap_or(0x8000_0000)
 }
 
-/// The HTTPS client for one upstream.
+/// The HTTPS client for one upstream (one or more URLs of one fleet).
 pub struct Client {
     http: reqwest::Client,
-    endpoint: String,
+    /// The reports endpoint of each upstream URL, in the configured order.
+    endpoints: Vec<String>,
+    /// Which of them is tried first: the last one that took a batch.
+    prefer: std::sync::atomic::AtomicUsize,
     token: String,
+}
+
+/// An upstream URL delivery can use: https (or http, with a warning) and a host.
+fn check_url(raw: &str) -> Result<(), DeliveryError> {
+    let bad = |reason: String| DeliveryError::Url {
+        url: raw.to_string(),
+        reason,
+    };
+    let url = reqwest::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => tracing::warn!(
+            url = %raw,
+            "upstream is plain http://: reports and the token travel unencrypted; use https:// outside a lab"
+        ),
+        other => return Err(bad(format!("scheme `{other}`: use https:// (or http:// in a lab)"))),
+    }
+    if url.host_str().is_none() {
+        return Err(bad("no host".into()));
+    }
+    Ok(())
+}
+
+/// Whether an attempt's failure hands the batch to the next upstream URL:
+/// no answer at all, or a 5xx (that central cannot apply it now). A 408 or
+/// 429 is a central that is there and asks to wait; a 4xx is the batch's
+/// own fault, the same everywhere.
+pub fn fails_over(status: Option<u16>) -> bool {
+    status.is_none_or(|s| s >= 500)
 }
 
 impl Client {
     pub fn new(cfg: &UpstreamConfig) -> Result<Client, DeliveryError> {
-        let url = reqwest::Url::parse(&cfg.url).map_err(|e| DeliveryError::Url {
-            url: cfg.url.clone(),
-            reason: e.to_string(),
-        })?;
-        match url.scheme() {
-            "https" => {}
-            "http" => tracing::warn!(
-                url = %cfg.url,
-                "upstream is plain http://: reports and the token travel unencrypted; use https:// outside a lab"
-            ),
-            other => {
-                return Err(DeliveryError::Url {
-                    url: cfg.url.clone(),
-                    reason: format!("scheme `{other}`: use https:// (or http:// in a lab)"),
-                });
-            }
-        }
-        if url.host_str().is_none() {
-            return Err(DeliveryError::Url {
-                url: cfg.url.clone(),
-                reason: "no host".into(),
-            });
+        for url in std::iter::once(&cfg.url).chain(&cfg.fallback_urls) {
+            check_url(url)?;
         }
         let mut b = reqwest::Client::builder()
             .timeout(cfg.timeout)
@@ -247,16 +270,27 @@ impl Client {
             b = b.identity(id);
         }
         let http = b.build().map_err(|e| DeliveryError::Client(error_chain(&e)))?;
-        let endpoint = format!("{}{REPORTS_PATH}", cfg.url.trim_end_matches('/'));
+        let endpoints = std::iter::once(&cfg.url)
+            .chain(&cfg.fallback_urls)
+            .map(|u| format!("{}{REPORTS_PATH}", u.trim_end_matches('/')))
+            .collect();
         Ok(Client {
             http,
-            endpoint,
+            endpoints,
+            prefer: std::sync::atomic::AtomicUsize::new(0),
             token: cfg.token.clone(),
         })
     }
 
+    /// The reports endpoint tried first now.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        let i = self.prefer.load(std::sync::atomic::Ordering::Relaxed);
+        &self.endpoints[i % self.endpoints.len()]
+    }
+
+    /// Every reports endpoint, in the configured order.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
     }
 
     /// The HTTP client (the upstream's CA and identity), for the fleet's calls.
@@ -264,8 +298,11 @@ impl Client {
         &self.http
     }
 
-    /// One attempt: POST the report gzip'd, classify the answer.
+    /// One attempt: POST the report gzip'd to the preferred upstream URL,
+    /// then, while the answer [`fails_over`], to the next ones (each once);
+    /// classify the answer.
     pub async fn send(&self, report: &Report) -> Outcome {
+        use std::sync::atomic::Ordering::Relaxed;
         let body = match encode(report) {
             Ok(b) => b,
             Err(e) => {
@@ -275,9 +312,45 @@ impl Client {
                 };
             }
         };
+        let n = self.endpoints.len();
+        let first = self.prefer.load(Relaxed) % n;
+        let mut failed = Vec::new();
+        for k in 0..n {
+            let i = (first + k) % n;
+            let endpoint = &self.endpoints[i];
+            let (outcome, status) = self.send_to(endpoint, report, body.clone()).await;
+            if let Outcome::Retry { reason, .. } = &outcome
+                && fails_over(status)
+                && k + 1 < n
+            {
+                tracing::warn!(endpoint = %endpoint, batch = %report.batch_id, error = %reason, "report not taken; trying the next upstream");
+                failed.push(format!("{endpoint}: {reason}"));
+                continue;
+            }
+            if i != first && matches!(outcome, Outcome::Acked { .. }) {
+                self.prefer.store(i, Relaxed);
+                tracing::info!(endpoint = %endpoint, "report delivery failed over to this upstream");
+            }
+            return match outcome {
+                Outcome::Retry { reason, after } if !failed.is_empty() => Outcome::Retry {
+                    reason: format!("{}; {endpoint}: {reason}", failed.join("; ")),
+                    after,
+                },
+                o => o,
+            };
+        }
+        Outcome::Retry {
+            reason: "no upstream URL".into(),
+            after: None,
+        }
+    }
+
+    /// One POST to one endpoint: the outcome, and the status when there
+    /// was an answer.
+    async fn send_to(&self, endpoint: &str, report: &Report, body: Vec<u8>) -> (Outcome, Option<u16>) {
         let resp = self
             .http
-            .post(&self.endpoint)
+            .post(endpoint)
             .bearer_auth(&self.token)
             .header("Idempotency-Key", &report.batch_id)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -288,14 +361,17 @@ impl Client {
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                return Outcome::Retry {
-                    reason: error_chain(&e),
-                    after: None,
-                };
+                return (
+                    Outcome::Retry {
+                        reason: error_chain(&e),
+                        after: None,
+                    },
+                    None,
+                );
             }
         };
         let (status, retry_after, text) = read_answer(resp, ERROR_BODY_CAP).await;
-        classify(status, retry_after, &text)
+        (classify(status, retry_after, &text), Some(status))
     }
 }
 
@@ -524,6 +600,15 @@ mod tests {
             classify(308, None, ""),
             Outcome::Permanent { status: 308, .. }
         ));
+    }
+
+    #[test]
+    fn only_silence_and_5xx_hand_a_batch_to_the_next_upstream() {
+        assert!(fails_over(None), "no answer");
+        assert!(fails_over(Some(500)) && fails_over(Some(503)));
+        for s in [200, 400, 401, 403, 408, 409, 429] {
+            assert!(!fails_over(Some(s)), "{s}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Reporter {
         snapshot_every: Duration,
         shutdown: &CancellationToken,
     ) -> [JoinHandle<()>; 2] {
-        tracing::info!(endpoint = %client.endpoint(), sensor = %sensor.id, "reporting upstream");
+        tracing::info!(endpoint = %client.endpoints().join(", "), sensor = %sensor.id, "reporting upstream");
         let delivery = tokio::spawn(delivery::run(
             self.outbox.clone(),
             client,

@@ -68,6 +68,10 @@ pub struct Principal {
     /// A token bound to one sensor: reports must name it (`None`: any).
     pub sensor: Option<String>,
     pub scopes: Scopes,
+    /// Why it lacks scopes it would otherwise hold, told on a 403 instead
+    /// of the generic refusal (a suspended fleet sensor: it may still read
+    /// its assignments, not report).
+    pub withheld: Option<String>,
 }
 
 /// Asks about a token the registry does not hold (blocking: the layer
@@ -120,6 +124,7 @@ impl Tokens {
                     name: "admin".into(),
                     sensor: None,
                     scopes: Scopes::of(&[Scope::Admin]),
+                    withheld: None,
                 },
             );
         }
@@ -136,6 +141,7 @@ impl Tokens {
                     name: sensor.clone().unwrap_or_else(|| "*".into()),
                     sensor,
                     scopes: Scopes::of(&[Scope::Report, Scope::Read]),
+                    withheld: None,
                 },
             );
         }
@@ -223,18 +229,22 @@ pub fn decide(
 pub fn admit(principal: Principal, scope: Scope) -> Result<Principal, Refusal> {
     if principal.scopes.allows(scope) {
         Ok(principal)
+    } else if let Some(why) = principal.withheld {
+        Err(Refusal::Withheld(why))
     } else {
         Err(Refusal::Forbidden)
     }
 }
 
 /// Why a request was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     NoToken,
     UnknownToken,
     /// A known token without the route's scope.
     Forbidden,
+    /// A known token whose holder's scope is withheld, and why (403).
+    Withheld(String),
     /// A credential its issuer withdrew (a voided fleet sensor).
     Revoked,
     /// The [`Lookup`] could not answer (its store failed).
@@ -243,10 +253,11 @@ pub enum Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let (status, msg) = match self {
+        let (status, msg) = match &self {
             Refusal::NoToken => (StatusCode::UNAUTHORIZED, "send Authorization: Bearer TOKEN"),
             Refusal::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown token"),
             Refusal::Forbidden => (StatusCode::FORBIDDEN, "this token may not use this route"),
+            Refusal::Withheld(why) => (StatusCode::FORBIDDEN, why.as_str()),
             Refusal::Revoked => (StatusCode::UNAUTHORIZED, "this credential was voided"),
             Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "tokens cannot be checked now"),
         };
@@ -380,6 +391,7 @@ mod tests {
                 name: "admin".into(),
                 sensor: None,
                 scopes: Scopes::of(&[Scope::Admin]),
+                withheld: None,
             },
         );
         t.add(
@@ -388,6 +400,7 @@ mod tests {
                 name: "empty".into(),
                 sensor: None,
                 scopes: Scopes::of(&[Scope::Admin]),
+                withheld: None,
             },
         );
         t
@@ -450,11 +463,13 @@ mod tests {
                 name: "s1".into(),
                 sensor: Some("s1".into()),
                 scopes: Scopes::of(&[Scope::Report, Scope::Member]),
+                withheld: None,
             })),
             "cred-suspended" => Ok(Some(Principal {
                 name: "s2".into(),
                 sensor: Some("s2".into()),
                 scopes: Scopes::of(&[Scope::Member]),
+                withheld: Some("sensor s2 is suspended".into()),
             })),
             "cred-voided" => Err(Refusal::Revoked),
             _ => Ok(None),
@@ -483,7 +498,8 @@ mod tests {
         };
         assert_eq!(call("/report", "cred-active").await, (200, "s1".to_string()));
         assert_eq!(call("/report", "report-token").await, (200, "seg-1".to_string()));
-        assert_eq!(call("/report", "cred-suspended").await.0, 403);
+        let (status, body) = call("/report", "cred-suspended").await;
+        assert_eq!((status, body.contains("sensor s2 is suspended")), (403, true), "{body}");
         assert_eq!(call("/admin", "cred-active").await.0, 403);
         assert_eq!(call("/admin", "admin-token").await, (200, "admin".to_string()));
         let (status, body) = call("/report", "cred-voided").await;

@@ -2,6 +2,8 @@
 //! each store does itself: run a statement of [`crate::store::sql`] with
 //! parameters ([`Exec`]).
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
 use crate::model::record::EndpointRecord;
 use crate::store::endpoint::{Key, Stored};
 use crate::store::merge::{self, Applied, BatchTx, Claim, EventKind};
@@ -68,13 +70,55 @@ impl<E: Exec> BatchTx for Batch<'_, E> {
         Ok(Claim::New)
     }
 
-    fn load(&mut self, key: &Key) -> Result<Option<Row>, E::Error> {
-        load(self.0, key)
+    fn load_many(&mut self, keys: &[Key]) -> Result<Vec<Row>, E::Error> {
+        load_many(self.0, keys)
     }
 
-    fn save(&mut self, row: &Row) -> Result<(), E::Error> {
-        save(self.0, row)
+    fn save_many(&mut self, rows: &[Row]) -> Result<(), E::Error> {
+        save_many(self.0, rows)
     }
+}
+
+/// The stored rows among `keys`: one statement per sensor and
+/// [`sql::ROWS_PER_STATEMENT`] keys (a report batch: one).
+pub fn load_many<E: Exec>(e: &mut E, keys: &[Key]) -> Result<Vec<Row>, E::Error> {
+    let mut by_sensor: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
+    for k in keys {
+        by_sensor.entry(k.sensor.as_str()).or_default().push(k);
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for (sensor, keys) in by_sensor {
+        for chunk in keys.chunks(sql::ROWS_PER_STATEMENT) {
+            let wanted: HashSet<&Key> = chunk.iter().copied().collect();
+            let addresses: BTreeSet<&str> = chunk.iter().map(|k| k.address.as_str()).collect();
+            let ports: BTreeSet<u16> = chunk.iter().map(|k| k.port).collect();
+            let snis: BTreeSet<&str> = chunk.iter().map(|k| k.sni.as_str()).collect();
+            let text = |s: &str| Value::Text(s.to_string());
+            let params: Vec<Value> = std::iter::once(text(sensor))
+                .chain(addresses.iter().map(|a| text(a)))
+                .chain(ports.iter().map(|p| Value::Int(i64::from(*p))))
+                .chain(snis.iter().map(|s| text(s)))
+                .collect();
+            let select = sql::load_many(e.dialect(), addresses.len(), ports.len(), snis.len());
+            for cells in e.fetch(&select, &params)? {
+                let row = Row::from_values(&cells)?;
+                if wanted.contains(&row.key) {
+                    out.push(row);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces `rows` (distinct keys), in one statement per
+/// [`sql::ROWS_PER_STATEMENT`] rows.
+pub fn save_many<E: Exec>(e: &mut E, rows: &[Row]) -> Result<(), E::Error> {
+    for chunk in rows.chunks(sql::ROWS_PER_STATEMENT) {
+        let params: Vec<Value> = chunk.iter().flat_map(Row::values).collect();
+        e.execute(&sql::upsert_many(e.dialect(), chunk.len()), &params)?;
+    }
+    Ok(())
 }
 
 /// Applies one report batch inside the transaction `tx` ([`merge::apply`]);

@@ -5,10 +5,15 @@
 //! A batch is applied at most once (its `batch_id` is claimed first, in the
 //! same transaction) and whole (the store commits only after every event).
 //! Each event turns the stored row, if any, into the row to write; the
-//! stores only load and save rows. Events may arrive in any order (a
+//! stores only load and save rows, and do it a batch at a time: one read
+//! of every row the batch names, the events applied in order in memory,
+//! one write of every row that changed (per event, a central on
+//! PostgreSQL spent two round trips: docs/fleet.md, "Scale, measured"). Events may arrive in any order (a
 //! snapshot after a newer change, a `gone` before its `new`) and the
 //! inventory still converges: `last_seen` only moves forward, and a `gone`
 //! for an endpoint never seen is stored as gone.
+
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -130,9 +135,11 @@ pub trait BatchTx {
         received_at: &str,
         events: usize,
     ) -> Result<Claim, Self::Error>;
-    fn load(&mut self, key: &Key) -> Result<Option<Row>, Self::Error>;
-    /// Inserts the row, or replaces the one with its key.
-    fn save(&mut self, row: &Row) -> Result<(), Self::Error>;
+    /// The stored rows among `keys` (distinct), in any order; a key with no
+    /// row is left out.
+    fn load_many(&mut self, keys: &[Key]) -> Result<Vec<Row>, Self::Error>;
+    /// Inserts each row, or replaces the one with its key (keys distinct).
+    fn save_many(&mut self, rows: &[Row]) -> Result<(), Self::Error>;
 }
 
 /// What claiming a batch id found.
@@ -165,17 +172,38 @@ pub fn apply<T: BatchTx>(
             });
         }
     }
-    for (kind, record) in events {
-        let event = Event {
+    let batch: Vec<Event<'_>> = events
+        .iter()
+        .map(|(kind, record)| Event {
             sensor,
             received_at,
             kind: *kind,
             record,
-        };
-        let stored = tx.load(&event.key())?;
-        if let Some(row) = merge(stored, &event)? {
-            tx.save(&row)?;
+        })
+        .collect();
+    let keys: Vec<Key> = batch.iter().map(Event::key).collect();
+    let mut seen = HashSet::new();
+    let distinct: Vec<Key> = keys.iter().filter(|k| seen.insert(*k)).cloned().collect();
+    let mut rows: HashMap<Key, Row> = tx
+        .load_many(&distinct)?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    // Events on one key apply in their order, each to the row the one
+    // before it left: as if each had been loaded and saved on its own.
+    let mut changed: Vec<&Key> = Vec::new();
+    let mut dirty = HashSet::new();
+    for (event, key) in batch.iter().zip(&keys) {
+        if let Some(row) = merge(rows.get(key).cloned(), event)? {
+            rows.insert(key.clone(), row);
+            if dirty.insert(key) {
+                changed.push(key);
+            }
         }
+    }
+    let writes: Vec<Row> = changed.into_iter().filter_map(|k| rows.remove(k)).collect();
+    if !writes.is_empty() {
+        tx.save_many(&writes)?;
     }
     Ok(Applied {
         applied: true,
@@ -270,6 +298,9 @@ mod tests {
     struct Memory {
         batches: BTreeMap<String, String>,
         rows: BTreeMap<Key, Row>,
+        /// Calls of `load_many` and `save_many`.
+        loads: usize,
+        saves: usize,
     }
 
     impl BatchTx for Memory {
@@ -284,11 +315,17 @@ mod tests {
                 Some(_) => Claim::Different,
             })
         }
-        fn load(&mut self, key: &Key) -> Result<Option<Row>, Self::Error> {
-            Ok(self.rows.get(key).cloned())
+        fn load_many(&mut self, keys: &[Key]) -> Result<Vec<Row>, Self::Error> {
+            self.loads += 1;
+            Ok(keys.iter().filter_map(|k| self.rows.get(k).cloned()).collect())
         }
-        fn save(&mut self, row: &Row) -> Result<(), Self::Error> {
-            self.rows.insert(row.key.clone(), row.clone());
+        fn save_many(&mut self, rows: &[Row]) -> Result<(), Self::Error> {
+            self.saves += 1;
+            let keys: HashSet<_> = rows.iter().map(|r| &r.key).collect();
+            assert_eq!(keys.len(), rows.len(), "one write per key");
+            for row in rows {
+                self.rows.insert(row.key.clone(), row.clone());
+            }
             Ok(())
         }
     }
@@ -312,6 +349,7 @@ mod tests {
             }
         );
         assert_eq!(m.rows.len(), 2);
+        assert_eq!((m.loads, m.saves), (1, 1), "one read and one write per batch");
         let gone: Vec<_> = m.rows.values().filter(|r| r.gone_at.is_some()).collect();
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].key.address, "10.0.0.1");
@@ -320,5 +358,51 @@ mod tests {
         let other = apply(&mut m, "seg-a", "b-1", "d-2", t, &events[..1]).unwrap();
         assert!(!other.applied && other.conflict, "same id, other content: refused");
         assert_eq!(m.rows.values().filter(|r| r.gone_at.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn a_batch_read_and_written_at_once_ends_as_one_event_at_a_time() {
+        let t = |d: u8| format!("2026-11-{d:02}T00:00:00Z");
+        let events = vec![
+            (EventKind::New, rec("10.0.0.1", &t(20), Category::Discovered)),
+            (EventKind::Changed, rec("10.0.0.1", &t(22), Category::Unsecured)),
+            (EventKind::Gone, rec("10.0.0.1", &t(22), Category::Unsecured)),
+            (EventKind::Snapshot, rec("10.0.0.1", &t(21), Category::Discovered)),
+            (EventKind::Gone, rec("10.0.0.2", &t(20), Category::Discovered)),
+            (EventKind::Gone, rec("10.0.0.2", &t(20), Category::Discovered)),
+            (EventKind::Snapshot, rec("10.0.0.3", &t(23), Category::Discovered)),
+            (EventKind::Changed, rec("10.0.0.3", &t(19), Category::Unsecured)),
+            (EventKind::Gone, rec("10.0.0.4", &t(20), Category::Discovered)),
+        ];
+        let stored = |addr: &str, gone: bool| Row {
+            gone_at: gone.then(|| t(10)),
+            tags: r#"["kept"]"#.into(),
+            missed_runs: 3,
+            ..merge(None, &event(EventKind::New, &rec(addr, &t(1), Category::Discovered)))
+                .unwrap()
+                .unwrap()
+        };
+        let before: BTreeMap<Key, Row> = [stored("10.0.0.3", false), stored("10.0.0.4", true)]
+            .into_iter()
+            .map(|r| (r.key.clone(), r))
+            .collect();
+        // One event at a time: load, merge, save.
+        let mut one = before.clone();
+        for (kind, r) in &events {
+            let e = event(*kind, r);
+            if let Some(row) = merge(one.get(&e.key()).cloned(), &e).unwrap() {
+                one.insert(row.key.clone(), row);
+            }
+        }
+        let mut m = Memory {
+            rows: before,
+            ..Memory::default()
+        };
+        apply(&mut m, "seg-a", "b-1", "d-1", "2026-11-30T00:00:00Z", &events).unwrap();
+        assert_eq!(m.rows, one);
+        assert_eq!((m.loads, m.saves), (1, 1));
+        let gone = |a: &str| m.rows.values().find(|r| r.key.address == a).unwrap().gone_at.clone();
+        assert_eq!(gone("10.0.0.1"), None, "seen again after gone");
+        assert_eq!(gone("10.0.0.4"), Some(t(10)), "the first gone_at stays");
     }
 }

@@ -138,18 +138,61 @@ pub fn load(d: Dialect) -> String {
 
 /// Inserts a row bound as [`COLUMNS`], or replaces the one with its key.
 pub fn upsert(d: Dialect) -> String {
-    let set = COLUMNS
+    upsert_many(d, 1)
+}
+
+/// Rows per statement of [`load_many`] and [`upsert_many`]: 500 × 12
+/// parameters stays under both stores' limits (SQLite 32 766, PostgreSQL
+/// 65 535) and a report batch's default size is one statement.
+pub const ROWS_PER_STATEMENT: usize = 500;
+
+/// The rows of one sensor whose address, port and SNI are each among
+/// the given ones: the sensor bound first, then `addresses`, `ports` and
+/// `snis` values. One statement reads every row a batch names (and maybe a
+/// few more: another port of a named address; the caller keeps the keys
+/// it asked for). Plain `IN` lists are `= ANY(…)` to PostgreSQL, which
+/// walks the primary key or the sensor's index, whichever is cheaper; a
+/// `(address, port, sni) IN (VALUES …)` read was planned as a hash join
+/// over the whole table.
+pub fn load_many(d: Dialect, addresses: usize, ports: usize, snis: usize) -> String {
+    let a = 2;
+    let p = a + addresses;
+    let s = p + ports;
+    format!(
+        "SELECT {} FROM endpoints WHERE sensor = {} AND address IN ({}) AND port IN ({}) AND sni IN ({})",
+        columns(""),
+        d.param(1),
+        d.params(a, addresses),
+        d.params(p, ports),
+        d.params(s, snis)
+    )
+}
+
+/// Inserts `n` rows, each bound as [`COLUMNS`] one after the other, or
+/// replaces the ones with their keys: one statement for a whole batch (the
+/// keys must be distinct: PostgreSQL refuses to update a row twice in one
+/// statement).
+pub fn upsert_many(d: Dialect, n: usize) -> String {
+    let rows = (0..n)
+        .map(|i| format!("({})", d.params(i * COLUMNS.len() + 1, COLUMNS.len())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO endpoints({}) VALUES {rows} ON CONFLICT({}) DO UPDATE SET {}",
+        columns(""),
+        KEY_COLUMNS.join(", "),
+        replaced()
+    )
+}
+
+/// `SET` of every column but the key, to the inserted row's value.
+fn replaced() -> String {
+    COLUMNS
         .iter()
         .filter(|c| !KEY_COLUMNS.contains(c))
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO endpoints({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {set}",
-        columns(""),
-        d.params(1, COLUMNS.len()),
-        KEY_COLUMNS.join(", ")
-    )
+        .join(", ")
 }
 
 /// Claims a batch (batch_id, sensor, applied_at, events); changes no row
@@ -228,6 +271,18 @@ mod tests {
             claim_batch(Dialect::Sqlite)
                 .contains("digest) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(batch_id) DO NOTHING")
         );
+        assert_eq!(upsert_many(Dialect::Sqlite, 1), upsert(Dialect::Sqlite));
+        let two = upsert_many(Dialect::Postgres, 2);
+        assert!(
+            two.contains("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($13, "),
+            "{two}"
+        );
+        assert!(two.contains("$24) ON CONFLICT(address, port, sni, sensor)"), "{two}");
+        assert!(
+            load_many(Dialect::Postgres, 2, 1, 1)
+                .ends_with("WHERE sensor = $1 AND address IN ($2, $3) AND port IN ($4) AND sni IN ($5)")
+        );
+        assert!(load_many(Dialect::Sqlite, 1, 2, 1).ends_with("address IN (?2) AND port IN (?3, ?4) AND sni IN (?5)"));
         assert_eq!(
             batch_digest(Dialect::Postgres),
             "SELECT digest FROM batches WHERE batch_id = $1"

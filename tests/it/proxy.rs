@@ -585,6 +585,7 @@ async fn strangers_uploads_are_refused_from_the_head_without_reading_the_body() 
             name: "t".into(),
             sensor: None,
             scopes: Scopes::of(&[Scope::Report]),
+            withheld: None,
         },
     );
     let tokens = Arc::new(tokens);

@@ -1,5 +1,6 @@
 //! The PostgreSQL side of [`Exec`]: statements run on a client or an open
-//! transaction, each prepared once per use of the adaptor.
+//! transaction, each prepared once per connection ([`Prepared`]): a
+//! statement prepared again for every batch was one more round trip each.
 
 use std::collections::HashMap;
 
@@ -22,18 +23,27 @@ pub(super) fn describe(e: &postgres::Error) -> String {
     }
 }
 
+/// Statements prepared on one connection, by their text. Bounded: a
+/// batch's read and write have a text per size, so a long-running central
+/// would otherwise keep every size it ever saw.
+#[derive(Default)]
+pub(super) struct Prepared(HashMap<String, Statement>);
+
+/// Statements kept per connection before the cache starts over.
+const PREPARED_MAX: usize = 64;
+
 pub(super) struct Pg<'a, C> {
     client: &'a mut C,
-    prepared: HashMap<String, Statement>,
+    prepared: &'a mut Prepared,
     /// The URL without its password, for errors.
     shown: &'a str,
 }
 
 impl<'a, C: GenericClient> Pg<'a, C> {
-    pub fn new(client: &'a mut C, shown: &'a str) -> Self {
+    pub fn new(client: &'a mut C, prepared: &'a mut Prepared, shown: &'a str) -> Self {
         Pg {
             client,
-            prepared: HashMap::new(),
+            prepared,
             shown,
         }
     }
@@ -43,11 +53,15 @@ impl<'a, C: GenericClient> Pg<'a, C> {
     }
 
     fn prepare(&mut self, sql: &str) -> Result<Statement, InventoryError> {
-        if let Some(s) = self.prepared.get(sql) {
+        if let Some(s) = self.prepared.0.get(sql) {
             return Ok(s.clone());
         }
         let s = self.client.prepare(sql).map_err(|e| self.error(describe(&e)))?;
-        self.prepared.insert(sql.to_string(), s.clone());
+        if self.prepared.0.len() >= PREPARED_MAX {
+            // Dropping a statement closes it on the server.
+            self.prepared.0.clear();
+        }
+        self.prepared.0.insert(sql.to_string(), s.clone());
         Ok(s)
     }
 

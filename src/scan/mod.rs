@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 pub mod after_syn;
 pub mod budget;
 mod extras;
-pub mod trust;
 pub mod revocation;
+pub mod trust;
 
 use crate::cpu;
 use crate::discover::checkpoint::Tracker;

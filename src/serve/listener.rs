@@ -117,6 +117,15 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, pending:
         head_timed_out(&ctx.proxy.counters, peer, Some(stream)).await;
         return;
     };
+    // Boxed: hyper's connection state is allocated only once the head is
+    // read, so the connections waiting their turn above stay small (a
+    // burst of a thousand tunnels from one address waits here).
+    Box::pin(read_head(ctx, stream, peer, (pending, reader))).await;
+}
+
+/// The head and what follows it: TLS if the first byte says so, then hyper.
+async fn read_head(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, waiting: (Pending, OwnedSemaphorePermit)) {
+    let config = &ctx.proxy.config;
     // Reading the head: the client's time, short under pressure.
     let head_timeout = if ctx.slots.under_pressure() {
         config.head_timeout.min(PRESSURE_HEAD_TIMEOUT)
@@ -130,7 +139,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, pending:
             Ok(Ok(1)) if first[0] == 0x16 => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
                 match timeout_at(deadline, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve(ctx.clone(), tls_stream, None, peer, deadline, (pending, reader)).await,
+                    Ok(Ok(tls_stream)) => serve(ctx.clone(), tls_stream, None, peer, deadline, waiting).await,
                     Ok(Err(e)) => {
                         ctx.proxy.counters.refuse(Refusal::BadRequest);
                         tracing::info!(agent = %peer, outcome = "refused", reason = %e, "proxy TLS handshake failed");
@@ -152,7 +161,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, pending:
     }
     // A second descriptor of the socket, to answer 408 after hyper let go of it.
     let raw = stream.as_fd().try_clone_to_owned().ok();
-    serve(ctx.clone(), stream, raw, peer, deadline, (pending, reader)).await;
+    serve(ctx.clone(), stream, raw, peer, deadline, waiting).await;
 }
 
 /// hyper on one connection until it ends, or `408` when the first head is

@@ -186,7 +186,7 @@ impl Proxy {
     /// Serves `CONNECT host:port` from `peer`.
     pub async fn connect(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Body>, Refused> {
         let target = req.uri().to_string();
@@ -211,6 +211,11 @@ impl Proxy {
         } else {
             "HTTP/1.1"
         };
+        // Only the upgrade's receiver moves into the tunnel's task, not the
+        // request: the task is allocated at its largest state for the
+        // tunnel's whole life.
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        drop(req);
         let proxy = self.clone();
         tokio::spawn(async move {
             let held = held;
@@ -219,7 +224,7 @@ impl Proxy {
                 target,
                 version,
             };
-            let upgraded = match hyper::upgrade::on(req).await {
+            let upgraded = match on_upgrade.await {
                 Ok(u) => u,
                 Err(e) => {
                     proxy.counters.refuse(Refusal::Unreachable);
@@ -227,29 +232,18 @@ impl Proxy {
                     return;
                 }
             };
-            let (idle, c, hook) = (
-                proxy.config.idle_timeout,
+            let (agent, early) = agent_side(upgraded);
+            let config = &proxy.config;
+            tunnel::run(
+                agent,
+                opened,
+                &early,
+                peer,
+                config.idle_timeout,
                 &proxy.counters,
-                proxy.config.on_agent.as_ref(),
-            );
-            // Plain agents: the socket itself, for the buffer-free relay.
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => {
-                    // What the agent sent after its head (usually nothing),
-                    // copied out: `read_buf` is hyper's whole read buffer
-                    // (8 KiB or more) frozen, and a tunnel holding it for its
-                    // life cost 8 MiB per 1,000 tunnels.
-                    let read_buf = parts.read_buf;
-                    let early = read_buf.to_vec();
-                    drop(read_buf);
-                    let tcp = parts.io.into_inner();
-                    let agent: Agent<TokioIo<hyper::upgrade::Upgraded>> = Agent::Tcp(tcp);
-                    tunnel::run(agent, opened, &early, peer, idle, c, hook).await;
-                }
-                Err(upgraded) => {
-                    tunnel::run(Agent::Stream(TokioIo::new(upgraded)), opened, &[], peer, idle, c, hook).await;
-                }
-            }
+                config.on_agent.as_ref(),
+            )
+            .await;
             drop(held);
         });
         let mut ok = Response::new(Body::empty());
@@ -313,5 +307,17 @@ impl Proxy {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
         }
         Ok(addrs)
+    }
+}
+
+/// The agent's side of an upgraded connection and what it sent after its
+/// head. Plain agents get the socket itself, for the buffer-free relay.
+/// What the agent sent after its head (usually nothing) is copied out:
+/// `read_buf` is hyper's whole read buffer (8 KiB or more) frozen, and a
+/// tunnel holding it for its life cost 8 MiB per 1,000 tunnels.
+fn agent_side(upgraded: hyper::upgrade::Upgraded) -> (Agent<TokioIo<hyper::upgrade::Upgraded>>, Vec<u8>) {
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => (Agent::Tcp(parts.io.into_inner()), parts.read_buf.to_vec()),
+        Err(upgraded) => (Agent::Stream(TokioIo::new(upgraded)), Vec::new()),
     }
 }

@@ -37,8 +37,9 @@ max_filedescriptors 4N+64. The soft RLIMIT_NOFILE is raised to the hard limit fo
 and its children; N is cut to what the limit allows.
 
 Usage: python3 benches/proxy.py [--mib 512] [--reps 3] [--tunnels 1000] [--sensor PATH] [--baseline OLD_SENSOR]
-Needs: tinyproxy and squid (apt-get install -y tinyproxy squid), a release build
-(cargo build --release -p sensor; default path $CARGO_TARGET_DIR or target/release/sensor).
+Needs: tinyproxy and squid (apt-get install -y tinyproxy squid), the shipped build
+(cargo build --profile dist -p sensor: release plus fat LTO, what packaging/build-deb.sh packages;
+default path $CARGO_TARGET_DIR/dist/sensor, else .../release/sensor; --sensor PATH to choose).
 """
 import argparse
 import atexit
@@ -573,10 +574,14 @@ def main():
     args = ap.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = args.sensor or os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target")),
-                                      "release", "sensor")
+    # The shipped build (the `dist` profile, what packaging/build-deb.sh packages) when there is
+    # one: its memory is what an appliance has. Else the release build.
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    shipped = os.path.join(target, "dist", "sensor")
+    exe = args.sensor or (shipped if os.access(shipped, os.X_OK) else os.path.join(target, "release", "sensor"))
     if not os.access(exe, os.X_OK):
-        sys.exit(f"no sensor binary at {exe} (cargo build --release -p sensor, or --sensor PATH)")
+        sys.exit(f"no sensor binary at {exe} (cargo build --profile dist -p sensor, or --sensor PATH)")
+    print(f"sensor: {exe}", flush=True)
     for tool in ("tinyproxy", "squid"):
         if tool in args.only and not shutil.which(tool):
             sys.exit(f"{tool} missing: apt-get install -y tinyproxy squid")

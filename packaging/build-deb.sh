@@ -24,5 +24,5 @@ rm -rf "$assets"
 "$CARGO_TARGET_DIR/$profile/sensor" generate-assets --out "$assets" >/dev/null
 # cargo-deb compresses man pages only when they are not build products: do it here.
 gzip -9n "$assets"/man/*.1
-# --strip: the release profile keeps line tables for backtraces; the package does not.
+# --strip: the release and dist profiles keep line tables for backtraces; the package does not.
 cargo deb -p sensor --no-build --profile "$profile" --strip "$@"

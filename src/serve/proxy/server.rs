@@ -310,11 +310,11 @@ impl Proxy {
     }
 }
 
-/// The agent's side of an upgraded connection and what it sent after its
-/// head. Plain agents get the socket itself, for the buffer-free relay.
-/// What the agent sent after its head (usually nothing) is copied out:
-/// `read_buf` is hyper's whole read buffer (8 KiB or more) frozen, and a
-/// tunnel holding it for its life cost 8 MiB per 1,000 tunnels.
+/// The agent's side of an upgraded connection, and the bytes it sent behind
+/// its head (usually none). Plain agents get the socket itself, for the
+/// buffer-free relay. Those bytes are copied out: `read_buf` is hyper's whole
+/// read buffer (8 KiB or more) frozen, and a tunnel holding it for its life
+/// cost 8 MiB per 1,000 tunnels.
 fn agent_side(upgraded: hyper::upgrade::Upgraded) -> (Agent<TokioIo<hyper::upgrade::Upgraded>>, Vec<u8>) {
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => (Agent::Tcp(parts.io.into_inner()), parts.read_buf.to_vec()),
